@@ -1,0 +1,229 @@
+"""`stedi-lake`: thin commands over the library. Nothing here starts the JVM until a command
+needs Spark, so --help, --version and argument errors answer at once."""
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from stedi_lakehouse import __version__
+from stedi_lakehouse.errors import StediError
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="STEDI lakehouse: landing -> trusted -> curated Delta tables, privacy first.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Stage(StrEnum):
+    TRUSTED = "trusted"
+    CURATED = "curated"
+    ALL = "all"
+
+
+LakeRoot = Annotated[
+    str | None,
+    typer.Option("--lake-root", "-l", help="Lake folder or s3:// URI [default: from profile]."),
+]
+RulesOption = Annotated[
+    Rules | None,
+    typer.Option("--rules", "-r", case_sensitive=False, help="Rules preset [default: privacy]."),
+]
+Profile = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Settings profile conf/<name>.yaml [default: local]."),
+]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user mistake ends with one line on stderr and exit code 1, never a traceback."""
+    try:
+        yield
+    except StediError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"stedi-lake {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """STEDI lakehouse: landing -> trusted -> curated Delta tables, privacy first."""
+
+
+def _settings(profile: str | None, lake_root: str | None, rules: Rules | None = None) -> Settings:
+    return load_settings(profile, lake_root=lake_root, rules=rules)
+
+
+def _stages(settings: Settings):
+    from stedi_lakehouse.pipeline import Stages
+    from stedi_lakehouse.runtime import open_lake
+
+    with err.status("starting Spark") as status:
+        lake = open_lake(settings)
+
+    def progress(message: str) -> None:
+        if message.startswith("wrote "):
+            err.print(f"  [green]✓[/green] {message.removeprefix('wrote ')}", highlight=False)
+        else:
+            status.update(message)
+
+    status = err.status("")
+    status.start()
+    return Stages(lake, rules=settings.rules, progress=progress), status
+
+
+def _promote(settings: Settings, stage: Stage) -> None:
+    from stedi_lakehouse.pipeline import StageReport
+    from stedi_lakehouse.report import records_table, writes_table
+
+    started = time.monotonic()
+    stages, status = _stages(settings)
+    report = StageReport()
+    try:
+        if stage in (Stage.TRUSTED, Stage.ALL):
+            report = report.merge(stages.trusted())
+        if stage in (Stage.CURATED, Stage.ALL):
+            key = settings.pseudonym_key
+            report = report.merge(stages.curated(pseudonym_key=key and key.get_secret_value().encode()))
+    finally:
+        status.stop()
+    out.print(writes_table(report.writes))
+    if report.datasets:
+        out.print(records_table(report.datasets.values()))
+    out.print(f"rules: {settings.rules} · lake: {stages.lake.root} · {time.monotonic() - started:.1f} s")
+
+
+@app.command()
+def run(lake_root: LakeRoot = None, rules: RulesOption = None, profile: Profile = None) -> None:
+    """Run every stage: landing files -> trusted -> curated."""
+    with user_errors():
+        _promote(_settings(profile, lake_root, rules), Stage.ALL)
+
+
+@app.command()
+def promote(
+    stage: Annotated[Stage, typer.Argument(help="trusted (reads landing too), curated, or all.")],
+    lake_root: LakeRoot = None,
+    rules: RulesOption = None,
+    profile: Profile = None,
+) -> None:
+    """Run one stage (or all)."""
+    with user_errors():
+        _promote(_settings(profile, lake_root, rules), stage)
+
+
+@app.command()
+def status(
+    lake_root: LakeRoot = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    profile: Profile = None,
+) -> None:
+    """Every table with its row count, Delta version and path."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+    from stedi_lakehouse.report import status_table
+    from stedi_lakehouse.runtime import open_lake
+
+    with user_errors():
+        lake = open_lake(_settings(profile, lake_root))
+        statuses = [lake.status(spec) for spec in CATALOGUE.values()]
+    if as_json:
+        tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
+        sys.stdout.write(json.dumps({"tables": tables}, indent=2) + "\n")
+    else:
+        out.print(status_table(statuses))
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="Spark SQL, run in the lake's database.")],
+    lake_root: LakeRoot = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many rows.", min=1)] = 100,
+    profile: Profile = None,
+) -> None:
+    """Run Spark SQL against the `stedi` database and print the result as a table."""
+    from pyspark.errors import PySparkException
+
+    from stedi_lakehouse.report import result_table
+    from stedi_lakehouse.runtime import open_lake
+
+    with user_errors():
+        settings = _settings(profile, lake_root)
+        lake = open_lake(settings)
+        try:
+            lake.spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.catalog.database}")
+            lake.spark.catalog.setCurrentDatabase(settings.catalog.database)
+            result = lake.spark.sql(sql)
+            rows = result.limit(limit + 1).collect()
+        except PySparkException as exc:
+            err.print(f"[red]error:[/red] {str(exc).strip().splitlines()[0]}", highlight=False)
+            raise typer.Exit(1) from None
+    out.print(result_table(result.columns, rows[:limit]))
+    if len(rows) > limit:
+        out.print(f"(first {limit} rows shown; use --limit to see more)")
+
+
+@app.command()
+def land(
+    source: Annotated[Path, typer.Argument(help="Folder with customer/, accelerometer/, step_trainer/.")],
+    lake_root: LakeRoot = None,
+    profile: Profile = None,
+) -> None:
+    """Deliver JSON-lines files into the lake's landing zone (creating the lake if needed)."""
+    from stedi_lakehouse.runtime import land_files
+
+    with user_errors():
+        root = _settings(profile, lake_root).require_lake_root()
+        copied = land_files(source, root)
+    for dataset, files in copied.items():
+        out.print(f"landed {files} file(s) into {root}/landing/{dataset}/")
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the sample.")] = Path(
+        "data/sample"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """(Re)generate the bundled sample landing set, deterministically."""
+    from stedi_lakehouse.sample import generate_sample
+
+    for dataset, lines in generate_sample(out_dir, seed=seed).items():
+        out.print(f"{dataset}: {lines} lines")
+
+
+@app.command()
+def tables(
+    markdown: Annotated[bool, typer.Option("--markdown", help="As a Markdown table.")] = False,
+) -> None:
+    """The table catalogue, generated from the contracts."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+    from stedi_lakehouse.report import catalogue_markdown, result_table
+
+    if markdown:
+        sys.stdout.write(catalogue_markdown() + "\n")
+        return
+    out.print(result_table(["table", "zone", "grain"], [(s.name, s.zone, s.grain) for s in CATALOGUE.values()]))

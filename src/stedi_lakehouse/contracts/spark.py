@@ -1,0 +1,121 @@
+"""Turn a Pydantic contract into what Spark needs: a schema and per-field rules as Columns.
+
+The contract is the single source of truth: the JSON reader's schema, the validation rules and
+the output columns of every table all come from here, so they cannot drift apart.
+"""
+
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import annotated_types as at
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stedi_lakehouse.contracts.types import EMAIL_PATTERN
+
+_SPARK_TYPES: dict[type, T.DataType] = {
+    str: T.StringType(),
+    int: T.LongType(),
+    float: T.DoubleType(),
+    bool: T.BooleanType(),
+}
+_TYPE_WORDS = {T.StringType(): "a string", T.LongType(): "an integer", T.DoubleType(): "a number"}
+_PATTERN_WORDS = {EMAIL_PATTERN: "an e-mail address"}
+
+
+def _unwrap(annotation: Any) -> tuple[type, list[Any]]:
+    """The Python type under Optional/Annotated, and the constraints found on the way down
+    (`EpochMillis | None` keeps its bounds inside the union)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *extras = get_args(annotation)
+        base, metadata = _unwrap(inner)
+        for extra in extras:
+            metadata.extend(extra.metadata if isinstance(extra, FieldInfo) else [extra])
+        return base, metadata
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"only Optional[X] unions are supported, found {annotation}")
+        return _unwrap(args[0])
+    if annotation not in _SPARK_TYPES:
+        raise TypeError(f"no Spark type for {annotation!r}")
+    return annotation, []
+
+
+def spark_type(annotation: Any) -> T.DataType:
+    return _SPARK_TYPES[_unwrap(annotation)[0]]
+
+
+def spark_schema(contract: type[BaseModel]) -> T.StructType:
+    """The Spark schema of a contract, fields in declaration order."""
+    return T.StructType(
+        [
+            T.StructField(name, spark_type(field.annotation), nullable=not field.is_required())
+            for name, field in contract.model_fields.items()
+        ]
+    )
+
+
+def columns(contract: type[BaseModel]) -> list[str]:
+    """Column names of a contract, for the final `select` of a transform."""
+    return list(contract.model_fields)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One value rule: `holds(value)` is a boolean Column; `says` describes the rule."""
+
+    holds: Callable[[Column], Column]
+    says: str
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    name: str
+    data_type: T.DataType
+    required: bool
+    checks: tuple[Check, ...]
+
+    @property
+    def type_word(self) -> str:
+        return _TYPE_WORDS.get(self.data_type, self.data_type.simpleString())
+
+
+def _check(meta: Any) -> Check | None:
+    match meta:
+        case at.Ge(ge=v):
+            return Check(lambda c, v=v: c >= F.lit(v), f"must be >= {v}")
+        case at.Gt(gt=v):
+            return Check(lambda c, v=v: c > F.lit(v), f"must be > {v}")
+        case at.Le(le=v):
+            return Check(lambda c, v=v: c <= F.lit(v), f"must be <= {v}")
+        case at.Lt(lt=v):
+            return Check(lambda c, v=v: c < F.lit(v), f"must be < {v}")
+        case at.MinLen(min_length=1):
+            return Check(lambda c: F.length(c) >= 1, "must not be empty")
+        case at.MinLen(min_length=n):
+            return Check(lambda c, n=n: F.length(c) >= n, f"must have at least {n} characters")
+    if getattr(meta, "allow_inf_nan", True) is False:
+        return Check(
+            lambda c: ~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), "must be a finite number"
+        )
+    if pattern := getattr(meta, "pattern", None):
+        word = _PATTERN_WORDS.get(pattern, f"matching {pattern}")
+        return Check(lambda c, p=pattern: c.rlike(p), f"must be {word}")
+    return None
+
+
+def field_rules(contract: type[BaseModel]) -> list[FieldRule]:
+    """The rules of each field, read from the contract's type annotations and constraints."""
+    rules = []
+    for name, field in contract.model_fields.items():
+        metadata = [*field.metadata, *_unwrap(field.annotation)[1]]
+        checks = tuple(c for c in map(_check, metadata) if c is not None)
+        rules.append(FieldRule(name, spark_type(field.annotation), field.is_required(), checks))
+    return rules

@@ -1,0 +1,149 @@
+"""Every table of the lake: its zone, its contract (columns and types) and its grain.
+
+The README's table catalogue is generated from `CATALOGUE` (`stedi-lake tables --markdown`).
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from stedi_lakehouse.contracts.landing import (
+    AccelerometerReading,
+    CustomerRecord,
+    StepTrainerReading,
+)
+from stedi_lakehouse.contracts.types import EpochMillis, FiniteFloat, NonNegativeInt
+from stedi_lakehouse.presets import Rules
+
+
+class Zone(StrEnum):
+    LANDING = "landing"
+    TRUSTED = "trusted"
+    CURATED = "curated"
+    QUARANTINE = "quarantine"
+
+
+class Dataset(StrEnum):
+    """The three feeds; each arrives under `<lake root>/landing/<dataset>/`."""
+
+    CUSTOMER = "customer"
+    ACCELEROMETER = "accelerometer"
+    STEP_TRAINER = "step_trainer"
+
+
+RECORD_CONTRACTS: dict[Dataset, type[BaseModel]] = {
+    Dataset.CUSTOMER: CustomerRecord,
+    Dataset.ACCELEROMETER: AccelerometerReading,
+    Dataset.STEP_TRAINER: StepTrainerReading,
+}
+
+
+class Lineage(BaseModel):
+    """Where a landing row came from (listed after the record's own fields)."""
+
+    source_file: str = Field(description="The landing file the record came from.")
+
+
+class CustomerLanding(Lineage, CustomerRecord):
+    """One row per valid customer record as delivered (several per email when updated)."""
+
+
+class AccelerometerLanding(Lineage, AccelerometerReading):
+    """One row per valid accelerometer reading as delivered."""
+
+
+class StepTrainerLanding(Lineage, StepTrainerReading):
+    """One row per valid step-trainer reading as delivered."""
+
+
+class Quarantined(BaseModel):
+    """One row per record that broke its contract."""
+
+    raw_line: str = Field(description="The line exactly as delivered.")
+    reason: str = Field(description="Every rule the record broke, separated by '; '.")
+    source_file: str = Field(description="The landing file the line came from.")
+
+
+class CustomerTrusted(CustomerRecord):
+    """One row per customer (latest record per email) who consented to research."""
+
+
+class AccelerometerTrusted(AccelerometerReading):
+    """One row per accelerometer reading that may be used under the rules preset."""
+
+
+class StepTrainerTrusted(StepTrainerReading):
+    """One row per step-trainer reading that may be used under the rules preset."""
+
+
+class CustomerCurated(CustomerRecord):
+    """One row per trusted customer with at least one trusted accelerometer reading."""
+
+
+class MachineLearningCurated(BaseModel):
+    """`privacy`: one row per (step-trainer reading, accelerometer reading of the same person at
+    the same millisecond). No direct identifier: people appear only as `subject_key`."""
+
+    subject_key: str = Field(description="HMAC-SHA256 of the person's email (hex), keyed.")
+    reading_time_ms: EpochMillis = Field(description="When both readings were taken, epoch ms.")
+    distance_from_object: NonNegativeInt = Field(description="Step-trainer distance reading.")
+    x: FiniteFloat = Field(description="Accelerometer x at that moment.")
+    y: FiniteFloat = Field(description="Accelerometer y at that moment.")
+    z: FiniteFloat = Field(description="Accelerometer z at that moment.")
+
+
+class MachineLearningCuratedUdacity(AccelerometerReading, StepTrainerReading):
+    """`udacity`: one row per (step-trainer reading, accelerometer reading) with
+    `sensorReadingTime = timestamp`, whoever took them, as the reference project defines it."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    zone: Zone
+    contract: type[BaseModel]
+    udacity_contract: type[BaseModel] | None = None
+
+    def contract_for(self, rules: Rules) -> type[BaseModel]:
+        if rules is Rules.UDACITY and self.udacity_contract is not None:
+            return self.udacity_contract
+        return self.contract
+
+    @property
+    def grain(self) -> str:
+        return " ".join((self.contract.__doc__ or "").split())
+
+
+def _spec(name: str, zone: Zone, contract: type[BaseModel], **kw) -> tuple[str, TableSpec]:
+    return name, TableSpec(name, zone, contract, **kw)
+
+
+CATALOGUE: dict[str, TableSpec] = dict(
+    [
+        _spec("customer_landing", Zone.LANDING, CustomerLanding),
+        _spec("accelerometer_landing", Zone.LANDING, AccelerometerLanding),
+        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding),
+        _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted),
+        _spec("accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted),
+        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted),
+        _spec("customer_curated", Zone.CURATED, CustomerCurated),
+        _spec(
+            "machine_learning_curated",
+            Zone.CURATED,
+            MachineLearningCurated,
+            udacity_contract=MachineLearningCuratedUdacity,
+        ),
+        _spec("customer_quarantine", Zone.QUARANTINE, Quarantined),
+        _spec("accelerometer_quarantine", Zone.QUARANTINE, Quarantined),
+        _spec("step_trainer_quarantine", Zone.QUARANTINE, Quarantined),
+    ]
+)
+
+
+def landing_table(dataset: Dataset) -> str:
+    return f"{dataset}_landing"
+
+
+def quarantine_table(dataset: Dataset) -> str:
+    return f"{dataset}_quarantine"

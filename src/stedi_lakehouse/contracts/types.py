@@ -1,0 +1,25 @@
+"""Field types shared by the contracts: each carries the rule a value must meet."""
+
+from typing import Annotated
+
+from pydantic import Field, StrictInt
+
+# Plausible epoch milliseconds (UTC): from 2000-01-01 up to (not including) 2100-01-01.
+MIN_EPOCH_MS = 946_684_800_000
+MAX_EPOCH_MS = 4_102_444_800_000
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+EpochMillis = Annotated[StrictInt, Field(ge=MIN_EPOCH_MS, lt=MAX_EPOCH_MS)]
+"""A JSON integer of milliseconds since 1970-01-01 UTC, within the plausible window."""
+
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A JSON number (integer or decimal), not NaN or Infinity."""
+
+NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+"""A JSON integer >= 0."""
+
+Text = Annotated[str, Field(min_length=1)]
+"""A non-empty JSON string (a JSON number is taken as its text)."""
+
+Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN)]
+"""An e-mail address: something@somewhere, no spaces."""

@@ -1,0 +1,143 @@
+"""The one I/O layer: where things live in the lake, how tables are read, written and registered.
+
+Layout under the lake root (a folder or an s3:// URI; only the base differs):
+
+    landing/<dataset>/**/*.json          raw JSON-lines files, as delivered
+    delta/<zone>/<table>/                one Delta table per catalogue entry
+    _metastore/                          the embedded catalog (local lakes only)
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
+from stedi_lakehouse.errors import LakeError, RulesMismatchError
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.session import is_local_path
+
+RULES_KEY = "rules"
+
+
+def normalise_root(lake_root: str) -> str:
+    if is_local_path(lake_root):
+        return str(Path(lake_root.removeprefix("file:")).resolve())
+    return lake_root.rstrip("/")
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    table: str
+    rows: int
+    version: int
+    path: str
+
+
+@dataclass(frozen=True)
+class TableStatus:
+    table: str
+    zone: str
+    rows: int | None
+    version: int | None
+    path: str
+
+
+class Lake:
+    """A lake root seen through one SparkSession, with its tables registered in `database`."""
+
+    def __init__(self, spark: SparkSession, root: str, database: str):
+        self.spark = spark
+        self.root = normalise_root(root)
+        self.database = database
+
+    # -- paths ----------------------------------------------------------------------------
+    def landing_dir(self, dataset: Dataset) -> str:
+        return f"{self.root}/landing/{dataset}"
+
+    def table_path(self, name: str) -> str:
+        spec = CATALOGUE[name]
+        return f"{self.root}/delta/{spec.zone}/{spec.name}"
+
+    def _exists(self, path: str) -> bool:
+        jvm = self.spark.sparkContext._jvm
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+        fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        return bool(fs.exists(hadoop_path))
+
+    def check_root(self) -> None:
+        if not self._exists(self.root):
+            raise LakeError(f"lake root {self.root} does not exist")
+
+    # -- landing --------------------------------------------------------------------------
+    def read_landing(self, dataset: Dataset) -> DataFrame:
+        """Every line of every *.json file under landing/<dataset>/ (nested folders too), with
+        its file. Columns: value, source_file."""
+        folder = self.landing_dir(dataset)
+        if not self._exists(folder):
+            raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
+        lines = self.spark.read.text(folder, recursiveFileLookup=True, pathGlobFilter="*.json")
+        return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
+
+    # -- tables ---------------------------------------------------------------------------
+    def write(self, df: DataFrame, name: str, *, rules: Rules) -> TableWrite:
+        """Replace table `name` atomically (one Delta commit) and register it in the catalog."""
+        path = self.table_path(name)
+        (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .option("userMetadata", json.dumps({RULES_KEY: str(rules)}))
+            .save(path)
+        )
+        self.register(name)
+        commit = self._last_commit(path)
+        rows = int(commit["operationMetrics"].get("numOutputRows", 0))
+        return TableWrite(name, rows, int(commit["version"]), path)
+
+    def read(self, name: str, *, rules: Rules | None = None) -> DataFrame:
+        """Table `name`; with `rules`, refuse a table built under another preset."""
+        path = self.table_path(name)
+        if not self._is_delta(path):
+            raise LakeError(f"table {name} not found at {path}: promote the stage before it first")
+        if rules is not None and (built := self.table_rules(name)) != rules:
+            raise RulesMismatchError(
+                f"{name} was built with --rules {built}, not {rules}: "
+                f"run `stedi-lake promote trusted --rules {rules}` first"
+            )
+        return self.spark.read.format("delta").load(path)
+
+    def table_rules(self, name: str) -> Rules | None:
+        metadata = self._last_commit(self.table_path(name)).get("userMetadata")
+        value = json.loads(metadata).get(RULES_KEY) if metadata else None
+        return Rules(value) if value else None
+
+    def register(self, name: str) -> None:
+        """Point `database.name` at the table's location (external table; idempotent)."""
+        path, qualified = self.table_path(name), f"{self.database}.{name}"
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        if self.spark.catalog.tableExists(qualified):
+            location = self.spark.sql(f"DESCRIBE DETAIL {qualified}").first()["location"]
+            if normalise_root(location) == normalise_root(path):
+                return
+            self.spark.sql(f"DROP TABLE {qualified}")  # external: drops the name, not the data
+        self.spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
+
+    def status(self, spec: TableSpec) -> TableStatus:
+        path = self.table_path(spec.name)
+        if not self._is_delta(path):
+            return TableStatus(spec.name, str(spec.zone), None, None, path)
+        rows = self.spark.read.format("delta").load(path).count()
+        version = int(self._last_commit(path)["version"])
+        return TableStatus(spec.name, str(spec.zone), rows, version, path)
+
+    def _is_delta(self, path: str) -> bool:
+        return self._exists(f"{path}/_delta_log")
+
+    def _last_commit(self, path: str) -> dict:
+        from delta.tables import DeltaTable
+
+        row = DeltaTable.forPath(self.spark, path).history(1).first()
+        return row.asDict(recursive=True)

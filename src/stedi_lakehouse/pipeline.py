@@ -1,0 +1,143 @@
+"""The stages: landing -> trusted -> curated. Each reads, transforms (pure functions), writes.
+
+A stage returns what it wrote and what it counted, so every run can show that nothing was lost:
+per dataset, records read = accepted + quarantined, and accepted = trusted + excluded (by reason).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+
+from stedi_lakehouse.contracts.tables import (
+    RECORD_CONTRACTS,
+    Dataset,
+    landing_table,
+    quarantine_table,
+)
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.io import Lake, TableWrite
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.transforms import curated as cur
+from stedi_lakehouse.transforms import trusted as tr
+from stedi_lakehouse.transforms import validation as val
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class DatasetCounts:
+    """What happened to one feed's records in a run."""
+
+    dataset: str
+    accepted: int = 0
+    quarantined: int = 0
+    trusted: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def read(self) -> int:
+        return self.accepted + self.quarantined
+
+
+@dataclass
+class StageReport:
+    writes: list[TableWrite] = field(default_factory=list)
+    datasets: dict[str, DatasetCounts] = field(default_factory=dict)
+
+    def merge(self, other: "StageReport") -> "StageReport":
+        return StageReport([*self.writes, *other.writes], {**self.datasets, **other.datasets})
+
+
+class Stages:
+    """The stages of one lake under one rules preset."""
+
+    def __init__(self, lake: Lake, *, rules: Rules, progress: Progress = _quiet):
+        self.lake, self.rules, self.progress = lake, rules, progress
+
+    def _write(self, df: DataFrame, table: str, report: StageReport) -> TableWrite:
+        self.progress(f"writing {table}")
+        written = self.lake.write(df, table, rules=self.rules)
+        report.writes.append(written)
+        self.progress(f"wrote {table}: {written.rows:,} rows (version {written.version})")
+        return written
+
+    def _count(self, classified: DataFrame, counts: DatasetCounts) -> None:
+        for row in tr.exclusion_counts(classified).collect():
+            if row[tr.EXCLUSION] is None:
+                counts.trusted = row["count"]
+            else:
+                counts.excluded[row[tr.EXCLUSION]] = row["count"]
+
+    def ingest(self, dataset: Dataset, report: StageReport) -> None:
+        """Validate landing/<dataset>/ into <dataset>_landing and <dataset>_quarantine."""
+        self.progress(f"reading landing/{dataset}")
+        contract = RECORD_CONTRACTS[dataset]
+        lines = self.lake.read_landing(dataset)
+        validated = val.validate(lines, contract=contract).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            good = self._write(val.accepted(validated, contract=contract), landing_table(dataset), report)
+            bad = self._write(val.quarantined(validated), quarantine_table(dataset), report)
+        finally:
+            validated.unpersist()
+        report.datasets[dataset] = DatasetCounts(dataset, accepted=good.rows, quarantined=bad.rows)
+
+    def trusted(self) -> StageReport:
+        """landing files -> landing and quarantine tables -> trusted tables."""
+        report = StageReport()
+        for dataset in Dataset:
+            self.ingest(dataset, report)
+        counts = report.datasets
+
+        customers = tr.classify_customers(self.lake.read(landing_table(Dataset.CUSTOMER)))
+        self._count(customers, counts[Dataset.CUSTOMER])
+        self._write(tr.customer_trusted(customers), "customer_trusted", report)
+        persons = tr.people(customers).persist()
+
+        readings = tr.classify_accelerometer(
+            self.lake.read(landing_table(Dataset.ACCELEROMETER)), persons=persons, rules=self.rules
+        )
+        self._count(readings, counts[Dataset.ACCELEROMETER])
+        self._write(tr.accelerometer_trusted(readings), "accelerometer_trusted", report)
+
+        curated = tr.customer_curated(
+            self.lake.read("customer_trusted"),
+            trusted_readings=self.lake.read("accelerometer_trusted"),
+        )
+        steps = tr.classify_step_trainer(
+            self.lake.read(landing_table(Dataset.STEP_TRAINER)),
+            device_owners=tr.devices(persons, curated=curated),
+            rules=self.rules,
+        )
+        self._count(steps, counts[Dataset.STEP_TRAINER])
+        self._write(tr.step_trainer_trusted(steps), "step_trainer_trusted", report)
+        persons.unpersist()
+        return report
+
+    def curated(self, *, pseudonym_key: bytes | None) -> StageReport:
+        """trusted tables -> customer_curated and machine_learning_curated."""
+        report = StageReport()
+        customers = self.lake.read("customer_trusted", rules=self.rules)
+        readings = self.lake.read("accelerometer_trusted", rules=self.rules)
+        steps = self.lake.read("step_trainer_trusted", rules=self.rules)
+        self._write(
+            tr.customer_curated(customers, trusted_readings=readings), "customer_curated", report
+        )
+        if self.rules is Rules.UDACITY:
+            pairs = cur.pair_same_time(steps, accelerometer_readings=readings)
+        else:
+            if not pseudonym_key:
+                raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
+            pairs = cur.pair_same_person(
+                steps,
+                accelerometer_readings=readings,
+                curated_customers=self.lake.read("customer_curated"),
+                pseudonym_key=pseudonym_key,
+            )
+        self._write(pairs, "machine_learning_curated", report)
+        return report

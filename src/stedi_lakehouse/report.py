@@ -1,0 +1,64 @@
+"""How results look in a terminal: tables, not dict dumps."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from stedi_lakehouse.contracts.tables import CATALOGUE
+
+
+def writes_table(writes: Iterable[Any]) -> Table:
+    table = Table(title="Tables written", title_justify="left")
+    for column, justify in (("table", "left"), ("zone", "left"), ("rows", "right"), ("version", "right")):
+        table.add_column(column, justify=justify)
+    for w in writes:
+        table.add_row(w.table, str(CATALOGUE[w.table].zone), f"{w.rows:,}", str(w.version))
+    return table
+
+
+def records_table(datasets: Iterable[Any]) -> Table:
+    table = Table(title="Records (read = accepted + quarantined; accepted = trusted + excluded)",
+                  title_justify="left")
+    for column in ("dataset", "read", "accepted", "quarantined", "trusted", "excluded"):
+        table.add_column(column, justify="left" if column in ("dataset", "excluded") else "right")
+    for d in datasets:
+        excluded = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(d.excluded.items()))
+        table.add_row(d.dataset, f"{d.read:,}", f"{d.accepted:,}", f"{d.quarantined:,}",
+                      f"{d.trusted:,}", excluded or "-")
+    return table
+
+
+def status_table(statuses: Iterable[Any]) -> Table:
+    table = Table(title="Lake status", title_justify="left")
+    for column in ("table", "zone", "rows", "version", "path"):
+        table.add_column(column, justify="right" if column in ("rows", "version") else "left")
+    for s in statuses:
+        rows = "-" if s.rows is None else f"{s.rows:,}"
+        version = "-" if s.version is None else str(s.version)
+        table.add_row(s.table, s.zone, rows, version, s.path)
+    return table
+
+
+def result_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["NULL" if v is None else str(v) for v in row])
+    return table
+
+
+def catalogue_markdown() -> str:
+    """The table catalogue, generated from the contracts (README section)."""
+    from stedi_lakehouse.contracts.spark import spark_schema
+
+    lines = ["| table | zone | grain | columns |", "|---|---|---|---|"]
+    for spec in CATALOGUE.values():
+        contracts = [spec.contract] + ([spec.udacity_contract] if spec.udacity_contract else [])
+        cols = " <br>`udacity`: ".join(
+            ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spark_schema(c).fields)
+            for c in contracts
+        )
+        lines.append(f"| `{spec.name}` | {spec.zone} | {spec.grain} | {cols} |")
+    return "\n".join(lines)

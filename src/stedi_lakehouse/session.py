@@ -1,0 +1,128 @@
+"""The one SparkSession factory: composable builder steps.
+
+Launched by `spark-submit` (on EMR, or `make submit-local`), the cluster's own master, jars and
+catalog are kept: only the lake's SQL settings are added. Launched from Python (the CLI, tests),
+it starts Spark in local mode with the Delta jars from the local cache and an embedded catalog.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.settings import Settings
+
+Builder = SparkSession.Builder
+Step = Callable[[Builder, Settings, str], Builder]
+
+DELTA_SQL = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands Python the gateway through this variable."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def is_local_path(lake_root: str) -> bool:
+    return "://" not in lake_root or lake_root.startswith("file:")
+
+
+def metastore_dir(settings: Settings, lake_root: str) -> Path:
+    if settings.catalog.metastore_dir is not None:
+        return settings.catalog.metastore_dir.resolve()
+    if is_local_path(lake_root):
+        return Path(lake_root.removeprefix("file:")).resolve() / "_metastore"
+    return Path(".metastore").resolve()
+
+
+def _with_master(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    return (
+        builder.master(settings.spark.master)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+
+
+def _with_delta_jars(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    jars_dir = settings.spark.jars_dir
+    if jars_dir is None:
+        return builder
+    jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+    if not jars:
+        raise ConfigError(f"no Delta jars in {jars_dir}: run `make jars` (or `make setup`)")
+    return builder.config("spark.jars", ",".join(str(j) for j in jars))
+
+
+def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    log4j = resources.files("stedi_lakehouse") / "log4j2.properties"
+    options = [f"-Dlog4j.configurationFile=file:{log4j}", settings.spark.java_options]
+    if settings.catalog.metastore == "embedded":
+        options.append(f"-Dderby.system.home={metastore_dir(settings, lake_root)}")
+    return builder.config("spark.driver.memory", settings.spark.driver_memory).config(
+        "spark.driver.extraJavaOptions", " ".join(o for o in options if o)
+    )
+
+
+def _with_catalog(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    builder = builder.config("spark.sql.catalogImplementation", "hive")
+    if settings.catalog.metastore != "embedded":
+        return builder  # e.g. the Glue Data Catalog, configured by the cluster
+    home = metastore_dir(settings, lake_root)
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
+    return builder.config("spark.hadoop.javax.jdo.option.ConnectionURL", url).config(
+        "spark.sql.warehouse.dir", str(home / "warehouse")
+    )
+
+
+def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    conf = {
+        **DELTA_SQL,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Delta replays its log with 50 tasks by default: far too many for small local lakes.
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
+        **settings.spark.conf,
+    }
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm, _with_catalog)
+
+
+@contextmanager
+def _stderr_to(log_file: Path | None) -> Iterator[None]:
+    """Send what the JVM we are about to start writes to stderr (its banner, its logs) to a
+    file: the JVM inherits file descriptor 2 at launch and keeps it."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    with log_file.open("ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def build_session(settings: Settings, lake_root: str) -> SparkSession:
+    builder = SparkSession.builder.appName(settings.spark.app_name)
+    steps = () if launched_by_spark_submit() else LOCAL_STEPS
+    for step in (*steps, _with_lake_sql):
+        builder = step(builder, settings, lake_root)
+    with _stderr_to(settings.spark.jvm_log):
+        spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

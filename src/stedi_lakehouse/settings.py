@@ -1,0 +1,119 @@
+"""Typed settings: defaults < YAML profile in `conf/<profile>.yaml` < `STEDI_*` environment
+variables < explicit overrides (the CLI's flags). Environments differ only here, never in code.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.presets import Rules
+
+DEFAULT_PROFILE = "local"
+ENV_PREFIX = "STEDI_"
+
+
+class SparkSettings(BaseModel):
+    master: str = Field("local[*]", description="Ignored when launched by spark-submit.")
+    app_name: str = "stedi-lakehouse"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(8, ge=1)
+    jars_dir: Path | None = Field(None, description="Local jar cache (Delta); None on EMR.")
+    java_options: str = Field("", description="Extra JVM options of the driver (local only).")
+    jvm_log: Path | None = Field(
+        None, description="Where the local JVM's own stderr goes; None keeps the terminal's."
+    )
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
+
+
+class CatalogSettings(BaseModel):
+    database: str = Field("stedi", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    metastore: str = Field(
+        "embedded", description="'embedded' (Derby under metastore_dir) or 'external' (Glue)."
+    )
+    metastore_dir: Path | None = Field(None, description="Default: <lake root>/_metastore.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    lake_root: str | None = Field(None, description="Folder or s3:// URI of the lake.")
+    rules: Rules = Rules.PRIVACY
+    pseudonym_key: SecretStr | None = Field(
+        None, description="Key of the subject-key HMAC; set STEDI_PSEUDONYM_KEY in production."
+    )
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML profile arrives through init_settings (see load_settings), below env vars.
+        return env_settings, init_settings
+
+    def require_lake_root(self) -> str:
+        if not self.lake_root:
+            raise ConfigError("no lake root: pass --lake-root DIR or set STEDI_LAKE_ROOT")
+        return self.lake_root
+
+
+def conf_dir() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}CONF_DIR", "conf"))
+
+
+def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
+    path = directory / f"{profile}.yaml"
+    if not path.is_file():
+        if profile == DEFAULT_PROFILE:
+            return {}
+        known = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise ConfigError(f"no profile '{profile}' in {directory}/ (known: {', '.join(known)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of settings, found {type(data).__name__}")
+    jars_dir = data.get("spark", {}).get("jars_dir")
+    if jars_dir and not Path(jars_dir).is_absolute():  # relative to the project, not the cwd
+        data["spark"]["jars_dir"] = str((directory.parent / jars_dir).resolve())
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _deep_merge(merged[key], value)
+        merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return "; ".join(parts)
+
+
+def load_settings(profile: str | None = None, **overrides: Any) -> Settings:
+    """Settings of a profile, with overrides (None values ignored) winning over everything."""
+    chosen = profile or os.environ.get(f"{ENV_PREFIX}PROFILE") or DEFAULT_PROFILE
+    data = _read_profile(chosen, conf_dir())
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**_deep_merge(data, {k: v for k, v in explicit.items()}))
+    except ValidationError as exc:
+        raise ConfigError(f"bad configuration (profile '{chosen}'): {_describe(exc)}") from None
+    # Flags beat environment variables: re-apply them on top.
+    return settings.model_copy(update=explicit) if explicit else settings

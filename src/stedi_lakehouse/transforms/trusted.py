@@ -1,0 +1,152 @@
+"""Trusted zone: which customers and readings may be used, and why the others may not.
+
+Each `classify_*` transform keeps every input row and adds `exclusion`: null for a row that may
+be used, else the reason it may not. The trusted tables are the rows without one; the reasons are
+counted in each run's report, so accepted = trusted + excluded, always.
+"""
+
+from enum import StrEnum
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.spark import columns
+from stedi_lakehouse.contracts.tables import (
+    AccelerometerTrusted,
+    CustomerCurated,
+    CustomerTrusted,
+    StepTrainerTrusted,
+)
+from stedi_lakehouse.presets import Rules
+
+EXCLUSION = "exclusion"
+CONSENT_MS = "shareWithResearchAsOfDate"
+
+
+class Exclusion(StrEnum):
+    SUPERSEDED = "superseded"
+    NO_CONSENT = "no consent"
+    UNKNOWN_PERSON = "unknown person"
+    BEFORE_CONSENT = "before consent"
+    AMBIGUOUS_DEVICE = "ambiguous device"
+    NO_ACCELEROMETER_DATA = "no accelerometer data"
+
+
+def _reason(reason: Exclusion) -> F.Column:
+    return F.lit(str(reason))
+
+
+def usable(classified: DataFrame) -> DataFrame:
+    return classified.filter(F.col(EXCLUSION).isNull())
+
+
+def _latest_first() -> Window:
+    """Latest record first; ties on lastUpdateDate are broken by the later source file, then by
+    the record's own values, so the winner never depends on partitioning."""
+    return Window.partitionBy("email").orderBy(
+        F.col("lastUpdateDate").desc(),
+        F.col("source_file").desc(),
+        *[F.col(name).desc_nulls_last() for name in columns(CustomerTrusted)],
+    )
+
+
+def classify_customers(customer_landing: DataFrame) -> DataFrame:
+    """One row per customer record; the latest record per email is the person."""
+    rank = F.row_number().over(_latest_first())
+    return customer_landing.withColumn(
+        EXCLUSION,
+        F.when(rank > 1, _reason(Exclusion.SUPERSEDED)).when(
+            F.col(CONSENT_MS).isNull(), _reason(Exclusion.NO_CONSENT)
+        ),
+    )
+
+
+def people(classified_customers: DataFrame) -> DataFrame:
+    """The latest record of every customer, consenting or not."""
+    return classified_customers.filter(
+        F.col(EXCLUSION).isNull() | (F.col(EXCLUSION) != str(Exclusion.SUPERSEDED))
+    ).select(*columns(CustomerTrusted))
+
+
+def customer_trusted(classified_customers: DataFrame) -> DataFrame:
+    return usable(classified_customers).select(*columns(CustomerTrusted))
+
+
+def classify_accelerometer(readings: DataFrame, *, persons: DataFrame, rules: Rules) -> DataFrame:
+    """Readings of trusted customers; under `privacy` only those taken since consent."""
+    owners = persons.select(F.col("email").alias("_email"), F.col(CONSENT_MS).alias("_consent_ms"))
+    joined = readings.join(F.broadcast(owners), F.col("user") == F.col("_email"), how="left")
+    before_consent = F.col("timestamp") < F.col("_consent_ms")
+    if rules is Rules.UDACITY:
+        before_consent = F.lit(False)
+    return joined.withColumn(
+        EXCLUSION,
+        F.when(F.col("_email").isNull(), _reason(Exclusion.UNKNOWN_PERSON))
+        .when(F.col("_consent_ms").isNull(), _reason(Exclusion.NO_CONSENT))
+        .when(before_consent, _reason(Exclusion.BEFORE_CONSENT)),
+    ).drop("_email", "_consent_ms")
+
+
+def accelerometer_trusted(classified_readings: DataFrame) -> DataFrame:
+    return usable(classified_readings).select(*columns(AccelerometerTrusted))
+
+
+def customer_curated(trusted_customers: DataFrame, *, trusted_readings: DataFrame) -> DataFrame:
+    """Trusted customers with at least one trusted accelerometer reading."""
+    with_readings = trusted_readings.select(F.col("user").alias("email")).distinct()
+    return trusted_customers.join(with_readings, on="email", how="left_semi").select(
+        *columns(CustomerCurated)
+    )
+
+
+def devices(persons: DataFrame, *, curated: DataFrame) -> DataFrame:
+    """One row per serial number claimed by a customer: how many customers claim it, how many
+    of them are curated, and (meaningful when it has one owner) that owner and consent time."""
+    curated_emails = curated.select("email", F.lit(True).alias("_curated"))
+    return (
+        persons.join(F.broadcast(curated_emails), on="email", how="left")
+        .groupBy("serialNumber")
+        .agg(
+            F.count_distinct("email").alias("owners"),
+            F.count_distinct(F.when(F.col("_curated"), F.col("email"))).alias("curated_owners"),
+            F.min("email").alias("owner_email"),
+            F.min(CONSENT_MS).alias("owner_consent_ms"),
+        )
+    )
+
+
+def _step_exclusion(rules: Rules) -> F.Column:
+    unknown = F.col("owners").isNull()
+    if rules is Rules.UDACITY:
+        return F.when(unknown, _reason(Exclusion.UNKNOWN_PERSON)).when(
+            F.col("curated_owners") == 0, _reason(Exclusion.NO_CONSENT)
+        )
+    return (
+        F.when(unknown, _reason(Exclusion.UNKNOWN_PERSON))
+        .when(F.col("owners") > 1, _reason(Exclusion.AMBIGUOUS_DEVICE))
+        .when(F.col("owner_consent_ms").isNull(), _reason(Exclusion.NO_CONSENT))
+        .when(F.col("curated_owners") == 0, _reason(Exclusion.NO_ACCELEROMETER_DATA))
+        .when(
+            F.col("sensorReadingTime") < F.col("owner_consent_ms"),
+            _reason(Exclusion.BEFORE_CONSENT),
+        )
+    )
+
+
+def classify_step_trainer(readings: DataFrame, *, device_owners: DataFrame, rules: Rules) -> DataFrame:
+    """`privacy`: readings of a device with exactly one owner, who is curated, taken since that
+    owner's consent. `udacity`: readings of any serial a curated customer claims."""
+    return (
+        readings.join(F.broadcast(device_owners), on="serialNumber", how="left")
+        .withColumn(EXCLUSION, _step_exclusion(rules))
+        .drop("owners", "curated_owners", "owner_email", "owner_consent_ms")
+    )
+
+
+def step_trainer_trusted(classified_readings: DataFrame) -> DataFrame:
+    return usable(classified_readings).select(*columns(StepTrainerTrusted))
+
+
+def exclusion_counts(classified: DataFrame) -> DataFrame:
+    """(exclusion, count) including the usable rows (exclusion null)."""
+    return classified.groupBy(EXCLUSION).count()

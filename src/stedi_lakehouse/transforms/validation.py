@@ -1,0 +1,101 @@
+"""Validate raw JSON lines against a record contract, inside Spark.
+
+Each line is parsed once with the typed schema derived from the contract. Only when a field
+came out null (absent, null, wrong type) is the line parsed again as a map of raw values to
+say why, so valid records pay for one parse.
+"""
+
+from pydantic import BaseModel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stedi_lakehouse.contracts.spark import FieldRule, columns, field_rules, spark_schema
+
+RECORD = "_record"
+REASON = "reason"
+NOT_AN_OBJECT = "not a JSON object"
+SHOWN_CHARS = 40  # how much of an offending value a reason quotes
+
+
+def non_blank(lines: DataFrame) -> DataFrame:
+    """Blank lines (nothing but whitespace) are not records."""
+    return lines.filter(~F.col("value").rlike(r"^\s*$"))
+
+
+def _shown(value: Column) -> Column:
+    return F.concat(F.lit("'"), F.substring(value, 1, SHOWN_CHARS), F.lit("'"))
+
+
+def _not_text(rule: FieldRule, typed: Column) -> Column:
+    """Spark reads any JSON value into a string field as its text; a contract string takes only
+    a JSON string or number. Values that look like a boolean, object or array are checked
+    against the line's real JSON kind (rare, so the extra parse is cheap)."""
+    looks_wrong = typed.isin("true", "false") | typed.startswith("{") | typed.startswith("[")
+    kind = F.schema_of_variant(F.variant_get(F.parse_json("value"), f"$.{rule.name}", "variant"))
+    return F.when(
+        looks_wrong & (kind != "STRING"),
+        F.concat(F.lit(f"'{rule.name}' must be {rule.type_word}, got "), _shown(typed)),
+    )
+
+
+def _value_reasons(rule: FieldRule, typed: Column) -> list[Column]:
+    """Broken value rules of a field that parsed to its type."""
+    reasons = [_not_text(rule, typed)] if rule.data_type == T.StringType() else []
+    return reasons + [
+        F.when(typed.isNotNull() & ~check.holds(typed), F.concat(
+            F.lit(f"'{rule.name}' {check.says}, got "), _shown(typed.cast("string"))
+        ))
+        for check in rule.checks
+    ]
+
+
+def _null_reason(rule: FieldRule, typed: Column, raw: Column) -> Column:
+    """Why a field parsed to null: wrong type, or (if required) absent or null."""
+    value = raw[rule.name]
+    wrong_type = F.concat(F.lit(f"'{rule.name}' must be {rule.type_word}, got "), _shown(value))
+    reason = F.when(typed.isNull() & value.isNotNull(), wrong_type)
+    if rule.required:
+        absent = ~F.map_contains_key(raw, F.lit(rule.name))
+        reason = reason.when(typed.isNull() & absent, F.lit(f"'{rule.name}' is missing"))
+        reason = reason.when(typed.isNull(), F.lit(f"'{rule.name}' is null"))
+    return reason
+
+
+def _joined(reasons: list[Column]) -> Column:
+    return F.nullif(F.concat_ws("; ", *reasons), F.lit(""))
+
+
+def reason_column(rules: list[FieldRule]) -> Column:
+    """Every rule a record breaks, '; '-separated; null for a valid record."""
+    typed = {rule.name: F.col(RECORD)[rule.name] for rule in rules}
+    value_reasons = [r for rule in rules for r in _value_reasons(rule, typed[rule.name])]
+    raw = F.from_json(F.col("value"), "map<string,string>")
+    full = F.when(raw.isNull(), F.lit(NOT_AN_OBJECT)).otherwise(
+        _joined([_null_reason(rule, typed[rule.name], raw) for rule in rules] + value_reasons)
+    )
+    any_null = F.greatest(*[typed[rule.name].isNull() for rule in rules])
+    return F.when(any_null, full).otherwise(_joined(value_reasons))
+
+
+def validate(lines: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
+    """(value, source_file) -> (value, source_file, _record, reason); reason null = valid."""
+    return (
+        non_blank(lines)
+        .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract)))
+        .withColumn(REASON, reason_column(field_rules(contract)))
+    )
+
+
+def accepted(validated: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
+    """The valid records, typed by the contract, with their source file."""
+    return validated.filter(F.col(REASON).isNull()).select(
+        *[F.col(RECORD)[name].alias(name) for name in columns(contract)], "source_file"
+    )
+
+
+def quarantined(validated: DataFrame) -> DataFrame:
+    """The records that broke the contract: raw line, reason, source file."""
+    return validated.filter(F.col(REASON).isNotNull()).select(
+        F.col("value").alias("raw_line"), REASON, "source_file"
+    )
