@@ -13,7 +13,7 @@ RULES  ?= privacy
 VENV_STAMP := $(VENV)/.installed
 JARS_STAMP := $(JARS)/.complete
 
-.PHONY: help setup jars run test lint sample clean
+.PHONY: help setup jars run test lint sample docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ lint: setup ## Lint with ruff
 
 sample: setup ## Regenerate data/sample/ (deterministic)
 	$(BIN)/stedi-lake sample --out data/sample
+
+docs: setup ## Regenerate the README's table catalogue from the contracts
+	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'
 
 clean: ## Remove the local lake, caches and the venv
 	rm -rf $(LAKE) .cache $(VENV) .pytest_cache .ruff_cache

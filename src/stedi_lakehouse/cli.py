@@ -2,6 +2,7 @@
 needs Spark, so --help, --version and argument errors answer at once."""
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.errors import StediError
@@ -48,14 +50,21 @@ Profile = Annotated[
 ]
 
 
+def fail(message: str) -> typer.Exit:
+    """Print one error line on stderr; the caller raises the returned Exit (code 1)."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """A user mistake ends with one line on stderr and exit code 1, never a traceback."""
+    # PySpark logs every failed SQL statement (as JSON, with the Java stack) before raising.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     try:
         yield
     except StediError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
 
 
 def _version(value: bool) -> None:
@@ -107,13 +116,17 @@ def _promote(settings: Settings, stage: Stage) -> None:
             report = report.merge(stages.trusted())
         if stage in (Stage.CURATED, Stage.ALL):
             key = settings.pseudonym_key
-            report = report.merge(stages.curated(pseudonym_key=key and key.get_secret_value().encode()))
+            report = report.merge(
+                stages.curated(pseudonym_key=key and key.get_secret_value().encode())
+            )
     finally:
         status.stop()
     out.print(writes_table(report.writes))
     if report.datasets:
         out.print(records_table(report.datasets.values()))
-    out.print(f"rules: {settings.rules} · lake: {stages.lake.root} · {time.monotonic() - started:.1f} s")
+    out.print(
+        f"rules: {settings.rules} · lake: {stages.lake.root} · {time.monotonic() - started:.1f} s"
+    )
 
 
 @app.command()
@@ -178,8 +191,7 @@ def query(
             result = lake.spark.sql(sql)
             rows = result.limit(limit + 1).collect()
         except PySparkException as exc:
-            err.print(f"[red]error:[/red] {str(exc).strip().splitlines()[0]}", highlight=False)
-            raise typer.Exit(1) from None
+            raise fail(str(exc).strip().splitlines()[0]) from None
     out.print(result_table(result.columns, rows[:limit]))
     if len(rows) > limit:
         out.print(f"(first {limit} rows shown; use --limit to see more)")
@@ -187,7 +199,9 @@ def query(
 
 @app.command()
 def land(
-    source: Annotated[Path, typer.Argument(help="Folder with customer/, accelerometer/, step_trainer/.")],
+    source: Annotated[
+        Path, typer.Argument(help="Folder with customer/, accelerometer/, step_trainer/.")
+    ],
     lake_root: LakeRoot = None,
     profile: Profile = None,
 ) -> None:
@@ -226,4 +240,8 @@ def tables(
     if markdown:
         sys.stdout.write(catalogue_markdown() + "\n")
         return
-    out.print(result_table(["table", "zone", "grain"], [(s.name, s.zone, s.grain) for s in CATALOGUE.values()]))
+    out.print(
+        result_table(
+            ["table", "zone", "grain"], [(s.name, s.zone, s.grain) for s in CATALOGUE.values()]
+        )
+    )

@@ -81,7 +81,9 @@ class Stages:
         lines = self.lake.read_landing(dataset)
         validated = val.validate(lines, contract=contract).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            good = self._write(val.accepted(validated, contract=contract), landing_table(dataset), report)
+            good = self._write(
+                val.accepted(validated, contract=contract), landing_table(dataset), report
+            )
             bad = self._write(val.quarantined(validated), quarantine_table(dataset), report)
         finally:
             validated.unpersist()

@@ -10,7 +10,12 @@ from stedi_lakehouse.contracts.tables import CATALOGUE
 
 def writes_table(writes: Iterable[Any]) -> Table:
     table = Table(title="Tables written", title_justify="left")
-    for column, justify in (("table", "left"), ("zone", "left"), ("rows", "right"), ("version", "right")):
+    for column, justify in (
+        ("table", "left"),
+        ("zone", "left"),
+        ("rows", "right"),
+        ("version", "right"),
+    ):
         table.add_column(column, justify=justify)
     for w in writes:
         table.add_row(w.table, str(CATALOGUE[w.table].zone), f"{w.rows:,}", str(w.version))
@@ -18,14 +23,22 @@ def writes_table(writes: Iterable[Any]) -> Table:
 
 
 def records_table(datasets: Iterable[Any]) -> Table:
-    table = Table(title="Records (read = accepted + quarantined; accepted = trusted + excluded)",
-                  title_justify="left")
+    table = Table(
+        title="Records (read = accepted + quarantined; accepted = trusted + excluded)",
+        title_justify="left",
+    )
     for column in ("dataset", "read", "accepted", "quarantined", "trusted", "excluded"):
         table.add_column(column, justify="left" if column in ("dataset", "excluded") else "right")
     for d in datasets:
         excluded = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(d.excluded.items()))
-        table.add_row(d.dataset, f"{d.read:,}", f"{d.accepted:,}", f"{d.quarantined:,}",
-                      f"{d.trusted:,}", excluded or "-")
+        table.add_row(
+            d.dataset,
+            f"{d.read:,}",
+            f"{d.accepted:,}",
+            f"{d.quarantined:,}",
+            f"{d.trusted:,}",
+            excluded or "-",
+        )
     return table
 
 
@@ -60,5 +73,19 @@ def catalogue_markdown() -> str:
             ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in spark_schema(c).fields)
             for c in contracts
         )
-        lines.append(f"| `{spec.name}` | {spec.zone} | {spec.grain} | {cols} |")
+        grain = " <br>".join(" ".join((c.__doc__ or "").split()) for c in contracts)
+        lines.append(f"| `{spec.name}` | {spec.zone} | {grain} | {cols} |")
     return "\n".join(lines)
+
+
+CATALOGUE_START, CATALOGUE_END = "<!-- catalogue:start -->", "<!-- catalogue:end -->"
+
+
+def update_readme(path: str) -> None:
+    """Replace the README's catalogue section with one generated from the contracts."""
+    with open(path) as f:
+        text = f.read()
+    head, rest = text.split(CATALOGUE_START)
+    _, tail = rest.split(CATALOGUE_END)
+    with open(path, "w") as f:
+        f.write(f"{head}{CATALOGUE_START}\n{catalogue_markdown()}\n{CATALOGUE_END}{tail}")

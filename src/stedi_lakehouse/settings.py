@@ -3,6 +3,7 @@ variables < explicit overrides (the CLI's flags). Environments differ only here,
 """
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,26 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The YAML profile arrives through init_settings (see load_settings), below env vars.
-        return env_settings, init_settings
+        # Flags (init) > environment > the YAML profile; pydantic-settings deep-merges them.
+        return init_settings, env_settings, _ProfileSource(settings_cls)
 
     def require_lake_root(self) -> str:
         if not self.lake_root:
             raise ConfigError("no lake root: pass --lake-root DIR or set STEDI_LAKE_ROOT")
         return self.lake_root
+
+
+_PROFILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("profile_data", default=None)
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """The settings of the chosen YAML profile (read by load_settings)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _PROFILE_DATA.get() or {}
 
 
 def conf_dir() -> Path:
@@ -92,15 +106,6 @@ def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
     return data
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            value = _deep_merge(merged[key], value)
-        merged[key] = value
-    return merged
-
-
 def _describe(exc: ValidationError) -> str:
     parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
     return "; ".join(parts)
@@ -111,9 +116,10 @@ def load_settings(profile: str | None = None, **overrides: Any) -> Settings:
     chosen = profile or os.environ.get(f"{ENV_PREFIX}PROFILE") or DEFAULT_PROFILE
     data = _read_profile(chosen, conf_dir())
     explicit = {k: v for k, v in overrides.items() if v is not None}
+    token = _PROFILE_DATA.set(data)
     try:
-        settings = Settings(**_deep_merge(data, {k: v for k, v in explicit.items()}))
+        return Settings(**explicit)
     except ValidationError as exc:
         raise ConfigError(f"bad configuration (profile '{chosen}'): {_describe(exc)}") from None
-    # Flags beat environment variables: re-apply them on top.
-    return settings.model_copy(update=explicit) if explicit else settings
+    finally:
+        _PROFILE_DATA.reset(token)

@@ -53,4 +53,3 @@ class StepTrainerReading(BaseModel):
     sensorReadingTime: EpochMillis = Field(description="When the reading was taken, epoch ms.")
     serialNumber: Text = Field(description="Serial number of the device.")
     distanceFromObject: NonNegativeInt = Field(description="Distance of the object in front.")
-

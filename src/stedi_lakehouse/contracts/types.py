@@ -8,6 +8,7 @@ from pydantic import Field, StrictInt
 MIN_EPOCH_MS = 946_684_800_000
 MAX_EPOCH_MS = 4_102_444_800_000
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+MAX_INT64 = 2**63 - 1  # integers are stored as Spark LongType
 
 EpochMillis = Annotated[StrictInt, Field(ge=MIN_EPOCH_MS, lt=MAX_EPOCH_MS)]
 """A JSON integer of milliseconds since 1970-01-01 UTC, within the plausible window."""
@@ -15,8 +16,8 @@ EpochMillis = Annotated[StrictInt, Field(ge=MIN_EPOCH_MS, lt=MAX_EPOCH_MS)]
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 """A JSON number (integer or decimal), not NaN or Infinity."""
 
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-"""A JSON integer >= 0."""
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
+"""A JSON integer >= 0 that fits in 64 bits."""
 
 Text = Annotated[str, Field(min_length=1)]
 """A non-empty JSON string (a JSON number is taken as its text)."""

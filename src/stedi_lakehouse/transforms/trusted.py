@@ -133,7 +133,9 @@ def _step_exclusion(rules: Rules) -> F.Column:
     )
 
 
-def classify_step_trainer(readings: DataFrame, *, device_owners: DataFrame, rules: Rules) -> DataFrame:
+def classify_step_trainer(
+    readings: DataFrame, *, device_owners: DataFrame, rules: Rules
+) -> DataFrame:
     """`privacy`: readings of a device with exactly one owner, who is curated, taken since that
     owner's consent. `udacity`: readings of any serial a curated customer claims."""
     return (

@@ -40,14 +40,18 @@ def _not_text(rule: FieldRule, typed: Column) -> Column:
 
 
 def _value_reasons(rule: FieldRule, typed: Column) -> list[Column]:
-    """Broken value rules of a field that parsed to its type."""
-    reasons = [_not_text(rule, typed)] if rule.data_type == T.StringType() else []
-    return reasons + [
-        F.when(typed.isNotNull() & ~check.holds(typed), F.concat(
-            F.lit(f"'{rule.name}' {check.says}, got "), _shown(typed.cast("string"))
-        ))
+    """Broken value rules of a field that parsed to its type (a string field of the wrong JSON
+    kind reports only that)."""
+    broken = [
+        F.when(
+            typed.isNotNull() & ~check.holds(typed),
+            F.concat(F.lit(f"'{rule.name}' {check.says}, got "), _shown(typed.cast("string"))),
+        )
         for check in rule.checks
     ]
+    if rule.data_type == T.StringType():
+        return [F.coalesce(_not_text(rule, typed), _joined(broken))]
+    return broken
 
 
 def _null_reason(rule: FieldRule, typed: Column, raw: Column) -> Column:

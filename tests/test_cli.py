@@ -1,0 +1,114 @@
+"""The CLI: quick answers without a JVM, one clear line for user mistakes, tables and JSON."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stedi_lakehouse import __version__
+from stedi_lakehouse.cli import app
+from tests.conftest import ROOT, land_sample
+
+runner = CliRunner()
+CLI = [str(Path(sys.executable).parent / "stedi-lake")]
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, [*args], env=env)
+
+
+def test_help_and_argument_errors_do_not_start_the_jvm():
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom stedi_lakehouse.cli import app\n"
+        "r = CliRunner()\nassert r.invoke(app, ['--help']).exit_code == 0\n"
+        "assert r.invoke(app, ['run', '--rules', 'nope']).exit_code == 2\n"
+        "assert r.invoke(app, ['--version']).exit_code == 0\n"
+        "assert 'pyspark' not in sys.modules, 'pyspark was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and __version__ in result.stdout
+
+
+def test_unknown_rules_preset_is_rejected():
+    result = invoke("run", "--rules", "nope")
+    assert result.exit_code == 2 and "'nope' is not one of" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["run", "--lake-root", "/no/such/lake"],
+            {},
+            "error: lake root /no/such/lake does not exist",
+        ),
+        (["run", "--profile", "nope"], {}, "error: no profile 'nope'"),
+        (["run"], {"STEDI_SPARK__SHUFFLE_PARTITIONS": "zero"}, "error: bad configuration"),
+        (["land", "/no/such/folder", "--lake-root", "/tmp/x"], {}, "error: source folder"),
+    ],
+)
+def test_user_mistakes_end_with_one_line_and_exit_1(args, env, message):
+    result = invoke(*args, env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_invalid_yaml_profile_is_one_line(tmp_path):
+    (tmp_path / "broken.yaml").write_text("spark: [unclosed\n")
+    result = invoke("status", "--profile", "broken", env={"STEDI_CONF_DIR": str(tmp_path)})
+    assert result.exit_code == 1 and "is not valid YAML" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_run_status_and_query_in_process(spark, tmp_path):
+    land_sample(tmp_path)
+    env = {"STEDI_PROFILE": "test"}
+    run = invoke("run", "--lake-root", str(tmp_path), env=env)
+    assert run.exit_code == 0, run.output
+    assert "machine_learning_curated" in run.stdout and "quarantined" in run.stdout
+
+    status = invoke("status", "--lake-root", str(tmp_path), "--json", env=env)
+    tables = json.loads(status.stdout)["tables"]
+    assert len(tables) == 11
+    assert tables["machine_learning_curated"]["rows"] == 101
+    assert tables["customer_quarantine"] == {
+        "rows": 20,
+        "version": 0,
+        "path": f"{tmp_path}/delta/quarantine/customer_quarantine",
+    }
+
+    query = invoke(
+        "query", "--lake-root", str(tmp_path), "SELECT count(*) AS n FROM customer_curated", env=env
+    )
+    assert query.exit_code == 0 and "16" in query.stdout
+
+    bad_sql = invoke("query", "--lake-root", str(tmp_path), "SELECT nope FROM nowhere", env=env)
+    assert bad_sql.exit_code == 1 and "TABLE_OR_VIEW_NOT_FOUND" in bad_sql.output
+    assert len(bad_sql.output.strip().splitlines()) == 1
+
+
+def test_catalog_persists_for_a_new_process(tmp_path):
+    """`run` in one process, `query` in another: the tables are found by name."""
+    land_sample(tmp_path)
+    env = {**os.environ, "STEDI_PROFILE": "test", "STEDI_CONF_DIR": str(ROOT / "conf")}
+    common = ["--lake-root", str(tmp_path)]
+    subprocess.run(
+        [*CLI, "run", *common, "--rules", "udacity"], env=env, check=True, capture_output=True
+    )
+    query = subprocess.run(
+        [*CLI, "query", *common, "SELECT count(*) AS pairs FROM stedi.machine_learning_curated"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "132" in query.stdout

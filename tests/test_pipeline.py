@@ -1,0 +1,139 @@
+"""End to end on data/sample/: both presets, exact counts, nothing lost, catalog registered."""
+
+from pathlib import Path
+
+import pytest
+
+from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
+from stedi_lakehouse.errors import LakeError, RulesMismatchError
+from stedi_lakehouse.io import Lake
+from stedi_lakehouse.pipeline import Stages
+from stedi_lakehouse.presets import Rules
+from tests import oracle
+from tests.conftest import SAMPLE, land_sample
+
+SHARED = {  # the same under both presets
+    "customer_landing": 39,
+    "accelerometer_landing": 291,
+    "step_trainer_landing": 202,
+    "customer_quarantine": 20,
+    "accelerometer_quarantine": 21,
+    "step_trainer_quarantine": 18,
+    "customer_trusted": 20,
+    "customer_curated": 16,
+}
+EXPECTED_ROWS = {
+    Rules.PRIVACY: SHARED
+    | {
+        "accelerometer_trusted": 173,
+        "step_trainer_trusted": 99,
+        "machine_learning_curated": 101,
+    },
+    Rules.UDACITY: SHARED
+    | {
+        "accelerometer_trusted": 194,
+        "step_trainer_trusted": 128,
+        "machine_learning_curated": 132,
+    },
+}
+EXPECTED_EXCLUSIONS = {
+    Rules.PRIVACY: {
+        "customer": {"superseded": 4, "no consent": 15},
+        "accelerometer": {"unknown person": 13, "no consent": 84, "before consent": 21},
+        "step_trainer": {
+            "unknown person": 10,
+            "ambiguous device": 16,
+            "no consent": 56,
+            "no accelerometer data": 8,
+            "before consent": 13,
+        },
+    },
+    Rules.UDACITY: {
+        "customer": {"superseded": 4, "no consent": 15},
+        "accelerometer": {"unknown person": 13, "no consent": 84},
+        "step_trainer": {"unknown person": 10, "no consent": 64},
+    },
+}
+KEY = b"test-key"
+
+
+@pytest.fixture(scope="module", params=list(Rules), ids=str)
+def sample_run(request, spark, test_settings, tmp_path_factory):
+    rules = request.param
+    root = tmp_path_factory.mktemp(f"sample-{rules}")
+    land_sample(root)
+    lake = Lake(spark, str(root), test_settings.catalog.database)
+    stages = Stages(lake, rules=rules)
+    report = stages.trusted().merge(stages.curated(pseudonym_key=KEY))
+    return lake, report, rules
+
+
+def test_exact_rows_per_table(sample_run):
+    lake, report, rules = sample_run
+    assert {w.table: w.rows for w in report.writes} == EXPECTED_ROWS[rules]
+
+
+def test_rows_agree_with_the_independent_oracle(sample_run):
+    _, report, rules = sample_run
+    assert {w.table: w.rows for w in report.writes} == oracle.expected_counts(SAMPLE, str(rules))
+
+
+def test_exclusions_by_reason(sample_run):
+    _, report, rules = sample_run
+    got = {name: counts.excluded for name, counts in report.datasets.items()}
+    assert got == EXPECTED_EXCLUSIONS[rules]
+
+
+def test_nothing_is_lost(sample_run):
+    _, report, _ = sample_run
+    for dataset in Dataset:
+        counts = report.datasets[dataset]
+        files = sorted((SAMPLE / dataset).rglob("*.json"))
+        records = sum(1 for f in files for line in Path(f).read_text().split("\n") if line.strip())
+        assert counts.read == counts.accepted + counts.quarantined == records
+        assert counts.accepted == counts.trusted + sum(counts.excluded.values())
+
+
+def test_every_table_has_its_contract_schema(sample_run):
+    lake, _, rules = sample_run
+    for name, spec in CATALOGUE.items():
+        got = lake.read(name).schema
+        expected = spark_schema(spec.contract_for(rules))
+        assert [(f.name, f.dataType) for f in got] == [(f.name, f.dataType) for f in expected], name
+
+
+def test_quarantine_keeps_raw_line_reason_and_file(sample_run):
+    lake, _, _ = sample_run
+    rows = lake.read("step_trainer_quarantine").collect()
+    assert rows and all(r["reason"] and r["source_file"].endswith(".json") for r in rows)
+    sample_lines = {
+        line
+        for f in (SAMPLE / "step_trainer").rglob("*.json")
+        for line in f.read_text().split("\n")
+    }
+    assert {r["raw_line"] for r in rows} <= sample_lines
+
+
+def test_tables_are_registered_in_the_catalog(sample_run, spark):
+    lake, report, _ = sample_run
+    rows = {w.table: w.rows for w in report.writes}
+    for name in ("customer_trusted", "machine_learning_curated", "accelerometer_quarantine"):
+        assert spark.sql(f"SELECT count(*) AS n FROM stedi.{name}").first()["n"] == rows[name]
+
+
+def test_curated_refuses_trusted_tables_of_another_preset(sample_run):
+    lake, _, rules = sample_run
+    other = Rules.UDACITY if rules is Rules.PRIVACY else Rules.PRIVACY
+    with pytest.raises(RulesMismatchError, match=f"built with --rules {rules}"):
+        Stages(lake, rules=other).curated(pseudonym_key=KEY)
+
+
+def test_missing_landing_folder_is_a_clear_error(lake):
+    with pytest.raises(LakeError, match="no landing folder for 'customer'"):
+        Stages(lake, rules=Rules.PRIVACY).trusted()
+
+
+def test_curated_before_trusted_is_a_clear_error(lake):
+    with pytest.raises(LakeError, match="table customer_trusted not found"):
+        Stages(lake, rules=Rules.PRIVACY).curated(pseudonym_key=KEY)

@@ -1,0 +1,136 @@
+"""Each kind of bad input is quarantined with a readable reason; good rows pass untouched."""
+
+import pytest
+from chispa import assert_df_equality
+
+from stedi_lakehouse.contracts.landing import (
+    AccelerometerReading,
+    CustomerRecord,
+    StepTrainerReading,
+)
+from stedi_lakehouse.transforms.validation import accepted, quarantined, validate
+
+GOOD = '{"user":"a@test.com","timestamp":1655564444103,"x":1.0,"y":-1,"z":-1.5}'
+T0 = 1655564444103
+
+
+def _lines(spark, *lines):
+    return spark.createDataFrame(
+        [(line, "f.json") for line in lines], "value string, source_file string"
+    )
+
+
+def _reasons(spark, contract, *lines):
+    validated = validate(_lines(spark, *lines), contract=contract)
+    return {r["raw_line"]: r["reason"] for r in quarantined(validated).collect()}
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not json", "not a JSON object"),
+        ('{"user":"a@test.com","timestamp":1', "not a JSON object"),
+        ('[{"user":"a@test.com"}]', "not a JSON object"),
+        ("42", "not a JSON object"),
+        (
+            '{"user":"a@test.com","timestamp":"abc","x":1,"y":1,"z":1}',
+            "'timestamp' must be an integer, got 'abc'",
+        ),
+        (
+            '{"user":"a@test.com","timestamp":1.5,"x":1,"y":1,"z":1}',
+            "'timestamp' must be an integer, got '1.5'",
+        ),
+        (
+            '{"user":"a@test.com","timestamp":1655564444103,"x":"high","y":1,"z":1}',
+            "'x' must be a number, got 'high'",
+        ),
+        (
+            '{"user":true,"timestamp":1655564444103,"x":1,"y":1,"z":1}',
+            "'user' must be a string, got 'true'",
+        ),
+        ('{"timestamp":1655564444103,"x":1,"y":1,"z":1}', "'user' is missing"),
+        ('{"user":null,"timestamp":1655564444103,"x":1,"y":1,"z":1}', "'user' is null"),
+        (
+            '{"user":"a@test.com","timestamp":0,"x":1,"y":1,"z":1}',
+            "'timestamp' must be >= 946684800000, got '0'",
+        ),
+        (
+            '{"user":"a@test.com","timestamp":7258118400000,"x":1,"y":1,"z":1}',
+            "'timestamp' must be < 4102444800000, got '7258118400000'",
+        ),
+        (
+            '{"user":"a@test.com","timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
+            "'x' must be a finite number, got 'NaN'",
+        ),
+        (
+            '{"user":"nobody","timestamp":1655564444103,"x":1,"y":1,"z":1}',
+            "'user' must be an e-mail address, got 'nobody'",
+        ),
+    ],
+)
+def test_bad_accelerometer_line_is_quarantined_with_its_reason(spark, line, reason):
+    assert _reasons(spark, AccelerometerReading, GOOD, line) == {line: reason}
+
+
+def test_every_broken_rule_is_listed(spark):
+    line = '{"user":"nobody","timestamp":"soon","x":1,"y":1}'
+    assert _reasons(spark, AccelerometerReading, line)[line] == (
+        "'timestamp' must be an integer, got 'soon'; 'z' is missing; "
+        "'user' must be an e-mail address, got 'nobody'"
+    )
+
+
+def test_step_trainer_distance_must_be_a_non_negative_integer(spark):
+    base = '{"sensorReadingTime":1655564444103,"serialNumber":"s1","distanceFromObject":%s}'
+    reasons = _reasons(spark, StepTrainerReading, base % "218", base % "-3", base % "1.5")
+    assert reasons == {
+        base % "-3": "'distanceFromObject' must be >= 0, got '-3'",
+        base % "1.5": "'distanceFromObject' must be an integer, got '1.5'",
+    }
+
+
+def test_optional_field_of_the_wrong_type_is_not_silently_nulled(spark):
+    """A consent date that cannot be read must not turn into 'no consent' unnoticed."""
+    line = (
+        '{"email":"a@test.com","serialNumber":"s1","registrationDate":1655564444103,'
+        '"lastUpdateDate":1655564444103,"shareWithResearchAsOfDate":"yesterday"}'
+    )
+    assert _reasons(spark, CustomerRecord, line) == {
+        line: "'shareWithResearchAsOfDate' must be an integer, got 'yesterday'"
+    }
+
+
+def test_blank_lines_are_not_records(spark):
+    validated = validate(_lines(spark, GOOD, "", "   ", "\t "), contract=AccelerometerReading)
+    assert validated.count() == 1
+
+
+def test_good_rows_are_typed_and_keep_their_source_file(spark):
+    lines = _lines(
+        spark,
+        GOOD,
+        "not json",
+        '{"user":"b@test.com","timestamp":1655564444104,'
+        '"x":2,"y":0.5,"z":0,"unknown_extra":"ignored"}',
+    )
+    got = accepted(validate(lines, contract=AccelerometerReading), contract=AccelerometerReading)
+    expected = spark.createDataFrame(
+        [
+            ("a@test.com", T0, 1.0, -1.0, -1.5, "f.json"),
+            ("b@test.com", T0 + 1, 2.0, 0.5, 0.0, "f.json"),
+        ],
+        "user string, timestamp long, x double, y double, z double, source_file string",
+    )
+    assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_phone_may_be_a_number_or_a_string(spark):
+    base = (
+        '{"email":"a@test.com","serialNumber":"s1","registrationDate":1655564444103,'
+        '"lastUpdateDate":1655564444103,"phone":%s}'
+    )
+    validated = validate(
+        _lines(spark, base % "8015551212", base % '"801-555"'), contract=CustomerRecord
+    )
+    phones = {r["phone"] for r in accepted(validated, contract=CustomerRecord).collect()}
+    assert phones == {"8015551212", "801-555"}
