@@ -13,7 +13,7 @@ RULES  ?= privacy
 VENV_STAMP := $(VENV)/.installed
 JARS_STAMP := $(JARS)/.complete
 
-.PHONY: help setup jars run test lint sample docs clean
+.PHONY: help setup jars run test lint sample docs package submit-local clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,5 +54,35 @@ sample: setup ## Regenerate data/sample/ (deterministic)
 docs: setup ## Regenerate the README's table catalogue from the contracts
 	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'
 
-clean: ## Remove the local lake, caches and the venv
-	rm -rf $(LAKE) .cache $(VENV) .pytest_cache .ruff_cache
+# What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies
+# (for spark.archives; pyspark and py4j are left out: the cluster provides them) and the job.
+PKG_VENV := build/package-venv
+package: setup ## Build dist/: wheel, packed venv (spark.archives) and the spark-submit job script
+	rm -rf dist build  # setuptools reuses build/lib: a stale copy must not be packaged
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(BIN)/python scripts/package_requirements.py > build/requirements.txt
+	$(PKG_VENV)/bin/pip install --quiet -r build/requirements.txt
+	$(PKG_VENV)/bin/pip install --quiet --no-deps dist/*.whl delta-spark==4.0.0
+	$(BIN)/pip install --quiet venv-pack==0.2.0
+	$(BIN)/venv-pack --quiet -p $(PKG_VENV) -o dist/stedi_lakehouse_env.tar.gz
+	cp src/stedi_lakehouse/__main__.py dist/stedi_job.py
+	@ls -lh dist
+
+# The packaged job under spark-submit, as a cluster would run it: its Python is the packed
+# environment's (no editable install), pyspark comes from SPARK_HOME, Delta from --jars.
+SUBMIT_ENV := build/submit-env
+SPARK_HOME_DIR = $(shell $(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+submit-local: package jars ## spark-submit the packaged job (local[2]) on LAKE (lands data/sample if empty)
+	rm -rf $(SUBMIT_ENV) && mkdir -p $(SUBMIT_ENV)
+	tar -xzf dist/stedi_lakehouse_env.tar.gz -C $(SUBMIT_ENV)
+	test -d $(LAKE)/landing || $(SUBMIT_ENV)/bin/python dist/stedi_job.py land data/sample --lake-root $(LAKE)
+	SPARK_HOME=$(SPARK_HOME_DIR) PYSPARK_PYTHON=$(CURDIR)/$(SUBMIT_ENV)/bin/python \
+	PYSPARK_DRIVER_PYTHON=$(CURDIR)/$(SUBMIT_ENV)/bin/python \
+	$(SPARK_HOME_DIR)/bin/spark-submit --master 'local[2]' --conf spark.ui.enabled=false \
+	    --jars $$(ls $(JARS)/*.jar | paste -sd, -) \
+	    --conf spark.archives=dist/stedi_lakehouse_env.tar.gz#environment \
+	    dist/stedi_job.py run --lake-root $(LAKE) --rules $(RULES)
+
+clean: ## Remove the local lake, caches, dist/ and the venv
+	rm -rf $(LAKE) .cache $(VENV) .pytest_cache .ruff_cache build dist

@@ -34,6 +34,7 @@ class TableWrite:
     rows: int
     version: int
     path: str
+    seconds: float = 0.0  # computing and writing the table (Spark is lazy: the stage's work)
 
 
 @dataclass(frozen=True)

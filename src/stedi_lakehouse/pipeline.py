@@ -4,8 +4,9 @@ A stage returns what it wrote and what it counted, so every run can show that no
 per dataset, records read = accepted + quarantined, and accepted = trusted + excluded (by reason).
 """
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -62,7 +63,10 @@ class Stages:
 
     def _write(self, df: DataFrame, table: str, report: StageReport) -> TableWrite:
         self.progress(f"writing {table}")
-        written = self.lake.write(df, table, rules=self.rules)
+        started = time.monotonic()
+        written = replace(
+            self.lake.write(df, table, rules=self.rules), seconds=time.monotonic() - started
+        )
         report.writes.append(written)
         self.progress(f"wrote {table}: {written.rows:,} rows (version {written.version})")
         return written

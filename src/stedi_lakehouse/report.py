@@ -10,15 +10,11 @@ from stedi_lakehouse.contracts.tables import CATALOGUE
 
 def writes_table(writes: Iterable[Any]) -> Table:
     table = Table(title="Tables written", title_justify="left")
-    for column, justify in (
-        ("table", "left"),
-        ("zone", "left"),
-        ("rows", "right"),
-        ("version", "right"),
-    ):
-        table.add_column(column, justify=justify)
+    for column in ("table", "zone", "rows", "version", "seconds"):
+        table.add_column(column, justify="left" if column in ("table", "zone") else "right")
     for w in writes:
-        table.add_row(w.table, str(CATALOGUE[w.table].zone), f"{w.rows:,}", str(w.version))
+        zone = str(CATALOGUE[w.table].zone)
+        table.add_row(w.table, zone, f"{w.rows:,}", str(w.version), f"{w.seconds:.1f}")
     return table
 
 

@@ -63,8 +63,6 @@ def _with_delta_jars(builder: Builder, settings: Settings, lake_root: str) -> Bu
 def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:
     log4j = resources.files("stedi_lakehouse") / "log4j2.properties"
     options = [f"-Dlog4j.configurationFile=file:{log4j}", settings.spark.java_options]
-    if settings.catalog.metastore == "embedded":
-        options.append(f"-Dderby.system.home={metastore_dir(settings, lake_root)}")
     return builder.config("spark.driver.memory", settings.spark.driver_memory).config(
         "spark.driver.extraJavaOptions", " ".join(o for o in options if o)
     )
@@ -96,7 +94,10 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
     return builder
 
 
-LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm, _with_catalog)
+# Started from Python, we own the JVM; under spark-submit, master, jars and driver JVM are the
+# launcher's (the cluster's). The catalog and SQL settings apply to both.
+LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm)
+SHARED_STEPS: tuple[Step, ...] = (_with_catalog, _with_lake_sql)
 
 
 @contextmanager
@@ -119,10 +120,14 @@ def _stderr_to(log_file: Path | None) -> Iterator[None]:
 
 def build_session(settings: Settings, lake_root: str) -> SparkSession:
     builder = SparkSession.builder.appName(settings.spark.app_name)
-    steps = () if launched_by_spark_submit() else LOCAL_STEPS
-    for step in (*steps, _with_lake_sql):
+    steps = SHARED_STEPS if launched_by_spark_submit() else LOCAL_STEPS + SHARED_STEPS
+    for step in steps:
         builder = step(builder, settings, lake_root)
     with _stderr_to(settings.spark.jvm_log):
         spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if settings.catalog.metastore == "embedded":
+        # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
+        home = str(metastore_dir(settings, lake_root))
+        spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", home)
     return spark
