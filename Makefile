@@ -57,7 +57,7 @@ docs: setup ## Regenerate the README's table catalogue from the contracts
 # What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies
 # (for spark.archives; pyspark and py4j are left out: the cluster provides them) and the job.
 PKG_VENV := build/package-venv
-package: setup ## Build dist/: wheel, packed venv (spark.archives) and the spark-submit job script
+package: setup ## Build dist/: wheel, packed venv and profiles (spark.archives), spark-submit job script
 	rm -rf dist build  # setuptools reuses build/lib: a stale copy must not be packaged
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 	$(PYTHON) -m venv $(PKG_VENV)
@@ -67,22 +67,26 @@ package: setup ## Build dist/: wheel, packed venv (spark.archives) and the spark
 	$(BIN)/pip install --quiet venv-pack==0.2.0
 	$(BIN)/venv-pack --quiet -p $(PKG_VENV) -o dist/stedi_lakehouse_env.tar.gz
 	cp src/stedi_lakehouse/__main__.py dist/stedi_job.py
+	tar -czf dist/stedi_conf.tar.gz -C conf .
 	@ls -lh dist
 
-# The packaged job under spark-submit, as a cluster would run it: its Python is the packed
-# environment's (no editable install), pyspark comes from SPARK_HOME, Delta from --jars.
+# The packaged job under spark-submit, as a cluster runs it: its Python is the packed
+# environment's (no editable install), its profiles come from the conf archive unpacked beside
+# the driver, pyspark from SPARK_HOME, Delta from --jars.
 SUBMIT_ENV := build/submit-env
+SUBMIT_RUN := build/submit-run
 SPARK_HOME_DIR = $(shell $(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
 submit-local: package jars ## spark-submit the packaged job (local[2]) on LAKE (lands data/sample if empty)
-	rm -rf $(SUBMIT_ENV) && mkdir -p $(SUBMIT_ENV)
+	rm -rf $(SUBMIT_ENV) $(SUBMIT_RUN) && mkdir -p $(SUBMIT_ENV) $(SUBMIT_RUN)/conf
 	tar -xzf dist/stedi_lakehouse_env.tar.gz -C $(SUBMIT_ENV)
+	tar -xzf dist/stedi_conf.tar.gz -C $(SUBMIT_RUN)/conf
 	test -d $(LAKE)/landing || $(SUBMIT_ENV)/bin/python dist/stedi_job.py land data/sample --lake-root $(LAKE)
-	SPARK_HOME=$(SPARK_HOME_DIR) PYSPARK_PYTHON=$(CURDIR)/$(SUBMIT_ENV)/bin/python \
+	cd $(SUBMIT_RUN) && SPARK_HOME=$(SPARK_HOME_DIR) PYSPARK_PYTHON=$(CURDIR)/$(SUBMIT_ENV)/bin/python \
 	PYSPARK_DRIVER_PYTHON=$(CURDIR)/$(SUBMIT_ENV)/bin/python \
 	$(SPARK_HOME_DIR)/bin/spark-submit --master 'local[2]' --conf spark.ui.enabled=false \
-	    --jars $$(ls $(JARS)/*.jar | paste -sd, -) \
-	    --conf spark.archives=dist/stedi_lakehouse_env.tar.gz#environment \
-	    dist/stedi_job.py run --lake-root $(LAKE) --rules $(RULES)
+	    --jars $$(ls $(CURDIR)/$(JARS)/*.jar | paste -sd, -) \
+	    --conf spark.archives=$(CURDIR)/dist/stedi_lakehouse_env.tar.gz#environment \
+	    $(CURDIR)/dist/stedi_job.py run --lake-root $(abspath $(LAKE)) --rules $(RULES)
 
 clean: ## Remove the local lake, caches, dist/ and the venv
 	rm -rf $(LAKE) .cache $(VENV) .pytest_cache .ruff_cache build dist

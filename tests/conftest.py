@@ -1,5 +1,7 @@
-"""One SparkSession for the whole suite (local[2], quick JVM flags, Delta, embedded catalog)."""
+"""One SparkSession for the whole suite (local[2], quick JVM flags, Delta, S3A, embedded
+catalog), started after a loopback S3 server (moto) so that S3A talks to it."""
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -9,18 +11,42 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server on a free 127.0.0.1 port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    saved = {k: os.environ.get(k) for k in [*S3_ENV, "AWS_ENDPOINT_URL_S3"]}
+    os.environ.update(S3_ENV, AWS_ENDPOINT_URL_S3=endpoint)
+    yield endpoint
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory):
     from stedi_lakehouse.settings import load_settings
 
+    # Every lake of the suite shares the session's one embedded metastore (a JVM holds it).
     metastore = tmp_path_factory.mktemp("metastore")
-    return load_settings("test", catalog={"metastore_dir": metastore})
+    os.environ["STEDI_CATALOG__METASTORE_DIR"] = str(metastore)
+    return load_settings("test")
 
 
 @pytest.fixture(scope="session")
-def spark(test_settings, tmp_path_factory):
+def spark(test_settings, s3_endpoint, tmp_path_factory):
     from stedi_lakehouse.session import build_session
 
     session = build_session(test_settings, str(tmp_path_factory.mktemp("lake")))

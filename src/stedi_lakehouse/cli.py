@@ -216,6 +216,27 @@ def land(
 
 
 @app.command()
+def config(
+    lake_root: LakeRoot = None,
+    profile: Profile = None,
+    spark_submit: Annotated[
+        bool, typer.Option("--spark-submit", help="As launched by spark-submit on a cluster.")
+    ] = False,
+) -> None:
+    """The settings of a profile and the Spark settings they produce (no Spark is started)."""
+    from stedi_lakehouse.report import result_table
+    from stedi_lakehouse.session import session_options
+
+    with user_errors():
+        settings = _settings(profile, lake_root)
+        options = session_options(settings, settings.require_lake_root(), submitted=spark_submit)
+    shown = settings.model_dump(mode="json", exclude={"pseudonym_key"})
+    shown["pseudonym_key"] = "(set)" if settings.pseudonym_key else "(not set)"
+    out.print_json(data=shown)
+    out.print(result_table(["Spark setting", "value"], sorted(options.items())))
+
+
+@app.command()
 def sample(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the sample.")] = Path(
         "data/sample"
@@ -245,3 +266,4 @@ def tables(
             ["table", "zone", "grain"], [(s.name, s.zone, s.grain) for s in CATALOGUE.values()]
         )
     )
+

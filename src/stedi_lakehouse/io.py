@@ -8,9 +8,11 @@ Layout under the lake root (a folder or an s3:// URI; only the base differs):
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -63,10 +65,22 @@ class Lake:
         return f"{self.root}/delta/{spec.zone}/{spec.name}"
 
     def _exists(self, path: str) -> bool:
+        """Whether `path` exists; an unreachable store (no such bucket, no access, no
+        credentials) is a LakeError with the store's own first line."""
         jvm = self.spark.sparkContext._jvm
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
-        return bool(fs.exists(hadoop_path))
+        try:
+            hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+            fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+            return bool(fs.exists(hadoop_path))
+        except Py4JJavaError as exc:
+            error = exc.java_exception
+            message = str(error.getMessage() or "").splitlines()[0]
+            # AWS: "...Exception: The specified bucket does not exist (Service: S3, ...)"
+            aws = re.search(r"Exception: ([^:(]+?) \(Service", message)
+            said = aws.group(1) if aws else message[:200]
+            raise LakeError(
+                f"cannot reach {path}: {error.getClass().getSimpleName()}: {said}"
+            ) from None
 
     def check_root(self) -> None:
         if not self._exists(self.root):

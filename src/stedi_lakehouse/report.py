@@ -52,7 +52,7 @@ def status_table(statuses: Iterable[Any]) -> Table:
 def result_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     table = Table()
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["NULL" if v is None else str(v) for v in row])
     return table

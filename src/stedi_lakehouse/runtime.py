@@ -26,7 +26,9 @@ def open_lake(settings: Settings):
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
     from stedi_lakehouse.session import build_session
 
-    return Lake(build_session(settings, root), root, settings.catalog.database)
+    lake = Lake(build_session(settings, root), root, settings.catalog.database)
+    lake.check_root()
+    return lake
 
 
 def land_files(source: Path, lake_root: str) -> dict[str, int]:

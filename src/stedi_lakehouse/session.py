@@ -2,11 +2,12 @@
 
 Launched by `spark-submit` (on EMR, or `make submit-local`), the cluster's own master, jars and
 catalog are kept: only the lake's SQL settings are added. Launched from Python (the CLI, tests),
-it starts Spark in local mode with the Delta jars from the local cache and an embedded catalog.
+it starts Spark in local mode with the Delta and S3A jars from the local cache, S3A settings
+from the standard AWS environment, and an embedded catalog.
 """
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -73,7 +74,6 @@ def _with_catalog(builder: Builder, settings: Settings, lake_root: str) -> Build
     if settings.catalog.metastore != "embedded":
         return builder  # e.g. the Glue Data Catalog, configured by the cluster
     home = metastore_dir(settings, lake_root)
-    home.mkdir(parents=True, exist_ok=True)
     url = f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
     return builder.config("spark.hadoop.javax.jdo.option.ConnectionURL", url).config(
         "spark.sql.warehouse.dir", str(home / "warehouse")
@@ -94,9 +94,39 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
     return builder
 
 
+S3A = "org.apache.hadoop.fs.s3a"
+
+
+def s3a_options(environ: Mapping[str, str]) -> dict[str, str]:
+    """Hadoop S3A settings for s3:// and s3a:// lake roots. Credentials come from the standard
+    AWS chain (environment, profiles, container and instance roles); none is ever put in the
+    configuration. An S3-compatible endpoint comes from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL
+    (S3A does not read them itself), with path-style access."""
+    options = {
+        "fs.s3.impl": f"{S3A}.S3AFileSystem",
+        "fs.AbstractFileSystem.s3.impl": f"{S3A}.S3A",
+        "fs.s3a.aws.credentials.provider": (
+            "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+        ),
+    }
+    if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
+        options["fs.s3a.endpoint.region"] = region
+    if endpoint := environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+        options["fs.s3a.endpoint"] = endpoint
+        options["fs.s3a.path.style.access"] = "true"
+        options["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https:")).lower()
+    return {f"spark.hadoop.{key}": value for key, value in options.items()}
+
+
+def _with_s3(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    for key, value in s3a_options(os.environ).items():
+        builder = builder.config(key, value)
+    return builder
+
+
 # Started from Python, we own the JVM; under spark-submit, master, jars and driver JVM are the
 # launcher's (the cluster's). The catalog and SQL settings apply to both.
-LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm)
+LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm, _with_s3)
 SHARED_STEPS: tuple[Step, ...] = (_with_catalog, _with_lake_sql)
 
 
@@ -118,13 +148,26 @@ def _stderr_to(log_file: Path | None) -> Iterator[None]:
             os.close(saved)
 
 
-def build_session(settings: Settings, lake_root: str) -> SparkSession:
-    builder = SparkSession.builder.appName(settings.spark.app_name)
-    steps = SHARED_STEPS if launched_by_spark_submit() else LOCAL_STEPS + SHARED_STEPS
+def configure(builder: Builder, settings: Settings, lake_root: str, *, submitted: bool) -> Builder:
+    steps = SHARED_STEPS if submitted else LOCAL_STEPS + SHARED_STEPS
     for step in steps:
-        builder = step(builder, settings, lake_root)
+        builder = step(builder.appName(settings.spark.app_name), settings, lake_root)
+    return builder.enableHiveSupport()
+
+
+def session_options(settings: Settings, lake_root: str, *, submitted: bool) -> dict[str, str]:
+    """The Spark settings the factory would apply, without starting Spark."""
+    builder = configure(SparkSession.Builder(), settings, lake_root, submitted=submitted)
+    return dict(builder._options)
+
+
+def build_session(settings: Settings, lake_root: str) -> SparkSession:
+    submitted = launched_by_spark_submit()
+    builder = configure(SparkSession.builder, settings, lake_root, submitted=submitted)
+    if settings.catalog.metastore == "embedded":
+        metastore_dir(settings, lake_root).mkdir(parents=True, exist_ok=True)
     with _stderr_to(settings.spark.jvm_log):
-        spark = builder.enableHiveSupport().getOrCreate()
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     if settings.catalog.metastore == "embedded":
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.

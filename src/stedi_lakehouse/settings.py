@@ -5,7 +5,7 @@ variables < explicit overrides (the CLI's flags). Environments differ only here,
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError
@@ -33,7 +33,7 @@ class SparkSettings(BaseModel):
 
 class CatalogSettings(BaseModel):
     database: str = Field("stedi", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    metastore: str = Field(
+    metastore: Literal["embedded", "external"] = Field(
         "embedded", description="'embedded' (Derby under metastore_dir) or 'external' (Glue)."
     )
     metastore_dir: Path | None = Field(None, description="Default: <lake root>/_metastore.")

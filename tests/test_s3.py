@@ -1,0 +1,104 @@
+"""The same lake on S3: the whole pipeline against a real S3 API (moto) on loopback."""
+
+import json
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from stedi_lakehouse.cli import app
+from stedi_lakehouse.io import Lake
+from stedi_lakehouse.pipeline import Stages
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.session import s3a_options
+from tests.conftest import S3_ENV, SAMPLE
+from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY
+
+BUCKET = "stedi-lake"
+ROOT = f"s3://{BUCKET}/prod"
+
+
+@pytest.fixture(scope="module")
+def s3_run(spark, s3_endpoint, test_settings):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    for file in SAMPLE.rglob("*.json"):
+        s3.upload_file(str(file), BUCKET, f"prod/landing/{file.relative_to(SAMPLE)}")
+    lake = Lake(spark, ROOT, test_settings.catalog.database)
+    stages = Stages(lake, rules=Rules.PRIVACY)
+    return lake, stages.trusted().merge(stages.curated(pseudonym_key=KEY))
+
+
+def test_s3_lake_gives_the_local_counts(s3_run):
+    _, report = s3_run
+    assert {w.table: w.rows for w in report.writes} == EXPECTED_ROWS[Rules.PRIVACY]
+    excluded = {name: counts.excluded for name, counts in report.datasets.items()}
+    assert excluded == EXPECTED_EXCLUSIONS[Rules.PRIVACY]
+
+
+def test_tables_and_quarantine_live_in_the_bucket(s3_run):
+    lake, report = s3_run
+    assert all(w.path.startswith(f"{ROOT}/delta/") for w in report.writes)
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="prod/delta/quarantine/")[
+            "Contents"
+        ]
+    }
+    assert any(k.endswith("_delta_log/00000000000000000000.json") for k in keys)
+    sources = {r["source_file"] for r in lake.read("customer_quarantine").collect()}
+    assert sources and all(s.startswith(f"{ROOT}/landing/customer/") for s in sources)
+
+
+def test_s3a_scheme_reads_the_same_tables(s3_run, spark, test_settings):
+    _, report = s3_run
+    s3a = Lake(spark, f"s3a://{BUCKET}/prod", test_settings.catalog.database)
+    assert (
+        s3a.read("machine_learning_curated").count()
+        == EXPECTED_ROWS[Rules.PRIVACY]["machine_learning_curated"]
+    )
+
+
+def test_cli_status_and_query_on_s3(s3_run):
+    env = {"STEDI_PROFILE": "test"}
+    status = CliRunner().invoke(app, ["status", "--lake-root", ROOT, "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    tables = json.loads(status.stdout)["tables"]
+    assert tables["step_trainer_quarantine"]["rows"] == 18
+    assert tables["customer_trusted"]["path"] == f"{ROOT}/delta/trusted/customer_trusted"
+    query = CliRunner().invoke(
+        app, ["query", "--lake-root", ROOT, "SELECT count(*) FROM customer_curated"], env=env
+    )
+    assert query.exit_code == 0 and "16" in query.stdout
+
+
+def test_missing_bucket_is_one_clear_line(s3_run):
+    result = CliRunner().invoke(
+        app, ["status", "--lake-root", "s3://no-such-bucket/lake"], env={"STEDI_PROFILE": "test"}
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: cannot reach s3://no-such-bucket/lake: UnknownStoreException: "
+        "The specified bucket does not exist"
+    )
+
+
+def test_s3a_settings_come_from_the_standard_environment_without_secrets():
+    options = s3a_options({**S3_ENV, "AWS_ENDPOINT_URL": "https://minio.internal:9000"})
+    assert options["spark.hadoop.fs.s3a.endpoint"] == "https://minio.internal:9000"
+    assert options["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert options["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "true"
+    assert options["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
+    assert not any(secret in str(options) for secret in S3_ENV.values() if secret != "us-east-1")
+    assert "spark.hadoop.fs.s3a.endpoint" not in s3a_options({})  # real AWS by default
+
+
+def test_no_credential_is_written_to_the_lake(s3_run):
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    for key in keys:
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert S3_ENV["AWS_SECRET_ACCESS_KEY"].encode() not in body, key
+        assert S3_ENV["AWS_ACCESS_KEY_ID"].encode() not in body or key.startswith("prod/landing"), (
+            key
+        )
