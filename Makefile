@@ -9,11 +9,13 @@ JARS   := .cache/jars
 M2     := .cache/m2
 LAKE   ?= lakehouse
 RULES  ?= privacy
+SCALE  ?= S
 
 VENV_STAMP := $(VENV)/.installed
 JARS_STAMP := $(JARS)/.complete
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help setup jars run test lint sample docs package submit-local clean
+.PHONY: help setup jars run test lint sample docs package submit-local bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,7 +24,7 @@ $(VENV_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,generate]'
 	@touch $@
 
 $(JARS_STAMP): jars/pom.xml
@@ -53,6 +55,13 @@ sample: setup ## Regenerate data/sample/ (deterministic)
 
 docs: setup ## Regenerate the README's table catalogue from the contracts
 	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'
+
+$(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,generate,bench]'
+	@touch $@
+
+bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts (SCALE=S|M|L)
+	$(BIN)/python bench/run.py --scale $(SCALE)
 
 # What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies
 # (for spark.archives; pyspark and py4j are left out: the cluster provides them) and the job.

@@ -267,3 +267,55 @@ def tables(
         )
     )
 
+
+@app.command()
+def generate(
+    customers: Annotated[int, typer.Option(help="How many customers.", min=1)],
+    out_dir: Annotated[Path, typer.Option("--out", help="Landing folder to (re)write.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    ambiguous_share: Annotated[
+        float, typer.Option(help="Share of customers whose serial a second customer also claims.")
+    ] = 0.01,
+    unknown_share: Annotated[
+        float, typer.Option(help="Unknown app users and unknown devices, per customer.")
+    ] = 0.01,
+    bad_share: Annotated[float, typer.Option(help="Share of bad lines per dataset.")] = 0.001,
+) -> None:
+    """Generate a realistic landing set of any size (deterministic for a seed)."""
+    from rich.table import Table
+
+    try:
+        from stedi_lakehouse.generate import generate_landing
+    except ImportError as exc:
+        hint = "pip install 'stedi-lakehouse[generate]'"
+        raise fail(
+            f"stedi-lake generate needs numpy and pyarrow ({exc.name} missing): {hint}"
+        ) from None
+    started = time.monotonic()
+    try:
+        summary = generate_landing(
+            out_dir,
+            customers=customers,
+            seed=seed,
+            ambiguous_share=ambiguous_share,
+            unknown_share=unknown_share,
+            bad_share=bad_share,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"Landing set in {out_dir}", title_justify="left")
+    for column in ("dataset", "files", "lines", "bad lines", "blank lines", "MB"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for dataset, d in summary["datasets"].items():
+        table.add_row(
+            dataset,
+            str(d["files"]),
+            f"{d['lines']:,}",
+            f"{d['bad_lines']:,}",
+            f"{d['blank_lines']:,}",
+            f"{d['bytes'] / 1e6:,.1f}",
+        )
+    out.print(table)
+    people = ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in summary["people"].items())
+    out.print(people, highlight=False)
+    out.print(f"{summary['bytes'] / 1e6:,.1f} MB in {time.monotonic() - started:.1f} s")

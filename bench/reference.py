@@ -1,0 +1,395 @@
+"""An independent reference implementation of the `privacy` rules, in DuckDB.
+
+It shares no code with `stedi_lakehouse` (nor with tests/oracle.py): it re-states the landing
+contracts and the `privacy` rules of the README in SQL, reads the landing JSON lines as plain
+text, validates them, builds every table and writes each one as a Delta table with the
+`deltalake` package (Arrow batches straight from DuckDB):
+
+    <out>/delta/{landing,quarantine,trusted,curated}/<table>/
+
+It exists to measure the project's Spark pipeline against a single-node engine on the same
+input, and to check that both give the same row count for every table.
+
+    python bench/reference.py LANDING_DIR OUT_DIR [--pseudonym-key K] [--json-out FILE]
+
+LANDING_DIR holds customer/, accelerometer/, step_trainer/ with *.json files (nested folders
+allowed). Prints the row counts as JSON on stdout (and writes them to --json-out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+DATASETS = ("customer", "accelerometer", "step_trainer")
+EPOCH_MIN_MS = 946_684_800_000  # 2000-01-01, inclusive
+EPOCH_END_MS = 4_102_444_800_000  # 2100-01-01, exclusive
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+BLANK = " \t\r\n"
+BATCH_ROWS = 1_000_000
+
+# The landing contracts: (field, kind, required); kinds: string (a JSON string or finite
+# number, as text), email (a string like a@b), epoch (a JSON integer of ms in range),
+# number (a finite JSON number), distance (a JSON integer 0..2^63-1).
+CONTRACTS: dict[str, list[tuple[str, str, bool]]] = {
+    "customer": [
+        ("customerName", "string", False),
+        ("email", "email", True),
+        ("phone", "string", False),
+        ("birthDay", "string", False),
+        ("serialNumber", "string", True),
+        ("registrationDate", "epoch", True),
+        ("lastUpdateDate", "epoch", True),
+        ("shareWithResearchAsOfDate", "epoch", False),
+        ("shareWithPublicAsOfDate", "epoch", False),
+        ("shareWithFriendsAsOfDate", "epoch", False),
+    ],
+    "accelerometer": [
+        ("user", "email", True),
+        ("timestamp", "epoch", True),
+        ("x", "number", True),
+        ("y", "number", True),
+        ("z", "number", True),
+    ],
+    "step_trainer": [
+        ("sensorReadingTime", "epoch", True),
+        ("serialNumber", "string", True),
+        ("distanceFromObject", "distance", True),
+    ],
+}
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "email": "VARCHAR",
+    "epoch": "BIGINT",
+    "number": "DOUBLE",
+    "distance": "BIGINT",
+}
+ZONES = {
+    "customer_landing": "landing",
+    "accelerometer_landing": "landing",
+    "step_trainer_landing": "landing",
+    "customer_quarantine": "quarantine",
+    "accelerometer_quarantine": "quarantine",
+    "step_trainer_quarantine": "quarantine",
+    "customer_trusted": "trusted",
+    "accelerometer_trusted": "trusted",
+    "step_trainer_trusted": "trusted",
+    "customer_curated": "curated",
+    "machine_learning_curated": "curated",
+}
+CUSTOMER_COLUMNS = [name for name, _, _ in CONTRACTS["customer"]]
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _field_sql(name: str, kind: str, required: bool) -> tuple[str, str, str]:
+    """(typed value, 'is valid' condition, reason) of one field, over `r` (a struct of JSON
+    values, SQL NULL when the field is absent or JSON null)."""
+    value = f'r."{name}"'
+    json_kind = f"json_type({value})"
+    integer = f"{json_kind} IN ('BIGINT', 'UBIGINT')"
+    finite = (
+        f"({json_kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"AND isfinite(TRY_CAST({value} AS DOUBLE)))"
+    )
+    if kind in ("string", "email"):
+        typed = f"json_extract_string({value}, '$')"
+        ok = f"({json_kind} = 'VARCHAR' OR {finite})"
+        if kind == "email":
+            ok = f"({ok} AND regexp_full_match({typed}, '{EMAIL_PATTERN}'))"
+        if required:
+            ok = f"({ok} AND {typed} <> '')"
+    elif kind == "epoch":
+        typed = f"TRY_CAST({value} AS BIGINT)"
+        ok = f"({integer} AND {typed} >= {EPOCH_MIN_MS} AND {typed} < {EPOCH_END_MS})"
+    elif kind == "distance":
+        typed = f"TRY_CAST({value} AS BIGINT)"
+        ok = f"({integer} AND {typed} >= 0)"  # a UBIGINT above 2^63-1 does not cast: NULL
+    elif kind == "number":
+        typed = f"TRY_CAST({value} AS DOUBLE)"
+        ok = finite
+    else:
+        raise ValueError(kind)
+    present = f"({value} IS NOT NULL AND {json_kind} <> 'NULL')"
+    valid = f"coalesce({present} AND {ok}, false)"
+    if not required:
+        valid = f"(NOT coalesce({present}, false) OR {valid})"
+    reason = (
+        f"CASE WHEN NOT coalesce({present}, false) THEN '''{name}'' is missing or null' "
+        f"WHEN NOT {valid} THEN '''{name}'' breaks its rule ({kind})' END"
+        if required
+        else f"CASE WHEN NOT {valid} THEN '''{name}'' breaks its rule ({kind})' END"
+    )
+    return typed, valid, reason
+
+
+def _parse_sql(dataset: str, path: str, file_id: int) -> str:
+    """One landing file -> (file_id, valid, typed columns..., raw_line and reason if not)."""
+    fields = CONTRACTS[dataset]
+    shape = json.dumps({name: "JSON" for name, _, _ in fields})
+    parts = [_field_sql(name, kind, required) for name, kind, required in fields]
+    valid = " AND ".join(f"({v})" for _, v, _ in parts)
+    typed = ",\n  ".join(
+        f'CASE WHEN ok THEN CAST({t} AS {SQL_TYPES[kind]}) END AS "{name}"'
+        for (t, _, _), (name, kind, _) in zip(parts, fields, strict=True)
+    )
+    reasons = ", ".join(r for _, _, r in parts)
+    return f"""
+WITH lines AS (
+  SELECT line FROM read_csv({_literal(path)}, columns = {{'line': 'VARCHAR'}}, delim = '\\x01',
+    quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n')
+  WHERE line IS NOT NULL AND trim(line, {_literal(BLANK)}) <> ''
+), objects AS (
+  -- JSON that is not an object (a number, an array...) comes out with every field NULL,
+  -- so it breaks the required fields every contract has
+  SELECT line, CASE WHEN json_valid(line) THEN json_transform(line, {_literal(shape)}) END AS r
+  FROM lines
+), checked AS (
+  SELECT line, r, r IS NOT NULL AND {valid} AS ok FROM objects
+)
+SELECT {file_id}::INTEGER AS file_id, ok,
+  {typed},
+  CASE WHEN NOT ok THEN line END AS raw_line,
+  CASE WHEN NOT ok THEN CASE WHEN r IS NULL THEN 'not a JSON object'
+    WHEN json_type(line) <> 'OBJECT' THEN 'not a JSON object'
+    ELSE concat_ws('; ', {reasons}) END END AS reason
+FROM checked"""
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# --- the rules -----------------------------------------------------------------------------
+
+RULES_SQL = f"""
+-- the latest record per email is the person; ties: later source file, then the values
+CREATE TABLE customer_ranked AS
+SELECT c.*, row_number() OVER (
+    PARTITION BY email ORDER BY lastUpdateDate DESC, file_id DESC,
+    {", ".join(f'"{c}" DESC NULLS LAST' for c in CUSTOMER_COLUMNS)}) AS rank
+FROM customer_landing c;
+
+CREATE TABLE persons AS
+SELECT {", ".join(f'"{c}"' for c in CUSTOMER_COLUMNS)} FROM customer_ranked WHERE rank = 1;
+
+CREATE VIEW customer_trusted AS
+SELECT * FROM persons WHERE shareWithResearchAsOfDate IS NOT NULL;
+
+CREATE TABLE accelerometer_classified AS
+SELECT a.user, a.timestamp, a.x, a.y, a.z,
+  CASE WHEN p.email IS NULL THEN 'unknown person'
+       WHEN p.shareWithResearchAsOfDate IS NULL THEN 'no consent'
+       WHEN a.timestamp < p.shareWithResearchAsOfDate THEN 'before consent' END AS exclusion
+FROM accelerometer_landing a LEFT JOIN persons p ON a.user = p.email;
+
+CREATE TABLE accelerometer_trusted AS
+SELECT user, timestamp, x, y, z FROM accelerometer_classified WHERE exclusion IS NULL;
+
+CREATE TABLE customer_curated AS
+SELECT * FROM customer_trusted
+WHERE email IN (SELECT DISTINCT user FROM accelerometer_trusted);
+
+-- a serial number's owners: the persons whose latest record names it
+CREATE TABLE devices AS
+SELECT p.serialNumber,
+  count(DISTINCT p.email) AS owners,
+  min(p.email) AS owner_email,
+  min(p.shareWithResearchAsOfDate) AS owner_consent_ms,
+  count(DISTINCT c.email) AS curated_owners
+FROM persons p LEFT JOIN customer_curated c ON p.email = c.email
+GROUP BY p.serialNumber;
+
+CREATE TABLE step_trainer_classified AS
+SELECT s.sensorReadingTime, s.serialNumber, s.distanceFromObject, d.owner_email,
+  CASE WHEN d.owners IS NULL THEN 'unknown person'
+       WHEN d.owners > 1 THEN 'ambiguous device'
+       WHEN d.owner_consent_ms IS NULL THEN 'no consent'
+       WHEN d.curated_owners = 0 THEN 'no accelerometer data'
+       WHEN s.sensorReadingTime < d.owner_consent_ms THEN 'before consent' END AS exclusion
+FROM step_trainer_landing s LEFT JOIN devices d ON s.serialNumber = d.serialNumber;
+
+CREATE TABLE step_trainer_trusted_owned AS
+SELECT sensorReadingTime, serialNumber, distanceFromObject, owner_email
+FROM step_trainer_classified WHERE exclusion IS NULL;
+
+CREATE VIEW step_trainer_trusted AS
+SELECT sensorReadingTime, serialNumber, distanceFromObject FROM step_trainer_trusted_owned;
+"""
+
+# each trusted step reading with the same person's trusted accelerometer readings at that ms
+MACHINE_LEARNING_SQL = """
+SELECT k.subject_key, s.sensorReadingTime AS reading_time_ms,
+  s.distanceFromObject AS distance_from_object, a.x, a.y, a.z
+FROM step_trainer_trusted_owned s
+JOIN accelerometer_trusted a ON a.user = s.owner_email AND a.timestamp = s.sensorReadingTime
+JOIN subject_keys k ON k.email = s.owner_email
+"""
+
+
+def _subject_keys(con: duckdb.DuckDBPyConnection, key: bytes) -> pa.Table:
+    """HMAC-SHA256 (hex) of each curated customer's email: one Python call per person."""
+    emails = con.sql("SELECT email FROM customer_curated").fetchnumpy()["email"]
+    keys = [hmac.new(key, str(e).encode(), hashlib.sha256).hexdigest() for e in emails]
+    return pa.table({"email": pa.array(emails, pa.string()), "subject_key": keys})
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def _files(landing: Path, dataset: str) -> list[str]:
+    folder = landing / dataset
+    if not folder.is_dir():
+        raise SystemExit(f"error: no landing folder {folder}")
+    return sorted(str(p) for p in folder.rglob("*.json") if p.is_file())
+
+
+def _write_delta(con, sql: str, path: Path) -> int:
+    """Stream a query's result into a new Delta table; return the rows the table holds."""
+    relation = con.sql(sql)
+    to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+    reader = to_reader(BATCH_ROWS)
+    write_deltalake(str(path), reader, mode="overwrite")
+    actions = DeltaTable(str(path)).get_add_actions(flatten=True)
+    return sum(v or 0 for v in pa.table(actions).column("num_records").to_pylist())
+
+
+def run(
+    landing: Path,
+    out: Path,
+    *,
+    pseudonym_key: bytes,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> dict:
+    """Build every table of the `privacy` rules from `landing` into `out`; return counts."""
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    con = duckdb.connect(config={"temp_directory": str(out / "_duckdb_tmp")})
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+
+    # landing: validate every line of every file
+    files: list[tuple[int, str, str]] = []
+    for dataset in DATASETS:
+        for path in _files(landing, dataset):
+            files.append((len(files), dataset, path))
+    con.execute("CREATE TABLE source_files (file_id INTEGER, dataset VARCHAR, path VARCHAR)")
+    con.executemany("INSERT INTO source_files VALUES (?, ?, ?)", files)
+    for dataset in DATASETS:
+        mine = [(i, p) for i, d, p in files if d == dataset]
+        table = f"{dataset}_parsed"
+        for number, (file_id, path) in enumerate(mine):
+            verb = f"CREATE TABLE {table} AS" if number == 0 else f"INSERT INTO {table}"
+            con.execute(f"{verb} {_parse_sql(dataset, path, file_id)}")
+        if not mine:  # an empty folder: empty tables of the right shape
+            con.execute(f"CREATE TABLE {table} AS {_parse_sql(dataset, '/dev/null', -1)} LIMIT 0")
+        columns = ", ".join(f'"{name}"' for name, _, _ in CONTRACTS[dataset])
+        con.execute(
+            f"CREATE VIEW {dataset}_landing AS SELECT {columns}, file_id FROM {table} WHERE ok"
+        )
+    phases["validate"] = time.monotonic() - started
+
+    mark = time.monotonic()
+    con.execute(RULES_SQL)
+    con.register("subject_keys_arrow", _subject_keys(con, pseudonym_key))
+    con.execute("CREATE TABLE subject_keys AS SELECT * FROM subject_keys_arrow")
+    phases["rules"] = time.monotonic() - mark
+
+    mark = time.monotonic()
+    outputs = {}
+    for dataset in DATASETS:
+        columns = ", ".join(f'p."{name}"' for name, _, _ in CONTRACTS[dataset])
+        outputs[f"{dataset}_landing"] = (
+            f"SELECT {columns}, f.path AS source_file FROM {dataset}_parsed p "
+            f"JOIN source_files f USING (file_id) WHERE p.ok"
+        )
+        outputs[f"{dataset}_quarantine"] = (
+            f"SELECT p.raw_line, p.reason, f.path AS source_file FROM {dataset}_parsed p "
+            f"JOIN source_files f USING (file_id) WHERE NOT p.ok"
+        )
+    outputs["customer_trusted"] = "SELECT * FROM customer_trusted"
+    outputs["accelerometer_trusted"] = "SELECT * FROM accelerometer_trusted"
+    outputs["step_trainer_trusted"] = "SELECT * FROM step_trainer_trusted"
+    outputs["customer_curated"] = "SELECT * FROM customer_curated"
+    outputs["machine_learning_curated"] = MACHINE_LEARNING_SQL
+    tables = {}
+    for name, zone in ZONES.items():
+        path = out / "delta" / zone / name
+        rows = _write_delta(con, outputs[name], path)
+        tables[name] = {"rows": rows, "path": str(path)}
+    phases["write"] = time.monotonic() - mark
+
+    exclusions = {}
+    for dataset, table in (
+        ("accelerometer", "accelerometer_classified"),
+        ("step_trainer", "step_trainer_classified"),
+    ):
+        exclusions[dataset] = dict(
+            con.sql(
+                f"SELECT exclusion, count(*) FROM {table} WHERE exclusion IS NOT NULL "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+    exclusions["customer"] = dict(
+        con.sql("""SELECT 'superseded', count(*) FILTER (WHERE rank > 1) FROM customer_ranked
+                   UNION ALL SELECT 'no consent', count(*) FROM persons
+                   WHERE shareWithResearchAsOfDate IS NULL""").fetchall()
+    )
+    con.close()
+    shutil.rmtree(out / "_duckdb_tmp", ignore_errors=True)
+    return {
+        "tables": tables,
+        "exclusions": exclusions,
+        "phases_s": {k: round(v, 3) for k, v in phases.items()},
+        "seconds": round(time.monotonic() - started, 3),
+        "duckdb": duckdb.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("landing", type=Path, help="folder with customer/, accelerometer/, ...")
+    parser.add_argument("out", type=Path, help="output folder (replaced)")
+    parser.add_argument(
+        "--pseudonym-key",
+        default=os.environ.get("STEDI_PSEUDONYM_KEY", "local-development-key-not-secret"),
+        help="HMAC key of subject_key",
+    )
+    parser.add_argument("--threads", type=int, help="DuckDB threads [default: all cores]")
+    parser.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 4GB")
+    parser.add_argument("--json-out", type=Path, help="also write the result here")
+    args = parser.parse_args(argv)
+    result = run(
+        args.landing,
+        args.out,
+        pseudonym_key=args.pseudonym_key.encode(),
+        threads=args.threads,
+        memory_limit=args.memory_limit,
+    )
+    text = json.dumps(result, indent=2)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""`make bench SCALE=S|M|L`: the project's pipeline against an independent DuckDB reference.
+
+1. Generates the landing set once into .cache/bench/<scale>/landing (kept while the generator
+   and its parameters are unchanged).
+2. Runs, each as a subprocess, measured for wall seconds and the peak memory of its whole
+   process tree (sum of RSS of the process and all its descendants, the JVM included, sampled
+   every 0.2 s):
+   a. the project's full cold run: a fresh lake whose landing files are hard links to the
+      generated ones (a copy if linking fails; never timed), `stedi-lake run --lake-root`;
+   b. the reference, bench/reference.py.
+3. Compares the row count of every table (project: `stedi-lake status --json`, not timed), and
+   at scale S also against tests/oracle.py.
+4. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
+   differs or a system fails.
+
+The logs of both systems (stdout and stderr) are kept under .cache/bench/<scale>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CACHE = ROOT / ".cache" / "bench"
+RESULTS = ROOT / "bench" / "results"
+GENERATOR = ROOT / "src" / "stedi_lakehouse" / "generate.py"
+
+SCALES = {"S": 1_000, "M": 20_000, "L": 100_000}  # customers
+GENERATOR_PARAMS = {
+    "seed": 42,
+    "ambiguous_share": 0.01,
+    "unknown_share": 0.01,
+    "bad_share": 0.001,
+    "readings_per_device": 25,
+    "files_per_dataset": None,
+}
+PSEUDONYM_KEY = "bench-key-not-secret"
+# Spark settings the bench passes to the project (environment variables, see README
+# "Configuration"); anything STEDI_* already in the environment wins.
+SPARK_ENV: dict[str, dict[str, str]] = {
+    "S": {},
+    "M": {},
+    "L": {"STEDI_SPARK__DRIVER_MEMORY": "6g"},
+}
+SAMPLE_EVERY_S = 0.2
+GIB = 1024**3
+
+out = Console()
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Sum of RSS of a process and all its descendants (processes may vanish meanwhile)."""
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
+
+
+def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
+    """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    peak, samples = 0, 0
+    done = threading.Event()
+    with log.open("wb") as handle:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        )
+        process = psutil.Process(child.pid)
+
+        def sample() -> None:
+            nonlocal peak, samples
+            while not done.is_set():
+                peak = max(peak, tree_rss(process))
+                samples += 1
+                done.wait(SAMPLE_EVERY_S)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = child.wait()
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    return {
+        "command": command,
+        "exit_code": code,
+        "wall_s": round(wall, 3),
+        "peak_rss_bytes": peak,
+        "peak_rss_gib": round(peak / GIB, 3),
+        "memory_samples": samples,
+        "log": str(log.relative_to(ROOT)),
+    }
+
+
+# --- the landing set -----------------------------------------------------------------------
+
+
+def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
+    """The scale's landing folder, generated unless an identical one is cached."""
+    folder = CACHE / scale
+    landing, stamp = folder / "landing", folder / "landing.json"
+    params = {"customers": SCALES[scale], **GENERATOR_PARAMS}
+    fingerprint = {
+        "params": params,
+        "generator_sha256": hashlib.sha256(GENERATOR.read_bytes()).hexdigest(),
+    }
+    if not regenerate and landing.is_dir() and stamp.is_file():
+        cached = json.loads(stamp.read_text())
+        if cached.get("fingerprint") == fingerprint:
+            out.print(f"landing set: cached in {landing.relative_to(ROOT)}")
+            return landing, {**cached, "cached": True}
+    from stedi_lakehouse.generate import generate_landing
+
+    stamp.unlink(missing_ok=True)
+    shutil.rmtree(landing, ignore_errors=True)
+    out.print(f"generating the landing set ({params['customers']:,} customers) ...")
+    started = time.perf_counter()
+    summary = generate_landing(landing, **params)
+    seconds = time.perf_counter() - started
+    record = {"fingerprint": fingerprint, "seconds": round(seconds, 3), "summary": summary}
+    stamp.write_text(json.dumps(record, indent=2) + "\n")
+    out.print(f"generated {summary['bytes'] / 1e6:,.0f} MB in {seconds:.1f} s")
+    return landing, {**record, "cached": False}
+
+
+def fresh_lake(landing: Path, lake: Path) -> str:
+    """A new lake folder whose landing zone holds the generated files (hard links, or copies
+    where linking is impossible). Returns how the files were put in place."""
+    shutil.rmtree(lake, ignore_errors=True)
+    how = "hard links"
+    for source in sorted(p for p in landing.rglob("*.json") if p.is_file()):
+        target = lake / "landing" / source.relative_to(landing)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+            how = "copies"
+    return how
+
+
+# --- counts --------------------------------------------------------------------------------
+
+
+def project_counts(lake: Path, env: dict[str, str], log: Path) -> dict[str, int | None]:
+    command = [str(BIN / "stedi-lake"), "status", "--lake-root", str(lake), "--json"]
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    with log.open("a") as handle:
+        handle.write(f"\n$ {' '.join(command)}\n{result.stdout}{result.stderr}")
+    if result.returncode != 0:
+        return {}
+    document = json.loads(result.stdout[result.stdout.index("{") :])
+    return {name: table["rows"] for name, table in document["tables"].items()}
+
+
+WRITE_ROW = re.compile(r"^\W*([a-z_]+)\s*│\s*(\w+)\s*│\s*([\d,]+)\s*│\s*(\d+)\s*│\s*([\d.]+)\s*│")
+
+
+def project_write_seconds(log: Path) -> dict[str, float]:
+    """Per-table seconds from the project's 'Tables written' report, when it prints them."""
+    seconds = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if match := WRITE_ROW.match(line):
+            seconds[match.group(1)] = float(match.group(5))
+    return seconds
+
+
+def oracle_counts(landing: Path) -> dict[str, int]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from oracle import expected_counts
+
+    return expected_counts(landing, "privacy")
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+        java = java.splitlines()[0] if java else None
+    except OSError:
+        java = None
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "java": java,
+    }
+
+
+def git_state() -> dict:
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    # the tree may hold uncommitted work: fingerprint what the pipeline runs
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "conf").glob("*.yaml")]):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain")),
+        "source_sha256": digest.hexdigest(),
+    }
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def systems_table(systems: dict[str, dict], records: int) -> Table:
+    table = Table(title=f"Cold run, {records:,} input records", title_justify="left")
+    for column in ("system", "wall s", "x reference", "peak memory GiB", "rows/s", "exit"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for name, run in systems.items():
+        table.add_row(
+            name,
+            f"{run['wall_s']:.1f}",
+            f"{run['ratio_to_reference']:.2f}",
+            f"{run['peak_rss_gib']:.2f}",
+            f"{run['rows_per_s']:,.0f}",
+            str(run["exit_code"]),
+        )
+    return table
+
+
+def counts_table(counts: dict[str, dict]) -> Table:
+    with_oracle = any(c.get("oracle") is not None for c in counts.values())
+    table = Table(title="Row counts per table", title_justify="left")
+    columns = ["table", "project", "reference", *(["oracle"] if with_oracle else []), "same"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, c in counts.items():
+        cells = [name] + [
+            "-" if c.get(key) is None else f"{c[key]:,}"
+            for key in ("project", "reference", *(["oracle"] if with_oracle else []))
+        ]
+        table.add_row(*cells, "[green]yes[/green]" if c["match"] else "[red]NO[/red]")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the pipeline against a reference.")
+    parser.add_argument("--scale", choices=SCALES, default="S", type=str.upper)
+    parser.add_argument("--regenerate", action="store_true", help="regenerate the landing set")
+    parser.add_argument(
+        "--oracle",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also check the counts with tests/oracle.py [default: at scale S only]",
+    )
+    args = parser.parse_args(argv)
+    scale = args.scale
+    folder = CACHE / scale
+    load_before = os.getloadavg()
+
+    landing, generated = landing_set(scale, regenerate=args.regenerate)
+    summary = generated["summary"]
+    records = summary["records"]
+
+    env = {
+        **os.environ,
+        "STEDI_CONF_DIR": str(ROOT / "conf"),
+        "STEDI_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "STEDI_SPARK__JVM_LOG": str(folder / "project-jvm.log"),
+        "COLUMNS": "200",  # the project's report tables, unwrapped in the log
+    }
+    for key, value in SPARK_ENV[scale].items():
+        env.setdefault(key, value)
+    stedi_env = {
+        k: v for k, v in env.items() if k.startswith("STEDI_") and k != "STEDI_PSEUDONYM_KEY"
+    }
+
+    # (a) the project, cold: a fresh lake, a new JVM
+    lake = folder / "lake"
+    placed = fresh_lake(landing, lake)
+    out.print(f"project: stedi-lake run on {records:,} records ({placed}) ...")
+    project = measure(
+        [str(BIN / "stedi-lake"), "run", "--lake-root", str(lake)],
+        env=env,
+        log=folder / "project.log",
+    )
+    project["landing_files"] = placed
+    project["env"] = stedi_env
+    project["write_seconds"] = project_write_seconds(folder / "project.log")
+    out.print(f"  {project['wall_s']:.1f} s, exit {project['exit_code']}")
+
+    # (b) the reference
+    out.print("reference: bench/reference.py (DuckDB) ...")
+    reference_json = folder / "reference.json"
+    reference_json.unlink(missing_ok=True)
+    reference = measure(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "reference.py"),
+            str(landing),
+            str(folder / "reference"),
+            "--pseudonym-key",
+            PSEUDONYM_KEY,
+            "--json-out",
+            str(reference_json),
+        ],
+        env=env,
+        log=folder / "reference.log",
+    )
+    out.print(f"  {reference['wall_s']:.1f} s, exit {reference['exit_code']}")
+    reference_result = json.loads(reference_json.read_text()) if reference_json.is_file() else {}
+    reference["phases_s"] = reference_result.get("phases_s")
+
+    # counts (not timed)
+    got = {
+        "project": project_counts(lake, env, folder / "project.log"),
+        "reference": {k: v["rows"] for k, v in reference_result.get("tables", {}).items()},
+    }
+    use_oracle = args.oracle if args.oracle is not None else scale == "S"
+    if use_oracle:
+        got["oracle"] = oracle_counts(landing)
+    names = list(dict.fromkeys([*got["reference"], *got["project"]]))
+    counts = {}
+    for name in names:
+        row = {system: got[system].get(name) for system in got}
+        values = set(row.values())
+        row["match"] = len(values) == 1 and None not in values
+        counts[name] = row
+    counts_match = bool(counts) and all(c["match"] for c in counts.values())
+
+    systems = {"project (Spark)": project, "reference (DuckDB)": reference}
+    for run in systems.values():
+        run["ratio_to_reference"] = round(run["wall_s"] / reference["wall_s"], 3)
+        run["rows_per_s"] = round(records / run["wall_s"], 1)
+
+    out.print(systems_table(systems, records))
+    out.print(counts_table(counts))
+    failed = [name for name, run in systems.items() if run["exit_code"] != 0]
+    ok = counts_match and not failed
+
+    result = {
+        "scale": scale,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
+        "make": f"make bench SCALE={scale}",
+        "machine": {
+            **machine(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "git": git_state(),
+        "generator": {
+            "params": generated["fingerprint"]["params"],
+            "seconds": generated["seconds"],
+            "cached": generated["cached"],
+            "summary": summary,
+        },
+        "input_records": records,
+        "input_bytes": summary["bytes"],
+        "systems": systems,
+        "counts": counts,
+        "counts_match": counts_match,
+        "ok": ok,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"{scale}.json"
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    out.print(f"results: {target.relative_to(ROOT)}; logs: {folder.relative_to(ROOT)}/")
+    if failed:
+        out.print(f"[red]failed:[/red] {', '.join(failed)} (see the logs)")
+    if not counts_match:
+        out.print("[red]row counts differ[/red]")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
