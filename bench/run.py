@@ -58,7 +58,7 @@ PSEUDONYM_KEY = "bench-key-not-secret"
 SPARK_ENV: dict[str, dict[str, str]] = {
     "S": {},
     "M": {},
-    "L": {"STEDI_SPARK__DRIVER_MEMORY": "6g"},
+    "L": {},
 }
 SAMPLE_EVERY_S = 0.2
 GIB = 1024**3

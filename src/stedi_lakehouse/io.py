@@ -9,6 +9,7 @@ Layout under the lake root (a folder or an s3:// URI; only the base differs):
 
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,10 @@ class Lake:
         self.spark = spark
         self.root = normalise_root(root)
         self.database = database
+        # Registration talks to the metastore (slow on first use): it runs beside the next
+        # table's work. `registered()` waits for it and raises what failed.
+        self._registrations: list[Future] = []
+        self._registrar = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
 
     # -- paths ----------------------------------------------------------------------------
     def landing_dir(self, dataset: Dataset) -> str:
@@ -107,7 +112,7 @@ class Lake:
             .option("userMetadata", json.dumps({RULES_KEY: str(rules)}))
             .save(path)
         )
-        self.register(name)
+        self._registrations.append(self._registrar.submit(self.register, name))
         commit = self._last_commit(path)
         rows = int(commit["operationMetrics"].get("numOutputRows", 0))
         return TableWrite(name, rows, int(commit["version"]), path)
@@ -128,6 +133,12 @@ class Lake:
         metadata = self._last_commit(self.table_path(name)).get("userMetadata")
         value = json.loads(metadata).get(RULES_KEY) if metadata else None
         return Rules(value) if value else None
+
+    def registered(self) -> None:
+        """Wait until every table written so far is registered in the catalog."""
+        pending, self._registrations = self._registrations, []
+        for registration in pending:
+            registration.result()
 
     def register(self, name: str) -> None:
         """Point `database.name` at the table's location (external table; idempotent)."""

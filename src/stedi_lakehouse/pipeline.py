@@ -6,10 +6,12 @@ per dataset, records read = accepted + quarantined, and accepted = trusted + exc
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
@@ -55,6 +57,14 @@ class StageReport:
         return StageReport([*self.writes, *other.writes], {**self.datasets, **other.datasets})
 
 
+def _together(*tasks: Callable[[], object]) -> None:
+    """Run independent Spark work from several threads (Spark schedules their jobs side by
+    side); the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="stage") as pool:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
+
+
 class Stages:
     """The stages of one lake under one rules preset."""
 
@@ -71,19 +81,26 @@ class Stages:
         self.progress(f"wrote {table}: {written.rows:,} rows (version {written.version})")
         return written
 
-    def _count(self, classified: DataFrame, counts: DatasetCounts) -> None:
-        for row in tr.exclusion_counts(classified).collect():
-            if row[tr.EXCLUSION] is None:
-                counts.trusted = row["count"]
-            else:
-                counts.excluded[row[tr.EXCLUSION]] = row["count"]
+    def _write_usable(
+        self, classified: DataFrame, usable_rows, table: str, counts: DatasetCounts, report
+    ) -> None:
+        """Write the usable rows of a classified frame; count every reason in the same job."""
+        observation = Observation(f"{table}-exclusions")
+        self._write(
+            usable_rows(classified.observe(observation, *tr.exclusion_metrics())), table, report
+        )
+        metrics = observation.get
+        counts.trusted = metrics.pop(tr.USABLE)
+        counts.excluded = {reason: n for reason, n in metrics.items() if n}
 
     def ingest(self, dataset: Dataset, report: StageReport) -> None:
         """Validate landing/<dataset>/ into <dataset>_landing and <dataset>_quarantine."""
         self.progress(f"reading landing/{dataset}")
         contract = RECORD_CONTRACTS[dataset]
         lines = self.lake.read_landing(dataset)
-        validated = val.validate(lines, contract=contract).persist(StorageLevel.MEMORY_AND_DISK)
+        validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
         try:
             good = self._write(
                 val.accepted(validated, contract=contract), landing_table(dataset), report
@@ -94,22 +111,35 @@ class Stages:
         report.datasets[dataset] = DatasetCounts(dataset, accepted=good.rows, quarantined=bad.rows)
 
     def trusted(self) -> StageReport:
-        """landing files -> landing and quarantine tables -> trusted tables."""
+        """landing files -> landing and quarantine tables -> trusted tables. Independent writes
+        run side by side: on few cores a small job or a Delta commit leaves them idle."""
         report = StageReport()
-        for dataset in Dataset:
-            self.ingest(dataset, report)
+        _together(*[partial(self.ingest, dataset, report) for dataset in Dataset])
         counts = report.datasets
 
         customers = tr.classify_customers(self.lake.read(landing_table(Dataset.CUSTOMER)))
-        self._count(customers, counts[Dataset.CUSTOMER])
-        self._write(tr.customer_trusted(customers), "customer_trusted", report)
         persons = tr.people(customers).persist()
-
         readings = tr.classify_accelerometer(
             self.lake.read(landing_table(Dataset.ACCELEROMETER)), persons=persons, rules=self.rules
         )
-        self._count(readings, counts[Dataset.ACCELEROMETER])
-        self._write(tr.accelerometer_trusted(readings), "accelerometer_trusted", report)
+        _together(
+            partial(
+                self._write_usable,
+                customers,
+                tr.customer_trusted,
+                "customer_trusted",
+                counts[Dataset.CUSTOMER],
+                report,
+            ),
+            partial(
+                self._write_usable,
+                readings,
+                tr.accelerometer_trusted,
+                "accelerometer_trusted",
+                counts[Dataset.ACCELEROMETER],
+                report,
+            ),
+        )
 
         curated = tr.customer_curated(
             self.lake.read("customer_trusted"),
@@ -120,9 +150,15 @@ class Stages:
             device_owners=tr.devices(persons, curated=curated),
             rules=self.rules,
         )
-        self._count(steps, counts[Dataset.STEP_TRAINER])
-        self._write(tr.step_trainer_trusted(steps), "step_trainer_trusted", report)
+        self._write_usable(
+            steps,
+            tr.step_trainer_trusted,
+            "step_trainer_trusted",
+            counts[Dataset.STEP_TRAINER],
+            report,
+        )
         persons.unpersist()
+        self.lake.registered()
         return report
 
     def curated(self, *, pseudonym_key: bytes | None) -> StageReport:
@@ -146,4 +182,5 @@ class Stages:
                 pseudonym_key=pseudonym_key,
             )
         self._write(pairs, "machine_learning_curated", report)
+        self.lake.registered()
         return report

@@ -12,7 +12,8 @@ def writes_table(writes: Iterable[Any]) -> Table:
     table = Table(title="Tables written", title_justify="left")
     for column in ("table", "zone", "rows", "version", "seconds"):
         table.add_column(column, justify="left" if column in ("table", "zone") else "right")
-    for w in writes:
+    order = list(CATALOGUE)
+    for w in sorted(writes, key=lambda w: order.index(w.table)):
         zone = str(CATALOGUE[w.table].zone)
         table.add_row(w.table, zone, f"{w.rows:,}", str(w.version), f"{w.seconds:.1f}")
     return table

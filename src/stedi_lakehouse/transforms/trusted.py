@@ -149,6 +149,13 @@ def step_trainer_trusted(classified_readings: DataFrame) -> DataFrame:
     return usable(classified_readings).select(*columns(StepTrainerTrusted))
 
 
-def exclusion_counts(classified: DataFrame) -> DataFrame:
-    """(exclusion, count) including the usable rows (exclusion null)."""
-    return classified.groupBy(EXCLUSION).count()
+USABLE = "usable"
+
+
+def exclusion_metrics() -> list[F.Column]:
+    """Aggregates counting the usable rows and each exclusion reason of a classified frame, for
+    `DataFrame.observe`: counted while the trusted table is written, not in a second pass."""
+    is_reason = {USABLE: F.col(EXCLUSION).isNull()} | {
+        str(reason): F.col(EXCLUSION) == str(reason) for reason in Exclusion
+    }
+    return [F.count_if(condition).alias(name) for name, condition in is_reason.items()]

@@ -5,6 +5,9 @@ came out null (absent, null, wrong type) is the line parsed again as a map of ra
 say why, so valid records pay for one parse.
 """
 
+import operator
+from functools import reduce
+
 from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -27,11 +30,15 @@ def _shown(value: Column) -> Column:
     return F.concat(F.lit("'"), F.substring(value, 1, SHOWN_CHARS), F.lit("'"))
 
 
+def _looks_like_no_text(typed: Column) -> Column:
+    return typed.isin("true", "false") | typed.startswith("{") | typed.startswith("[")
+
+
 def _not_text(rule: FieldRule, typed: Column) -> Column:
     """Spark reads any JSON value into a string field as its text; a contract string takes only
     a JSON string or number. Values that look like a boolean, object or array are checked
     against the line's real JSON kind (rare, so the extra parse is cheap)."""
-    looks_wrong = typed.isin("true", "false") | typed.startswith("{") | typed.startswith("[")
+    looks_wrong = _looks_like_no_text(typed)
     kind = F.schema_of_variant(F.variant_get(F.parse_json("value"), f"$.{rule.name}", "variant"))
     return F.when(
         looks_wrong & (kind != "STRING"),
@@ -70,6 +77,15 @@ def _joined(reasons: list[Column]) -> Column:
     return F.nullif(F.concat_ws("; ", *reasons), F.lit(""))
 
 
+def _may_hold(rule: FieldRule, typed: Column) -> Column:
+    """A cheap test that every value rule of a field holds (null passes: checked elsewhere).
+    True for almost every record, so the reason text is built only for the others."""
+    conditions = [typed.isNull() | check.holds(typed) for check in rule.checks]
+    if rule.data_type == T.StringType():
+        conditions.append(typed.isNull() | ~_looks_like_no_text(typed))
+    return reduce(operator.and_, conditions, F.lit(True))
+
+
 def reason_column(rules: list[FieldRule]) -> Column:
     """Every rule a record breaks, '; '-separated; null for a valid record."""
     typed = {rule.name: F.col(RECORD)[rule.name] for rule in rules}
@@ -78,8 +94,9 @@ def reason_column(rules: list[FieldRule]) -> Column:
     full = F.when(raw.isNull(), F.lit(NOT_AN_OBJECT)).otherwise(
         _joined([_null_reason(rule, typed[rule.name], raw) for rule in rules] + value_reasons)
     )
-    any_null = F.greatest(*[typed[rule.name].isNull() for rule in rules])
-    return F.when(any_null, full).otherwise(_joined(value_reasons))
+    any_null = reduce(operator.or_, [typed[rule.name].isNull() for rule in rules])
+    all_hold = reduce(operator.and_, [_may_hold(rule, typed[rule.name]) for rule in rules])
+    return F.when(any_null, full).when(~all_hold, _joined(value_reasons))
 
 
 def validate(lines: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
@@ -89,6 +106,12 @@ def validate(lines: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
         .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract)))
         .withColumn(REASON, reason_column(field_rules(contract)))
     )
+
+
+def without_good_lines(validated: DataFrame) -> DataFrame:
+    """Drop the raw text of valid records (kept for quarantined ones only): what is cached
+    between the landing and quarantine writes shrinks by the size of the input."""
+    return validated.withColumn("value", F.when(F.col(REASON).isNotNull(), F.col("value")))
 
 
 def accepted(validated: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
