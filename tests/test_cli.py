@@ -69,12 +69,16 @@ def test_invalid_yaml_profile_is_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_run_status_and_query_in_process(spark, tmp_path):
+def test_promote_status_and_query_in_process(spark, tmp_path):
     land_sample(tmp_path)
     env = {"STEDI_PROFILE": "test"}
-    run = invoke("run", "--lake-root", str(tmp_path), env=env)
-    assert run.exit_code == 0, run.output
-    assert "machine_learning_curated" in run.stdout and "quarantined" in run.stdout
+    trusted = invoke("promote", "trusted", "--lake-root", str(tmp_path), env=env)
+    assert trusted.exit_code == 0, trusted.output
+    assert "step_trainer_trusted" in trusted.stdout and "quarantined" in trusted.stdout
+    assert "machine_learning_curated" not in trusted.stdout
+    curated = invoke("promote", "curated", "--lake-root", str(tmp_path), env=env)
+    assert curated.exit_code == 0, curated.output
+    assert "machine_learning_curated" in curated.stdout
 
     status = invoke("status", "--lake-root", str(tmp_path), "--json", env=env)
     tables = json.loads(status.stdout)["tables"]

@@ -134,6 +134,14 @@ def test_missing_landing_folder_is_a_clear_error(lake):
         Stages(lake, rules=Rules.PRIVACY).trusted()
 
 
+def test_landing_that_is_a_file_is_a_clear_error(lake):
+    (Path(lake.root) / "landing").mkdir()
+    for dataset in Dataset:
+        (Path(lake.root) / "landing" / dataset).write_text("{}\n")
+    with pytest.raises(LakeError, match="landing for 'customer' must be a folder"):
+        Stages(lake, rules=Rules.PRIVACY).trusted()
+
+
 def test_curated_before_trusted_is_a_clear_error(lake):
     with pytest.raises(LakeError, match="table customer_trusted not found"):
         Stages(lake, rules=Rules.PRIVACY).curated(pseudonym_key=KEY)

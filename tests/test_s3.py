@@ -102,3 +102,14 @@ def test_no_credential_is_written_to_the_lake(s3_run):
         assert S3_ENV["AWS_ACCESS_KEY_ID"].encode() not in body or key.startswith("prod/landing"), (
             key
         )
+
+
+def test_land_uploads_to_s3(s3_run):
+    """`land` delivers the sample into an S3 lake, keeping sub-folders."""
+    env = {"STEDI_PROFILE": "test"}
+    root = f"s3://{BUCKET}/landed"
+    result = CliRunner().invoke(app, ["land", str(SAMPLE), "--lake-root", root], env=env)
+    assert result.exit_code == 0, result.output
+    listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="landed/landing/")
+    keys = {o["Key"].removeprefix("landed/landing/") for o in listed["Contents"]}
+    assert keys == {str(f.relative_to(SAMPLE)) for f in SAMPLE.rglob("*.json")}

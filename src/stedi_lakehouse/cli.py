@@ -206,11 +206,15 @@ def land(
     profile: Profile = None,
 ) -> None:
     """Deliver JSON-lines files into the lake's landing zone (creating the lake if needed)."""
-    from stedi_lakehouse.runtime import land_files
+    from stedi_lakehouse.roots import is_local_path
+    from stedi_lakehouse.runtime import files_to_land, land_files, open_lake
 
     with user_errors():
-        root = _settings(profile, lake_root).require_lake_root()
-        copied = land_files(source, root)
+        settings = _settings(profile, lake_root)
+        root = settings.require_lake_root()
+        files_to_land(source)  # a bad source is reported before Spark starts
+        lake = None if is_local_path(root) else open_lake(settings, must_exist=False)
+        copied = land_files(source, root, lake=lake)
     for dataset, files in copied.items():
         out.print(f"landed {files} file(s) into {root}/landing/{dataset}/")
 

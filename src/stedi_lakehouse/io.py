@@ -20,14 +20,14 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.session import is_local_path
+from stedi_lakehouse.roots import is_local_path, local_path
 
 RULES_KEY = "rules"
 
 
 def normalise_root(lake_root: str) -> str:
     if is_local_path(lake_root):
-        return str(Path(lake_root.removeprefix("file:")).resolve())
+        return str(local_path(lake_root).resolve())
     return lake_root.rstrip("/")
 
 
@@ -47,6 +47,15 @@ class TableStatus:
     rows: int | None
     version: int | None
     path: str
+
+
+def _said(exc: Py4JJavaError) -> str:
+    """A Java failure in one line: its type and what the store said."""
+    error = exc.java_exception
+    message = str(error.getMessage() or "").splitlines()[0]
+    # AWS: "...Exception: The specified bucket does not exist (Service: S3, ...)"
+    aws = re.search(r"Exception: ([^:(]+?) \(Service", message)
+    return f"{error.getClass().getSimpleName()}: {aws.group(1) if aws else message[:200]}"
 
 
 class Lake:
@@ -78,14 +87,23 @@ class Lake:
             fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
             return bool(fs.exists(hadoop_path))
         except Py4JJavaError as exc:
-            error = exc.java_exception
-            message = str(error.getMessage() or "").splitlines()[0]
-            # AWS: "...Exception: The specified bucket does not exist (Service: S3, ...)"
-            aws = re.search(r"Exception: ([^:(]+?) \(Service", message)
-            said = aws.group(1) if aws else message[:200]
-            raise LakeError(
-                f"cannot reach {path}: {error.getClass().getSimpleName()}: {said}"
-            ) from None
+            raise LakeError(f"cannot reach {path}: {_said(exc)}") from None
+
+    def _is_folder(self, path: str) -> bool:
+        hadoop_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+        fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        return bool(fs.getFileStatus(hadoop_path).isDirectory())
+
+    def put(self, local_file: Path, relative: str) -> None:
+        """Copy a local file to `<lake root>/<relative>` (any file system Spark reaches)."""
+        jvm = self.spark.sparkContext._jvm
+        try:
+            target = jvm.org.apache.hadoop.fs.Path(f"{self.root}/{relative}")
+            fs = target.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+            source = jvm.org.apache.hadoop.fs.Path(local_file.resolve().as_uri())
+            fs.copyFromLocalFile(False, True, source, target)
+        except Py4JJavaError as exc:
+            raise LakeError(f"cannot write {self.root}/{relative}: {_said(exc)}") from None
 
     def check_root(self) -> None:
         if not self._exists(self.root):
@@ -98,6 +116,8 @@ class Lake:
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
+        if not self._is_folder(folder):
+            raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
         lines = self.spark.read.text(folder, recursiveFileLookup=True, pathGlobFilter="*.json")
         return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.roots import is_local_path, local_path
 from stedi_lakehouse.settings import Settings
 
 Builder = SparkSession.Builder
@@ -31,15 +32,11 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def is_local_path(lake_root: str) -> bool:
-    return "://" not in lake_root or lake_root.startswith("file:")
-
-
 def metastore_dir(settings: Settings, lake_root: str) -> Path:
     if settings.catalog.metastore_dir is not None:
         return settings.catalog.metastore_dir.resolve()
     if is_local_path(lake_root):
-        return Path(lake_root.removeprefix("file:")).resolve() / "_metastore"
+        return local_path(lake_root).resolve() / "_metastore"
     return Path(".metastore").resolve()
 
 
@@ -112,6 +109,10 @@ def s3a_options(environ: Mapping[str, str]) -> dict[str, str]:
         "fs.s3a.aws.credentials.provider": (
             "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
         ),
+        # `land` uploads with copyFromLocalFile; its "optimized" path goes through the async
+        # client, which S3-compatible servers answering "100 Continue" twice (moto) break. The
+        # plain path streams through S3A's output stream and works everywhere.
+        "fs.s3a.optimized.copy.from.local.enabled": "false",
     }
     if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
         options["fs.s3a.endpoint.region"] = region
