@@ -5,7 +5,7 @@ from typing import Any
 
 from rich.table import Table
 
-from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
 
 
 def writes_table(writes: Iterable[Any]) -> Table:
@@ -26,7 +26,8 @@ def records_table(datasets: Iterable[Any]) -> Table:
     )
     for column in ("dataset", "read", "accepted", "quarantined", "trusted", "excluded"):
         table.add_column(column, justify="left" if column in ("dataset", "excluded") else "right")
-    for d in datasets:
+    order = [str(d) for d in Dataset]
+    for d in sorted(datasets, key=lambda d: order.index(d.dataset)):
         excluded = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(d.excluded.items()))
         table.add_row(
             d.dataset,
