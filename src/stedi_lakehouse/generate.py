@@ -44,6 +44,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from stedi_lakehouse.contracts.types import MAX_EPOCH_MS
+from stedi_lakehouse.sample import FIRST_NAMES, LAST_NAMES
+
 DATASETS = ("customer", "accelerometer", "step_trainer")
 EMAIL_DOMAIN = "test.com"
 
@@ -79,24 +82,10 @@ MIN_FILES = 2
 BATCH_ROWS = 1_000_000  # lines formatted at once (bounds memory; Arrow strings < 2 GiB)
 TRUNCATE_AT = 40  # truncated bad lines keep this many characters (lines are longer)
 
-EPOCH_END_MS = 4_102_444_800_000  # 2100-01-01, exclusive
+EPOCH_END_MS = MAX_EPOCH_MS  # 2100-01-01, exclusive: the contracts' bound
 YEAR_2200_MS = 7_258_118_400_000
 
-FIRST_NAMES = (
-    "Santosh", "Sarah", "Frank", "Jerry", "Spencer", "Lyn", "Trevor", "Ben",
-    "Danny", "Chris", "Larry", "Jacob", "Rick", "Senthil", "Liz", "Bobby",
-    "Sean", "Gail", "Steph", "Eric", "John", "Jeff", "Raghu", "Lani",
-    "Dana", "Edward", "Neeraj", "Angie", "Manoj", "Paula", "Olga", "Kofi",
-    "Mei", "Ingrid", "Tomas", "Amara", "Yusuf", "Hana", "Pedro", "Ruth",
-)  # fmt: skip
-LAST_NAMES = (
-    "Clayton", "Lincoln", "Jackson", "Spencer", "Mitra", "Davis", "Anandh",
-    "Stark", "Khan", "Hansen", "Lewis", "Aristotle", "Staples", "Abram",
-    "Fibonacci", "Huey", "Habschied", "Gonzalez", "Alexander", "Kahn",
-    "Miller", "Wu", "Okafor", "Novak", "Silva", "Tanaka", "Berg", "Moreau",
-    "Haddad", "Quinn", "Park", "Russo", "Ortiz", "Fischer", "Mensah",
-    "Kowalski", "Nguyen", "Dubois", "Ibrahim", "Larsen",
-)  # fmt: skip
+# Names as in the hand-built sample (stedi_lakehouse.sample).
 
 # Kinds of lines. 0 is a good line; line-level kinds apply to the whole line, the others
 # replace one field's JSON value (None: leave the field out).
