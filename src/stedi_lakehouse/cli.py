@@ -286,7 +286,7 @@ def generate(
     bad_share: Annotated[float, typer.Option(help="Share of bad lines per dataset.")] = 0.001,
 ) -> None:
     """Generate a realistic landing set of any size (deterministic for a seed)."""
-    from rich.table import Table
+    from stedi_lakehouse.report import generated_table
 
     try:
         from stedi_lakehouse.generate import generate_landing
@@ -307,19 +307,5 @@ def generate(
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"Landing set in {out_dir}", title_justify="left")
-    for column in ("dataset", "files", "lines", "bad lines", "blank lines", "MB"):
-        table.add_column(column, justify="left" if column == "dataset" else "right")
-    for dataset, d in summary["datasets"].items():
-        table.add_row(
-            dataset,
-            str(d["files"]),
-            f"{d['lines']:,}",
-            f"{d['bad_lines']:,}",
-            f"{d['blank_lines']:,}",
-            f"{d['bytes'] / 1e6:,.1f}",
-        )
-    out.print(table)
-    people = ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in summary["people"].items())
-    out.print(people, highlight=False)
+    out.print(generated_table(summary, out_dir))
     out.print(f"{summary['bytes'] / 1e6:,.1f} MB in {time.monotonic() - started:.1f} s")

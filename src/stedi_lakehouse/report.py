@@ -3,7 +3,9 @@
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
 
@@ -49,6 +51,24 @@ def status_table(statuses: Iterable[Any]) -> Table:
         version = "-" if s.version is None else str(s.version)
         table.add_row(s.table, s.zone, rows, version, s.path)
     return table
+
+
+def generated_table(summary: dict[str, Any], out_dir: Any) -> Group:
+    """What `stedi-lake generate` wrote: per dataset, then the people in it."""
+    table = Table(title=f"Landing set in {out_dir}", title_justify="left")
+    for column in ("dataset", "files", "lines", "bad lines", "blank lines", "MB"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for dataset, d in summary["datasets"].items():
+        table.add_row(
+            dataset,
+            str(d["files"]),
+            f"{d['lines']:,}",
+            f"{d['bad_lines']:,}",
+            f"{d['blank_lines']:,}",
+            f"{d['bytes'] / 1e6:,.1f}",
+        )
+    people = ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in summary["people"].items())
+    return Group(table, Text(people))
 
 
 def result_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
