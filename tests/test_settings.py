@@ -1,0 +1,55 @@
+"""Settings: YAML profile < STEDI_* environment < explicit flags; mistakes are ConfigErrors."""
+
+import pytest
+
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.settings import load_settings
+
+
+@pytest.fixture
+def conf(tmp_path, monkeypatch):
+    (tmp_path / "site.yaml").write_text(
+        "lake_root: /from/profile\nrules: udacity\nspark:\n  driver_memory: 1g\n"
+        "  shuffle_partitions: 3\n  jars_dir: jars\n"
+    )
+    monkeypatch.setenv("STEDI_CONF_DIR", str(tmp_path))
+    for name in ("STEDI_LAKE_ROOT", "STEDI_RULES", "STEDI_PROFILE", "STEDI_SPARK__DRIVER_MEMORY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_profile_values_and_relative_jars_dir(conf):
+    settings = load_settings("site")
+    assert (settings.lake_root, settings.rules) == ("/from/profile", Rules.UDACITY)
+    assert settings.spark.shuffle_partitions == 3
+    assert settings.spark.jars_dir == (conf.parent / "jars").resolve()  # the project, not cwd
+
+
+def test_environment_beats_profile_and_flags_beat_both(conf, monkeypatch):
+    monkeypatch.setenv("STEDI_LAKE_ROOT", "/from/env")
+    monkeypatch.setenv("STEDI_SPARK__DRIVER_MEMORY", "2g")
+    settings = load_settings("site")
+    assert settings.lake_root == "/from/env"
+    assert settings.spark.driver_memory == "2g"
+    assert settings.spark.shuffle_partitions == 3  # nested keys merge, not replace
+    flagged = load_settings("site", lake_root="/from/flag", rules=Rules.PRIVACY)
+    assert (flagged.lake_root, flagged.rules) == ("/from/flag", Rules.PRIVACY)
+
+
+def test_profile_from_the_environment(conf, monkeypatch):
+    monkeypatch.setenv("STEDI_PROFILE", "site")
+    assert load_settings().lake_root == "/from/profile"
+
+
+def test_unknown_setting_in_a_profile_is_a_config_error(conf):
+    (conf / "typo.yaml").write_text("lake_rot: /x\n")
+    with pytest.raises(ConfigError, match="lake_rot"):
+        load_settings("typo")
+
+
+def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
+    monkeypatch.setenv("STEDI_PSEUDONYM_KEY", "s3cr3t")
+    settings = load_settings("site")
+    assert settings.pseudonym_key.get_secret_value() == "s3cr3t"
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
