@@ -78,29 +78,30 @@ class Lake:
         spec = CATALOGUE[name]
         return f"{self.root}/delta/{spec.zone}/{spec.name}"
 
+    def _hadoop(self, path: str):
+        """(the Hadoop file system serving `path`, `path` as a Hadoop Path)."""
+        hadoop_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+        fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        return fs, hadoop_path
+
     def _exists(self, path: str) -> bool:
         """Whether `path` exists; an unreachable store (no such bucket, no access, no
         credentials) is a LakeError with the store's own first line."""
-        jvm = self.spark.sparkContext._jvm
         try:
-            hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-            fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+            fs, hadoop_path = self._hadoop(path)
             return bool(fs.exists(hadoop_path))
         except Py4JJavaError as exc:
             raise LakeError(f"cannot reach {path}: {_said(exc)}") from None
 
     def _is_folder(self, path: str) -> bool:
-        hadoop_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
-        fs = hadoop_path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        fs, hadoop_path = self._hadoop(path)
         return bool(fs.getFileStatus(hadoop_path).isDirectory())
 
     def put(self, local_file: Path, relative: str) -> None:
         """Copy a local file to `<lake root>/<relative>` (any file system Spark reaches)."""
-        jvm = self.spark.sparkContext._jvm
         try:
-            target = jvm.org.apache.hadoop.fs.Path(f"{self.root}/{relative}")
-            fs = target.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
-            source = jvm.org.apache.hadoop.fs.Path(local_file.resolve().as_uri())
+            fs, target = self._hadoop(f"{self.root}/{relative}")
+            _, source = self._hadoop(local_file.resolve().as_uri())
             fs.copyFromLocalFile(False, True, source, target)
         except Py4JJavaError as exc:
             raise LakeError(f"cannot write {self.root}/{relative}: {_said(exc)}") from None

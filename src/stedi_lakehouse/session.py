@@ -169,13 +169,14 @@ def session_options(settings: Settings, lake_root: str, *, submitted: bool) -> d
 def build_session(settings: Settings, lake_root: str) -> SparkSession:
     submitted = launched_by_spark_submit()
     builder = configure(SparkSession.builder, settings, lake_root, submitted=submitted)
-    if settings.catalog.metastore == "embedded":
-        metastore_dir(settings, lake_root).mkdir(parents=True, exist_ok=True)
+    embedded = settings.catalog.metastore == "embedded"
+    home = metastore_dir(settings, lake_root)
+    if embedded:
+        home.mkdir(parents=True, exist_ok=True)
     with _stderr_to(settings.spark.jvm_log):
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    if settings.catalog.metastore == "embedded":
+    if embedded:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
-        home = str(metastore_dir(settings, lake_root))
-        spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", home)
+        spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(home))
     return spark
