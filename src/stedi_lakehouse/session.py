@@ -86,7 +86,7 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.shuffle_partitions),
         # File statistics (min/max/nulls, for data skipping) on each new table's first two
         # columns, the person/device and time keys of the sensor tables, not Delta's default of
-        # 32: all-column statistics made a 2M-row write 50 % slower (docs/performance.md).
+        # 32: all-column statistics made a 2M-row write a third slower (bench/micro.py).
         "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "2",
         **settings.spark.conf,
     }

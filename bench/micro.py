@@ -1,0 +1,83 @@
+"""Micro-measurements behind docs/performance.md, on the M accelerometer feed (2M lines; run
+`make bench SCALE=M` once first). Each step is timed warm: best of three.
+
+    .venv/bin/python bench/micro.py                      # default JVM
+    STEDI_SPARK__JAVA_OPTIONS=-XX:+UseParallelGC .venv/bin/python bench/micro.py
+"""
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.landing import AccelerometerReading
+from stedi_lakehouse.contracts.spark import columns, spark_schema
+from stedi_lakehouse.session import build_session
+from stedi_lakehouse.settings import load_settings
+from stedi_lakehouse.transforms import validation as val
+
+SOURCE = Path(".cache/bench/M/landing/accelerometer")
+STATS_KEY = "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols"
+
+
+def timed(label: str, step: Callable[[], object], repeat: int = 3) -> None:
+    best = min(_seconds(step) for _ in range(repeat))
+    print(f"{label:55s} {best:6.2f} s", flush=True)
+
+
+def _seconds(step: Callable[[], object]) -> float:
+    started = time.monotonic()
+    step()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    if not SOURCE.is_dir():
+        raise SystemExit(f"{SOURCE} missing: run `make bench SCALE=M` first")
+    scratch = Path(tempfile.mkdtemp(prefix="stedi-micro-"))
+    spark = build_session(load_settings(None, lake_root=str(scratch)), str(scratch))
+    schema, fields = spark_schema(AccelerometerReading), columns(AccelerometerReading)
+    text = spark.read.text(str(SOURCE), recursiveFileLookup=True, pathGlobFilter="*.json")
+    text.count()  # warm up
+
+    def parse_text():
+        parsed = text.select(F.from_json("value", schema).alias("r")).select("r.*")
+        return parsed.agg(*[F.max(c) for c in fields]).first()
+
+    def parse_json():
+        parsed = spark.read.schema(schema).json(str(SOURCE))
+        return parsed.agg(*[F.max(c) for c in fields]).first()
+
+    timed("parse: read.text + from_json, all fields", parse_text)
+    timed("parse: spark.read.json with the schema, all fields", parse_json)
+
+    lines = text.select("value", F.col("_metadata.file_path").alias("source_file"))
+    validated = val.validate(lines, contract=AccelerometerReading)
+    cached = val.without_good_lines(validated).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.count()
+    good = val.accepted(cached, contract=AccelerometerReading)
+    out = scratch / "out"
+    timed(
+        "write accepted: Delta, statistics on 32 columns",
+        lambda: good.write.format("delta").mode("overwrite").save(str(out / "all")),
+    )
+    spark.conf.set(STATS_KEY, "2")
+    timed(
+        "write accepted: Delta, statistics on 2 columns",
+        lambda: good.write.format("delta").mode("overwrite").save(str(out / "two")),
+    )
+    timed(
+        "write accepted: plain Parquet",
+        lambda: good.write.mode("overwrite").parquet(str(out / "parquet")),
+    )
+    cached.unpersist()
+    spark.stop()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
