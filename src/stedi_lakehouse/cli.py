@@ -105,25 +105,24 @@ def _stages(settings: Settings):
 
 
 def _promote(settings: Settings, stage: Stage) -> None:
-    from stedi_lakehouse.pipeline import StageReport
+    from stedi_lakehouse.pipeline import run_stages
     from stedi_lakehouse.report import records_table, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
-    report = StageReport()
+    key = settings.pseudonym_key
     try:
-        if stage in (Stage.TRUSTED, Stage.ALL):
-            report = report.merge(stages.trusted())
-        if stage in (Stage.CURATED, Stage.ALL):
-            key = settings.pseudonym_key
-            report = report.merge(
-                stages.curated(pseudonym_key=key and key.get_secret_value().encode())
-            )
+        report = run_stages(
+            stages, str(stage), pseudonym_key=key and key.get_secret_value().encode()
+        )
     finally:
         status.stop()
-    out.print(writes_table(report.writes))
-    if report.datasets:
-        out.print(records_table(report.datasets.values()))
+    if report.writes:
+        out.print(writes_table(report.writes))
+        if report.datasets:
+            out.print(records_table(report.datasets.values()))
+    else:
+        out.print("nothing new: no landing file arrived since the last run; no table written")
     out.print(
         f"rules: {settings.rules} · lake: {stages.lake.root} · {time.monotonic() - started:.1f} s"
     )

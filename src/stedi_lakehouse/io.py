@@ -5,10 +5,17 @@ Layout under the lake root (a folder or an s3:// URI; only the base differs):
     landing/<dataset>/**/*.json          raw JSON-lines files, as delivered
     delta/<zone>/<table>/                one Delta table per catalogue entry
     _metastore/                          the embedded catalog (local lakes only)
+    _lock                                held by the run using the lake (local lakes only)
+
+Every table write is one Delta commit: a whole table (`where=None`) or exactly the rows a
+predicate selects (`replaceWhere`), replaced atomically. For tests of crash safety,
+STEDI_FAULT_AFTER_WRITES=N kills the process (SIGKILL) right after its N-th commit.
 """
 
 import json
+import os
 import re
+import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +38,17 @@ def normalise_root(lake_root: str) -> str:
     return lake_root.rstrip("/")
 
 
+FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
+
+
 @dataclass(frozen=True)
 class TableWrite:
     table: str
-    rows: int
+    rows: int  # rows written by this commit
     version: int
     path: str
     seconds: float = 0.0  # computing and writing the table (Spark is lazy: the stage's work)
+    removed: int = 0  # rows the commit replaced (0 for a table written whole the first time)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,8 @@ class Lake:
         # table's work. `registered()` waits for it and raises what failed.
         self._registrations: list[Future] = []
         self._registrar = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
+        self._commits = 0
+        self._fault_after = int(os.environ.get(FAULT_AFTER_WRITES) or 0)
 
     # -- paths ----------------------------------------------------------------------------
     def landing_dir(self, dataset: Dataset) -> str:
@@ -111,35 +124,82 @@ class Lake:
             raise LakeError(f"lake root {self.root} does not exist")
 
     # -- landing --------------------------------------------------------------------------
-    def read_landing(self, dataset: Dataset) -> DataFrame:
-        """Every line of every *.json file under landing/<dataset>/ (nested folders too), with
-        its file. Columns: value, source_file."""
+    def landing_files(self, dataset: Dataset) -> list[str]:
+        """Every *.json file under landing/<dataset>/ (nested folders too), as the tables'
+        `source_file` names it."""
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
         if not self._is_folder(folder):
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
-        lines = self.spark.read.text(folder, recursiveFileLookup=True, pathGlobFilter="*.json")
-        return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
+        fs, path = self._hadoop(folder)
+        found, files = fs.listFiles(path, True), []
+        while found.hasNext():
+            name = found.next().getPath().toString()
+            if name.endswith(".json"):
+                files.append(name.removeprefix(self._qualified_root))
+        return sorted(files)
+
+    @property
+    def _qualified_root(self) -> str:
+        """The root as Spark names files under it, with a trailing slash."""
+        fs, path = self._hadoop(self.root)
+        return f"{fs.makeQualified(path).toString().rstrip('/')}/"
+
+    def read_landing(self, dataset: Dataset, files: list[str] | None = None) -> DataFrame:
+        """Every line of the given landing files (default: all of landing/<dataset>/), with its
+        file. Columns: value, source_file (the file's path under the lake root, as
+        `landing_files` gives it: a lake keeps its bookmarks when moved)."""
+        files = self.landing_files(dataset) if files is None else files
+        if not files:
+            return self.spark.createDataFrame([], "value string, source_file string")
+        root = self._qualified_root
+        lines = self.spark.read.text([f"{root}{f}" for f in files])
+        source = F.col("_metadata.file_path")
+        relative = F.when(source.startswith(root), F.substring(source, len(root) + 1, 1 << 20))
+        return lines.select("value", F.coalesce(relative, source).alias("source_file"))
 
     # -- tables ---------------------------------------------------------------------------
-    def write(self, df: DataFrame, name: str, *, rules: Rules) -> TableWrite:
-        """Replace table `name` atomically (one Delta commit) and register it in the catalog."""
+    def write(
+        self, df: DataFrame, name: str, *, rules: Rules | None, where: str | None = None
+    ) -> TableWrite:
+        """Replace table `name` (where=None), or exactly its rows matching the SQL predicate
+        `where` (every row of `df` must match it), in one atomic Delta commit; register it in
+        the catalog."""
+        writer = df.write.format("delta").mode("overwrite")
+        if where is None:
+            writer = writer.option("overwriteSchema", "true")
+        else:
+            writer = writer.option("replaceWhere", where)
+        if rules is not None:
+            writer = writer.option("userMetadata", json.dumps({RULES_KEY: str(rules)}))
+        return self._committed(writer, name)
+
+    def append(self, df: DataFrame, name: str) -> TableWrite:
+        """Add rows to table `name` (the bookkeeping tables) in one commit."""
+        return self._committed(df.write.format("delta").mode("append"), name)
+
+    def _committed(self, writer, name: str) -> TableWrite:
         path = self.table_path(name)
-        (
-            df.write.format("delta")
-            .mode("overwrite")
-            .option("overwriteSchema", "true")
-            .option("userMetadata", json.dumps({RULES_KEY: str(rules)}))
-            .save(path)
-        )
+        writer.save(path)
+        self._commits += 1
+        if self._commits == self._fault_after:
+            os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
         self._registrations.append(self._registrar.submit(self.register, name))
         commit = self._last_commit(path)
-        rows = int(commit["operationMetrics"].get("numOutputRows", 0))
-        return TableWrite(name, rows, int(commit["version"]), path)
+        metrics = commit["operationMetrics"] or {}
+        rows = int(metrics.get("numOutputRows", 0))
+        removed = int(metrics.get("numDeletedRows", 0))
+        return TableWrite(name, rows, int(commit["version"]), path, removed=removed)
 
-    def read(self, name: str, *, rules: Rules | None = None) -> DataFrame:
-        """Table `name`; with `rules`, refuse a table built under another preset."""
+    def exists(self, name: str) -> bool:
+        return self._is_delta(self.table_path(name))
+
+    def read(
+        self, name: str, *, rules: Rules | None = None, version: int | None = None
+    ) -> DataFrame:
+        """Table `name` (as of `version`, if given); with `rules`, refuse a table built under
+        another preset."""
         path = self.table_path(name)
         if not self._is_delta(path):
             raise LakeError(f"table {name} not found at {path}: promote the stage before it first")
@@ -148,7 +208,27 @@ class Lake:
                 f"{name} was built with --rules {built}, not {rules}: "
                 f"run `stedi-lake promote trusted --rules {rules}` first"
             )
-        return self.spark.read.format("delta").load(path)
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            latest = self.version(name)
+            if not 0 <= version <= latest:
+                raise LakeError(f"{name} has no version {version} (versions 0 to {latest})")
+            reader = reader.option("versionAsOf", version)
+        return reader.load(path)
+
+    def version(self, name: str) -> int:
+        return int(self._last_commit(self.table_path(name))["version"])
+
+    def history(self, name: str, limit: int | None = None) -> list[dict]:
+        """The table's Delta history, newest first (DESCRIBE HISTORY)."""
+        from delta.tables import DeltaTable
+
+        path = self.table_path(name)
+        if not self._is_delta(path):
+            raise LakeError(f"table {name} not found at {path}: promote the stage before it first")
+        table = DeltaTable.forPath(self.spark, path)
+        history = table.history(limit) if limit else table.history()
+        return [row.asDict(recursive=True) for row in history.collect()]
 
     def table_rules(self, name: str) -> Rules | None:
         metadata = self._last_commit(self.table_path(name)).get("userMetadata")

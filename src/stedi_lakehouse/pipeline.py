@@ -1,21 +1,39 @@
-"""The stages: landing -> trusted -> curated. Each reads, transforms (pure functions), writes.
+"""The stages: landing -> trusted -> curated, incremental and idempotent.
 
-A stage returns what it wrote and what it counted, so every run can show that nothing was lost:
-per dataset, records read = accepted + quarantined, and accepted = trusted + excluded (by reason).
+Each stage processes only the landing files it has not processed before (the `processed_files`
+table is its bookmark) and recomputes exactly the rows those files can change: the rows of the
+new files, and every row of a person or device whose status a new record may change (a newer
+customer record, a first accelerometer reading, a second owner of a serial). Those rows are
+replaced in one Delta commit per table (`replaceWhere`), so the work grows with the new data.
+A table that does not exist yet, or was built under another rules preset, is built whole; the
+result is the same either way, which the tests check batch by batch.
+
+The bookmark is written after the stage's last table. A run that dies anywhere before it leaves
+the files unprocessed; the next run recomputes the same rows from the same inputs and replaces
+them again, so it ends in the state an uninterrupted run would have reached.
+
+A stage returns what it wrote and counted, so every run can show that nothing was lost: per
+dataset, records read = accepted + quarantined, and rows evaluated = trusted + excluded.
 """
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
 
+from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
+    ProcessedFile,
+    RunRecord,
     landing_table,
     quarantine_table,
 )
@@ -25,8 +43,15 @@ from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 from stedi_lakehouse.transforms import validation as val
+from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
 
 Progress = Callable[[str], None]
+
+TRUSTED_TABLES = ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted")
+CURATED_TABLES = ("customer_curated", "machine_learning_curated")
+# Above this many keys a replaceWhere predicate gets slow to plan; the table is rebuilt whole
+# instead (the same result).
+KEY_LIMIT = 10_000
 
 
 def _quiet(_: str) -> None:
@@ -35,9 +60,11 @@ def _quiet(_: str) -> None:
 
 @dataclass
 class DatasetCounts:
-    """What happened to one feed's records in a run."""
+    """What happened to one feed's records in a run: new records read (accepted +
+    quarantined), and rows evaluated for the trusted zone (trusted + excluded by reason)."""
 
     dataset: str
+    files: int = 0
     accepted: int = 0
     quarantined: int = 0
     trusted: int = 0
@@ -57,6 +84,48 @@ class StageReport:
         return StageReport([*self.writes, *other.writes], {**self.datasets, **other.datasets})
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The rows of a table a stage recomputes and replaces: all of them (`whole`), or those
+    whose `column` value is in `keys[column]` for any column (none: nothing to do)."""
+
+    keys: dict[str, frozenset[str]] = field(default_factory=dict)
+    whole: bool = False
+
+    @classmethod
+    def of(cls, **keys: Iterable[str]) -> "Scope":
+        sets = {column: frozenset(values) for column, values in keys.items()}
+        if sum(map(len, sets.values())) > KEY_LIMIT:
+            return cls(whole=True)
+        return cls({column: values for column, values in sets.items() if values})
+
+    @property
+    def empty(self) -> bool:
+        return not self.whole and not self.keys
+
+    def predicate(self) -> str | None:
+        """The SQL predicate selecting the scope's rows (None: the whole table)."""
+        if self.whole:
+            return None
+        return " OR ".join(
+            f"{c} IN ({', '.join(map(_sql_string, sorted(v)))})" for c, v in self.keys.items()
+        )
+
+    def rows(self, df: DataFrame, *, inside: bool = True, **renamed: str) -> DataFrame:
+        """The rows of `df` in scope, or (inside=False) the others; `renamed`: scope column ->
+        df column where the names differ."""
+        if self.whole:
+            return df if inside else df.limit(0)
+        condition: Column = F.lit(False)
+        for column, values in self.keys.items():
+            condition = condition | F.col(renamed.get(column, column)).isin(sorted(values))
+        return df.filter(condition if inside else ~condition)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _together(*tasks: Callable[[], object]) -> None:
     """Run independent Spark work from several threads (Spark schedules their jobs side by
     side); the first failure is raised."""
@@ -65,71 +134,163 @@ def _together(*tasks: Callable[[], object]) -> None:
             future.result()
 
 
+def _values(df: DataFrame, column: str) -> set[str]:
+    return {row[0] for row in df.select(column).distinct().collect() if row[0] is not None}
+
+
 class Stages:
-    """The stages of one lake under one rules preset."""
+    """The stages of one lake under one rules preset, for one run."""
 
-    def __init__(self, lake: Lake, *, rules: Rules, progress: Progress = _quiet):
+    def __init__(
+        self, lake: Lake, *, rules: Rules, progress: Progress = _quiet, run_id: str | None = None
+    ):
         self.lake, self.rules, self.progress = lake, rules, progress
+        self.run_id = run_id or uuid.uuid4().hex
 
-    def _write(self, df: DataFrame, table: str, report: StageReport) -> TableWrite:
+    # -- writing --------------------------------------------------------------------------
+    def _write(
+        self, df: DataFrame, table: str, report: StageReport, scope: Scope = Scope(whole=True)
+    ) -> TableWrite:
         self.progress(f"writing {table}")
         started = time.monotonic()
-        written = replace(
-            self.lake.write(df, table, rules=self.rules), seconds=time.monotonic() - started
-        )
+        written = self.lake.write(df, table, rules=self.rules, where=scope.predicate())
+        written = replace(written, seconds=time.monotonic() - started)
         report.writes.append(written)
-        self.progress(f"wrote {table}: {written.rows:,} rows (version {written.version})")
+        replaced = f", {written.removed:,} replaced" if written.removed else ""
+        self.progress(f"wrote {table}: {written.rows:,} rows{replaced} (version {written.version})")
         return written
 
     def _write_usable(
-        self, classified: DataFrame, usable_rows, table: str, counts: DatasetCounts, report
+        self, classified: DataFrame, usable_rows, table: str, counts, report, scope: Scope
     ) -> None:
         """Write the usable rows of a classified frame; count every reason in the same job."""
+        if scope.empty:
+            return
         observation = Observation(f"{table}-exclusions")
         self._write(
-            usable_rows(classified.observe(observation, *tr.exclusion_metrics())), table, report
+            usable_rows(classified.observe(observation, *tr.exclusion_metrics())),
+            table,
+            report,
+            scope,
         )
         metrics = observation.get
         counts.trusted = metrics.pop(tr.USABLE)
         counts.excluded = {reason: n for reason, n in metrics.items() if n}
 
-    def ingest(self, dataset: Dataset, report: StageReport) -> None:
-        """Validate landing/<dataset>/ into <dataset>_landing and <dataset>_quarantine."""
-        self.progress(f"reading landing/{dataset}")
+    # -- bookmarks ------------------------------------------------------------------------
+    def processed(self, stage: str) -> dict[str, str]:
+        """The landing files `stage` has processed: path -> dataset."""
+        if not self.lake.exists("processed_files"):
+            return {}
+        rows = self.lake.read("processed_files").filter(F.col("stage") == stage)
+        return {r["path"]: r["dataset"] for r in rows.select("path", "dataset").collect()}
+
+    def _mark(self, stage: str, files: dict[Dataset, list[str]], report: StageReport) -> None:
+        rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
+        if rows:
+            df = self.lake.spark.createDataFrame(rows, spark_schema(ProcessedFile))
+            report.writes.append(self.lake.append(df, "processed_files"))
+
+    def _built_with_rules(self, tables: Iterable[str]) -> bool:
+        return all(self.lake.exists(t) and self.lake.table_rules(t) == self.rules for t in tables)
+
+    def _new_rows(self, dataset: Dataset, files: Iterable[str], column: str) -> set[str]:
+        """Distinct `column` values of the landing rows that came from `files`."""
+        files = sorted(files)
+        if not files:
+            return set()
+        rows = self.lake.read(landing_table(dataset)).filter(F.col("source_file").isin(files))
+        return _values(rows, column)
+
+    def _serials_of(self, emails: set[str]) -> set[str]:
+        """Every serial number any record of these customers ever claimed."""
+        if not emails:
+            return set()
+        records = self.lake.read(landing_table(Dataset.CUSTOMER))
+        return _values(records.filter(F.col("email").isin(sorted(emails))), "serialNumber")
+
+    def _claimants_of(self, serials: set[str]) -> set[str]:
+        """Every customer any of whose records claims one of these serial numbers."""
+        if not serials:
+            return set()
+        records = self.lake.read(landing_table(Dataset.CUSTOMER))
+        return _values(records.filter(F.col("serialNumber").isin(sorted(serials))), "email")
+
+    # -- landing --------------------------------------------------------------------------
+    def ingest(self, dataset: Dataset, files: list[str], report: StageReport) -> None:
+        """Validate new landing files into <dataset>_landing and <dataset>_quarantine (both
+        tables whole if either is missing)."""
+        counts = report.datasets[dataset] = DatasetCounts(dataset)
+        tables = landing_table(dataset), quarantine_table(dataset)
+        scope = Scope.of(source_file=files)
+        if not all(self.lake.exists(t) for t in tables):
+            files, scope = self.lake.landing_files(dataset), Scope(whole=True)
+        if scope.empty:
+            return
+        self.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
         contract = RECORD_CONTRACTS[dataset]
-        lines = self.lake.read_landing(dataset)
+        lines = self.lake.read_landing(dataset, files)
         validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
             StorageLevel.MEMORY_AND_DISK
         )
         try:
-            good = self._write(
-                val.accepted(validated, contract=contract), landing_table(dataset), report
-            )
-            bad = self._write(val.quarantined(validated), quarantine_table(dataset), report)
+            good = self._write(val.accepted(validated, contract=contract), tables[0], report, scope)
+            bad = self._write(val.quarantined(validated), tables[1], report, scope)
         finally:
             validated.unpersist()
-        report.datasets[dataset] = DatasetCounts(dataset, accepted=good.rows, quarantined=bad.rows)
+        counts.files, counts.accepted, counts.quarantined = len(files), good.rows, bad.rows
 
+    # -- trusted --------------------------------------------------------------------------
     def trusted(self) -> StageReport:
-        """landing files -> landing and quarantine tables -> trusted tables. Independent writes
-        run side by side: on few cores a small job or a Delta commit leaves them idle."""
+        """New landing files -> landing and quarantine tables -> trusted tables. Independent
+        writes run side by side: on few cores a small job or a Delta commit leaves them idle."""
         report = StageReport()
-        _together(*[partial(self.ingest, dataset, report) for dataset in Dataset])
-        counts = report.datasets
+        listed = {d: self.lake.landing_files(d) for d in Dataset}
+        done = self.processed("trusted")
+        new = {d: [f for f in files if f not in done] for d, files in listed.items()}
+        whole = not self._built_with_rules(TRUSTED_TABLES)
+        if not whole and not any(new.values()):
+            self.progress("trusted: no new landing files")
+            return report
+        _together(*[partial(self.ingest, d, new[d], report) for d in Dataset])
 
+        if whole:
+            customer_scope = accelerometer_scope = step_scope = Scope(whole=True)
+        else:
+            changed = self._new_rows(Dataset.CUSTOMER, new[Dataset.CUSTOMER], "email")
+            readers = self._new_rows(Dataset.ACCELEROMETER, new[Dataset.ACCELEROMETER], "user")
+            customer_scope = Scope.of(email=changed)
+            accelerometer_scope = Scope.of(user=changed, source_file=new[Dataset.ACCELEROMETER])
+            # A device's readings change status when any claimant changes or becomes curated.
+            step_scope = Scope.of(
+                serialNumber=self._serials_of(changed | readers),
+                source_file=new[Dataset.STEP_TRAINER],
+            )
+        self._trusted_tables(report, customer_scope, accelerometer_scope, step_scope)
+        self._mark("trusted", new, report)
+        self.lake.registered()
+        return report
+
+    def _trusted_tables(
+        self, report: StageReport, customer_scope: Scope, accel_scope: Scope, step_scope: Scope
+    ) -> None:
+        counts = report.datasets
         customers = tr.classify_customers(self.lake.read(landing_table(Dataset.CUSTOMER)))
         persons = tr.people(customers).persist()
         readings = tr.classify_accelerometer(
-            self.lake.read(landing_table(Dataset.ACCELEROMETER)), persons=persons, rules=self.rules
+            accel_scope.rows(self.lake.read(landing_table(Dataset.ACCELEROMETER))),
+            persons=persons,
+            rules=self.rules,
         )
         _together(
             partial(
                 self._write_usable,
-                customers,
+                customer_scope.rows(customers),
                 tr.customer_trusted,
                 "customer_trusted",
                 counts[Dataset.CUSTOMER],
                 report,
+                customer_scope,
             ),
             partial(
                 self._write_usable,
@@ -138,15 +299,15 @@ class Stages:
                 "accelerometer_trusted",
                 counts[Dataset.ACCELEROMETER],
                 report,
+                accel_scope,
             ),
         )
-
         curated = tr.customer_curated(
             self.lake.read("customer_trusted"),
             trusted_readings=self.lake.read("accelerometer_trusted"),
         )
         steps = tr.classify_step_trainer(
-            self.lake.read(landing_table(Dataset.STEP_TRAINER)),
+            step_scope.rows(self.lake.read(landing_table(Dataset.STEP_TRAINER))),
             device_owners=tr.devices(persons, curated=curated),
             rules=self.rules,
         )
@@ -156,31 +317,178 @@ class Stages:
             "step_trainer_trusted",
             counts[Dataset.STEP_TRAINER],
             report,
+            step_scope,
         )
         persons.unpersist()
-        self.lake.registered()
-        return report
 
+    # -- curated --------------------------------------------------------------------------
     def curated(self, *, pseudonym_key: bytes | None) -> StageReport:
-        """trusted tables -> customer_curated and machine_learning_curated."""
+        """Trusted tables -> customer_curated and machine_learning_curated, for the landing
+        files the trusted stage has processed since."""
         report = StageReport()
         customers = self.lake.read("customer_trusted", rules=self.rules)
         readings = self.lake.read("accelerometer_trusted", rules=self.rules)
         steps = self.lake.read("step_trainer_trusted", rules=self.rules)
+        if self.rules is Rules.PRIVACY and not pseudonym_key:
+            raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
+        done = self.processed("curated")
+        pending: dict[Dataset, list[str]] = {d: [] for d in Dataset}
+        for path, dataset in sorted(self.processed("trusted").items()):
+            if path not in done:
+                pending[Dataset(dataset)].append(path)
+        whole = not self._built_with_rules(CURATED_TABLES)
+        if not whole and not any(pending.values()):
+            self.progress("curated: nothing new since the last run")
+            return report
+
+        if whole:
+            people_scope = pairs_scope = Scope(whole=True)
+            subjects: set[str] = set()
+        else:
+            changed = self._new_rows(Dataset.CUSTOMER, pending[Dataset.CUSTOMER], "email")
+            readers = self._new_rows(Dataset.ACCELEROMETER, pending[Dataset.ACCELEROMETER], "user")
+            devices = self._new_rows(
+                Dataset.STEP_TRAINER, pending[Dataset.STEP_TRAINER], "serialNumber"
+            )
+            people = changed | readers
+            devices |= self._serials_of(people)
+            people_scope = Scope.of(email=people)
+            # privacy: every claimant of an affected device (its pairs may appear or go)
+            subjects = people | self._claimants_of(devices)
+            pairs_scope = Scope.of(user=people, serialNumber=devices)
+
         self._write(
-            tr.customer_curated(customers, trusted_readings=readings), "customer_curated", report
+            tr.customer_curated(
+                people_scope.rows(customers),
+                trusted_readings=people_scope.rows(readings, email="user"),
+            ),
+            "customer_curated",
+            report,
+            people_scope,
         )
         if self.rules is Rules.UDACITY:
-            pairs = cur.pair_same_time(steps, accelerometer_readings=readings)
+            pairs, scope = self._pairs_same_time(steps, readings, pairs_scope)
         else:
-            if not pseudonym_key:
-                raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
-            pairs = cur.pair_same_person(
-                steps,
-                accelerometer_readings=readings,
-                curated_customers=self.lake.read("customer_curated"),
-                pseudonym_key=pseudonym_key,
+            pairs, scope = self._pairs_same_person(
+                steps, readings, subjects, whole=whole, pseudonym_key=pseudonym_key
             )
-        self._write(pairs, "machine_learning_curated", report)
+        if not scope.empty:
+            self._write(pairs, "machine_learning_curated", report, scope)
+        self._mark("curated", pending, report)
         self.lake.registered()
         return report
+
+    def _pairs_same_time(
+        self, steps: DataFrame, readings: DataFrame, scope: Scope
+    ) -> tuple[DataFrame, Scope]:
+        """udacity: a pair changes when its reading's user or its device is affected."""
+        if scope.whole:
+            return cur.pair_same_time(steps, accelerometer_readings=readings), scope
+        users = Scope.of(user=scope.keys.get("user", ()))
+        devices = Scope.of(serialNumber=scope.keys.get("serialNumber", ()))
+        # the pairs of affected users, and the others' pairs with affected devices: disjoint
+        of_users = cur.pair_same_time(steps, accelerometer_readings=users.rows(readings))
+        others = users.rows(readings, inside=False)
+        of_devices = cur.pair_same_time(devices.rows(steps), accelerometer_readings=others)
+        return of_users.unionByName(of_devices), scope
+
+    def _pairs_same_person(
+        self,
+        steps: DataFrame,
+        readings: DataFrame,
+        subjects: set[str],
+        *,
+        whole: bool,
+        pseudonym_key: bytes,
+    ) -> tuple[DataFrame, Scope]:
+        """privacy: the pairs of the affected people, replaced by their subject keys."""
+        curated_customers = self.lake.read("customer_curated")
+        people = Scope.of(email=subjects)
+        if whole or people.whole:
+            scope = Scope(whole=True)
+        else:
+            emails = self.lake.spark.createDataFrame(
+                [(e,) for e in sorted(subjects)], "email string"
+            )
+            keys = _values(
+                emails.select(hmac_sha256_hex(F.col("email"), key=pseudonym_key).alias("k")), "k"
+            )
+            scope = Scope.of(subject_key=keys)
+            readings = people.rows(readings, email="user")
+            curated_customers = people.rows(curated_customers)
+        pairs = cur.pair_same_person(
+            steps,
+            accelerometer_readings=readings,
+            curated_customers=curated_customers,
+            pseudonym_key=pseudonym_key,
+        )
+        return pairs, scope
+
+
+def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:
+    """Run the trusted stage, the curated stage or both (`all`), and record the run in `runs`,
+    also when it fails; a run that found nothing to do writes nothing, not even its record."""
+    started_at, report, error = datetime.now(UTC), StageReport(), None
+    try:
+        if command in ("trusted", "all"):
+            report = report.merge(stages.trusted())
+        if command in ("curated", "all"):
+            report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
+    except Exception as exc:
+        error = exc
+        raise
+    finally:
+        if report.writes or error:
+            try:
+                record_run(stages.lake, run_record(stages, command, started_at, report, error))
+            except Exception:
+                if error is None:
+                    raise  # else the run's own failure is the one to show
+    return report
+
+
+def run_record(
+    stages: Stages,
+    command: str,
+    started_at: datetime,
+    report: StageReport,
+    error: BaseException | None = None,
+) -> dict:
+    """The `runs` row of a run."""
+    return {
+        "run_id": stages.run_id,
+        "command": command,
+        "rules": str(stages.rules),
+        "started_at": started_at,
+        "ended_at": datetime.now(UTC),
+        "outcome": "failed" if error else "succeeded",
+        "error": f"{type(error).__name__}: {error}"[:1000] if error else None,
+        "datasets": [
+            {
+                "dataset": str(c.dataset),
+                "files": c.files,
+                "read": c.read,
+                "accepted": c.accepted,
+                "quarantined": c.quarantined,
+                "trusted": c.trusted,
+                "excluded": c.excluded,
+            }
+            for c in report.datasets.values()
+        ],
+        "writes": [
+            {
+                "table": w.table,
+                "rows_written": w.rows,
+                "rows_removed": w.removed,
+                "version": w.version,
+            }
+            for w in report.writes
+        ],
+    }
+
+
+def record_run(lake: Lake, record: dict) -> TableWrite:
+    df = lake.spark.createDataFrame([record], spark_schema(RunRecord))
+    written = lake.append(df, "runs")
+    lake.registered()
+    return written

@@ -11,28 +11,34 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
 
 
 def writes_table(writes: Iterable[Any]) -> Table:
-    table = Table(title="Tables written", title_justify="left")
-    for column in ("table", "zone", "rows", "version", "seconds"):
+    """One row per commit of a run, in catalogue order."""
+    table = Table(title="Tables written (one Delta commit each)", title_justify="left")
+    for column in ("table", "zone", "rows written", "rows replaced", "version", "seconds"):
         table.add_column(column, justify="left" if column in ("table", "zone") else "right")
     order = list(CATALOGUE)
     for w in sorted(writes, key=lambda w: order.index(w.table)):
         zone = str(CATALOGUE[w.table].zone)
-        table.add_row(w.table, zone, f"{w.rows:,}", str(w.version), f"{w.seconds:.1f}")
+        table.add_row(
+            w.table, zone, f"{w.rows:,}", f"{w.removed:,}", str(w.version), f"{w.seconds:.1f}"
+        )
     return table
 
 
 def records_table(datasets: Iterable[Any]) -> Table:
     table = Table(
-        title="Records (read = accepted + quarantined; accepted = trusted + excluded)",
+        title="Records: new ones read = accepted + quarantined; "
+        "rows evaluated for trusted = trusted + excluded",
         title_justify="left",
     )
-    for column in ("dataset", "read", "accepted", "quarantined", "trusted", "excluded"):
+    columns = ("dataset", "new files", "read", "accepted", "quarantined", "trusted", "excluded")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "excluded") else "right")
     order = [str(d) for d in Dataset]
     for d in sorted(datasets, key=lambda d: order.index(d.dataset)):
         excluded = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(d.excluded.items()))
         table.add_row(
             d.dataset,
+            f"{d.files:,}",
             f"{d.read:,}",
             f"{d.accepted:,}",
             f"{d.quarantined:,}",

@@ -1,5 +1,7 @@
 """Open a lake from settings: check what can be checked before the JVM starts, then start it."""
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -16,11 +18,39 @@ def check_local_root(root: str) -> None:
             raise LakeError(f"lake root {path} does not exist (or is not a folder)")
 
 
+LOCK_FILE = "_lock"
+_held: dict[str, int] = {}  # lake root -> open descriptor of its lock, held until exit
+
+
+def lock_lake(root: str) -> None:
+    """Hold `<root>/_lock` until this process ends (a local lake: one process at a time, as
+    its embedded catalog and Delta's local commits require). Another process holding it is a
+    LakeError naming it; the lock dies with its holder, even on kill -9."""
+    if not is_local_path(root) or root in _held:
+        return
+    path = local_path(root) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise LakeError(
+            f"lake {local_path(root)} is in use by another stedi-lake process (pid {holder}): "
+            "try again when it has finished"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _held[root] = fd
+
+
 def open_lake(settings: Settings, *, must_exist: bool = True):
-    """A `Lake` on a fresh or existing SparkSession for the configured lake root."""
+    """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
+    process then holds (see `lock_lake`)."""
     root = settings.require_lake_root()
     if must_exist:
         check_local_root(root)
+        lock_lake(root)
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
     from stedi_lakehouse.session import build_session
 

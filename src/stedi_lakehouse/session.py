@@ -7,6 +7,7 @@ from the standard AWS environment, and an embedded catalog.
 """
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -56,6 +57,12 @@ def _with_delta_jars(builder: Builder, settings: Settings, lake_root: str) -> Bu
     if not jars:
         raise ConfigError(f"no Delta jars in {jars_dir}: run `make jars` (or `make setup`)")
     return builder.config("spark.jars", ",".join(str(j) for j in jars))
+
+
+def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    """Python workers (small local DataFrames are built through them) run this interpreter,
+    whose environment has this package, not whatever `python3` is on the PATH."""
+    return builder.config("spark.pyspark.python", sys.executable)
 
 
 def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:
@@ -131,7 +138,13 @@ def _with_s3(builder: Builder, settings: Settings, lake_root: str) -> Builder:
 
 # Started from Python, we own the JVM; under spark-submit, master, jars and driver JVM are the
 # launcher's (the cluster's). The catalog and SQL settings apply to both.
-LOCAL_STEPS: tuple[Step, ...] = (_with_master, _with_delta_jars, _with_driver_jvm, _with_s3)
+LOCAL_STEPS: tuple[Step, ...] = (
+    _with_master,
+    _with_delta_jars,
+    _with_python,
+    _with_driver_jvm,
+    _with_s3,
+)
 SHARED_STEPS: tuple[Step, ...] = (_with_catalog, _with_lake_sql)
 
 

@@ -7,6 +7,7 @@ the output columns of every table all come from here, so they cannot drift apart
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import annotated_types as at
@@ -23,6 +24,7 @@ _SPARK_TYPES: dict[type, T.DataType] = {
     int: T.LongType(),
     float: T.DoubleType(),
     bool: T.BooleanType(),
+    datetime: T.TimestampType(),
 }
 _TYPE_WORDS = {T.StringType(): "a string", T.LongType(): "an integer", T.DoubleType(): "a number"}
 _PATTERN_WORDS = {EMAIL_PATTERN: "an e-mail address"}
@@ -43,13 +45,28 @@ def _unwrap(annotation: Any) -> tuple[type, list[Any]]:
         if len(args) != 1:
             raise TypeError(f"only Optional[X] unions are supported, found {annotation}")
         return _unwrap(args[0])
-    if annotation not in _SPARK_TYPES:
+    nested = get_origin(annotation) in (list, dict) or _is_contract(annotation)
+    if annotation not in _SPARK_TYPES and not nested:
         raise TypeError(f"no Spark type for {annotation!r}")
     return annotation, []
 
 
+def _is_contract(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def spark_type(annotation: Any) -> T.DataType:
-    return _SPARK_TYPES[_unwrap(annotation)[0]]
+    """Scalars as in `_SPARK_TYPES`; `list[X]` an array, `dict[str, X]` a map, a nested
+    contract a struct (the bookkeeping tables use them)."""
+    base = _unwrap(annotation)[0]
+    if get_origin(base) is list:
+        return T.ArrayType(spark_type(get_args(base)[0]))
+    if get_origin(base) is dict:
+        key, value = get_args(base)
+        return T.MapType(spark_type(key), spark_type(value))
+    if _is_contract(base):
+        return spark_schema(base)
+    return _SPARK_TYPES[base]
 
 
 def spark_schema(contract: type[BaseModel]) -> T.StructType:

@@ -4,6 +4,7 @@ The README's table catalogue is generated from `CATALOGUE` (`stedi-lake tables -
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -22,6 +23,7 @@ class Zone(StrEnum):
     TRUSTED = "trusted"
     CURATED = "curated"
     QUARANTINE = "quarantine"
+    SYSTEM = "system"  # the lake's own bookkeeping: processed files, runs, erasures
 
 
 class Dataset(StrEnum):
@@ -42,7 +44,9 @@ RECORD_CONTRACTS: dict[Dataset, type[BaseModel]] = {
 class Lineage(BaseModel):
     """Where a landing row came from (listed after the record's own fields)."""
 
-    source_file: str = Field(description="The landing file the record came from.")
+    source_file: str = Field(
+        description="The landing file the record came from, as a path under the lake root."
+    )
 
 
 class CustomerLanding(Lineage, CustomerRecord):
@@ -62,18 +66,18 @@ class Quarantined(BaseModel):
 
     raw_line: str = Field(description="The line exactly as delivered.")
     reason: str = Field(description="Every rule the record broke, separated by '; '.")
-    source_file: str = Field(description="The landing file the line came from.")
+    source_file: str = Field(description="The landing file it came from, under the lake root.")
 
 
 class CustomerTrusted(CustomerRecord):
     """One row per customer (latest record per email) who consented to research."""
 
 
-class AccelerometerTrusted(AccelerometerReading):
+class AccelerometerTrusted(Lineage, AccelerometerReading):
     """One row per accelerometer reading that may be used under the rules preset."""
 
 
-class StepTrainerTrusted(StepTrainerReading):
+class StepTrainerTrusted(Lineage, StepTrainerReading):
     """One row per step-trainer reading that may be used under the rules preset."""
 
 
@@ -96,6 +100,62 @@ class MachineLearningCurated(BaseModel):
 class MachineLearningCuratedUdacity(AccelerometerReading, StepTrainerReading):
     """`udacity`: one row per (step-trainer reading, accelerometer reading) with
     `sensorReadingTime = timestamp`, whoever took them, as the reference project defines it."""
+
+
+class ProcessedFile(BaseModel):
+    """One row per (landing file, stage) the stage has processed: what incremental runs skip.
+    Written after the stage's last table, so a run that dies before it is redone in full."""
+
+    path: str = Field(description="The landing file, as in the tables' `source_file`.")
+    dataset: str = Field(description="Its feed: customer, accelerometer or step_trainer.")
+    stage: str = Field(description="`trusted` (landing, quarantine, trusted) or `curated`.")
+    run_id: str = Field(description="The run that processed it (see `runs`).")
+
+
+class TableRun(BaseModel):
+    table: str
+    rows_written: int
+    rows_removed: int
+    version: int
+
+
+class DatasetRun(BaseModel):
+    dataset: str
+    files: int
+    read: int
+    accepted: int
+    quarantined: int
+    trusted: int
+    excluded: dict[str, int]
+
+
+class RunRecord(BaseModel):
+    """One row per run that had work to do (a run that finds nothing new writes nothing):
+    what it read, quarantined, excluded and wrote, the Delta versions, and how it ended."""
+
+    run_id: str = Field(description="Random id of the run.")
+    command: str = Field(description="What ran: trusted, curated or all.")
+    rules: str = Field(description="The rules preset.")
+    started_at: datetime = Field(description="Start (UTC).")
+    ended_at: datetime = Field(description="End (UTC).")
+    outcome: str = Field(description="`succeeded` or `failed`.")
+    error: str | None = Field(None, description="The failure, for a failed run.")
+    datasets: list[DatasetRun] = Field(
+        description="Per feed: new files, records read, accepted, quarantined; rows evaluated"
+        " for trusted, by outcome (trusted, excluded by reason)."
+    )
+    writes: list[TableRun] = Field(
+        description="Per table written: rows written and removed, Delta version."
+    )
+
+
+class Erasure(BaseModel):
+    """One row per erasure (`stedi-lake forget`): when, and how much it removed where. Never
+    who: no e-mail, serial number or pseudonym is recorded."""
+
+    erased_at: datetime = Field(description="When (UTC).")
+    rows_removed: dict[str, int] = Field(description="Rows removed, per table.")
+    landing_files_rewritten: int = Field(description="Raw landing files rewritten.")
 
 
 @dataclass(frozen=True)
@@ -137,6 +197,9 @@ CATALOGUE: dict[str, TableSpec] = dict(
         _spec("customer_quarantine", Zone.QUARANTINE, Quarantined),
         _spec("accelerometer_quarantine", Zone.QUARANTINE, Quarantined),
         _spec("step_trainer_quarantine", Zone.QUARANTINE, Quarantined),
+        _spec("processed_files", Zone.SYSTEM, ProcessedFile),
+        _spec("runs", Zone.SYSTEM, RunRecord),
+        _spec("erasures", Zone.SYSTEM, Erasure),
     ]
 )
 

@@ -1,0 +1,295 @@
+"""The lakehouse over time, on real Spark and Delta: landing data arriving in batches gives the
+tables one run over all of it gives; a run with nothing new writes nothing; customers who
+withdraw or grant consent are re-evaluated on the next run, without reprocessing everyone."""
+
+import hashlib
+import hmac
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+from stedi_lakehouse.io import Lake
+from stedi_lakehouse.pipeline import Stages
+from stedi_lakehouse.presets import Rules
+from tests.conftest import SAMPLE
+
+KEY = b"test-key"
+DATA_TABLES = [name for name, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
+FILES = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.json"))
+# Readings before their customers, customers before their updates, a bit of everything at once.
+BATCHES = {
+    "readings-first": [
+        ["accelerometer/accelerometer-1.json", "step_trainer/step_trainer-1.json"],
+        [
+            "customer/customer-1.json",
+            "accelerometer/accelerometer-2.json",
+            "step_trainer/2022/06/18/part-2.json",
+        ],
+        [
+            "customer/customer-2.json",
+            "accelerometer/2022/06/part-3.json",
+            "step_trainer/2022/06/19/part-3.json",
+        ],
+        ["customer/updates/2022/06/customer-updates.json"],
+    ],
+    "updates-first": [
+        ["customer/updates/2022/06/customer-updates.json", "customer/customer-2.json"],
+        [f for f in FILES if f.startswith("accelerometer/")],
+        ["customer/customer-1.json", *[f for f in FILES if f.startswith("step_trainer/")]],
+    ],
+}
+
+
+def test_the_batches_cover_the_sample_once():
+    for batches in BATCHES.values():
+        assert sorted(f for batch in batches for f in batch) == FILES
+
+
+def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:
+    for name in files:
+        target = root / "landing" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, target)
+
+
+def new_lake(spark, settings, root: Path) -> Lake:
+    for dataset in ("customer", "accelerometer", "step_trainer"):
+        (root / "landing" / dataset).mkdir(parents=True, exist_ok=True)
+    return Lake(spark, str(root), settings.catalog.database)
+
+
+def run(lake: Lake, rules: Rules):
+    stages = Stages(lake, rules=rules)
+    return stages.trusted().merge(stages.curated(pseudonym_key=KEY))
+
+
+def snapshot(lake: Lake) -> dict[str, list[tuple]]:
+    """Every data table's rows, sorted (a multiset: duplicates count)."""
+    return {
+        name: sorted((tuple(r) for r in lake.read(name).collect()), key=repr)
+        for name in DATA_TABLES
+    }
+
+
+def versions(lake: Lake) -> dict[str, int]:
+    return {name: len(lake.history(name)) for name in CATALOGUE if lake.exists(name)}
+
+
+@pytest.fixture(scope="module", params=list(Rules), ids=str)
+def one_run(request, spark, test_settings, tmp_path_factory):
+    """The whole sample in one run: the state every other way of getting there must reach."""
+    rules = request.param
+    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp(f"one-run-{rules}"))
+    deliver(Path(lake.root), FILES)
+    run(lake, rules)
+    return lake, rules, snapshot(lake)
+
+
+@pytest.mark.parametrize("order", list(BATCHES))
+def test_batches_equal_one_run(order, one_run, spark, test_settings, tmp_path):
+    _, rules, expected = one_run
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    for batch in BATCHES[order]:
+        deliver(Path(lake.root), batch)
+        run(lake, rules)
+    got = snapshot(lake)
+    for name in DATA_TABLES:
+        assert got[name] == expected[name], f"{name} differs after batches {order}"
+
+
+def test_a_run_with_nothing_new_writes_no_version(one_run):
+    lake, rules, expected = one_run
+    before = versions(lake)
+    report = run(lake, rules)
+    assert report.writes == []
+    assert versions(lake) == before
+    assert snapshot(lake) == expected
+
+
+def test_a_new_file_adds_its_rows_without_rewriting_the_tables(privacy_lake):
+    """One new accelerometer file: only tables it can change get a commit, adding its rows."""
+    lake = privacy_lake
+    readings = [
+        json.dumps(
+            {
+                "user": "Larry.Clayton@test.com",
+                "timestamp": 1655564000000 + i,
+                "x": 1.0,
+                "y": 2.0,
+                "z": 3.0,
+            }
+        )
+        for i in range(5)
+    ]
+    extra = Path(lake.root) / "landing/accelerometer/2022/07/part-9.json"
+    extra.parent.mkdir(parents=True)
+    extra.write_text("\n".join([*readings, "not json"]) + "\n")
+    report = run(lake, Rules.PRIVACY)
+    written = {w.table: w for w in report.writes}
+    assert written["accelerometer_landing"].rows == 5
+    assert written["accelerometer_quarantine"].rows == 1
+    assert "customer_landing" not in written and "customer_trusted" not in written
+    assert report.datasets["accelerometer"].files == 1
+
+
+# -- customers change ------------------------------------------------------------------------
+
+
+def subject_key(email: str) -> str:
+    return hmac.new(KEY, email.encode(), hashlib.sha256).hexdigest()
+
+
+def latest_record(lake: Lake, email: str) -> dict:
+    rows = [r.asDict() for r in lake.read("customer_landing").collect() if r["email"] == email]
+    record = max(rows, key=lambda r: (r["lastUpdateDate"], r["source_file"]))
+    record.pop("source_file")
+    return record
+
+
+def person_rows(lake: Lake, email: str, serial: str) -> dict[str, int]:
+    """How many rows of each table belong to this person (and their device)."""
+    checks = {
+        "customer_trusted": ("email", email),
+        "customer_curated": ("email", email),
+        "accelerometer_trusted": ("user", email),
+        "step_trainer_trusted": ("serialNumber", serial),
+        "machine_learning_curated": ("subject_key", subject_key(email)),
+    }
+    return {
+        table: lake.read(table).filter(f"{column} = '{value}'").count()
+        for table, (column, value) in checks.items()
+    }
+
+
+def curated_people(lake: Lake) -> list[dict]:
+    """Curated customers with pairs in machine_learning_curated."""
+    keys = {r[0] for r in lake.read("machine_learning_curated").select("subject_key").collect()}
+    emails = [r["email"] for r in lake.read("customer_curated").orderBy("email").collect()]
+    return [latest_record(lake, e) for e in emails if subject_key(e) in keys]
+
+
+def unconsenting_person(lake: Lake) -> dict:
+    """A customer without consent whose phone and device both sent readings, the device theirs
+    alone."""
+    landing = lake.read("customer_landing")
+    owners = landing.groupBy("serialNumber").agg(F.count_distinct("email")).collect()
+    sole = {r[0] for r in owners if r[1] == 1}
+    users = {r[0] for r in lake.read("accelerometer_landing").select("user").distinct().collect()}
+    serials = {
+        r[0] for r in lake.read("step_trainer_landing").select("serialNumber").distinct().collect()
+    }
+    trusted = {r[0] for r in lake.read("customer_trusted").select("email").collect()}
+    for email in sorted(users - trusted):
+        if email in {r["email"] for r in landing.select("email").collect()}:
+            record = latest_record(lake, email)
+            if record["serialNumber"] in sole & serials:
+                return record
+    raise AssertionError("the sample has no such person")
+
+
+def reading_times(lake: Lake, email: str) -> list[int]:
+    rows = lake.read("accelerometer_landing").filter(f"user = '{email}'").collect()
+    return sorted(r["timestamp"] for r in rows)
+
+
+def change_consent(lake: Lake, record: dict, consent_ms: int | None, name: str) -> Path:
+    """Deliver a newer record of this customer with consent set to `consent_ms`."""
+    changed = record | {
+        "lastUpdateDate": record["lastUpdateDate"] + 86_400_000,
+        "shareWithResearchAsOfDate": consent_ms,
+    }
+    path = Path(lake.root) / "landing/customer/changes" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(changed) + "\n")
+    return path
+
+
+@pytest.fixture
+def privacy_lake(spark, test_settings, tmp_path):
+    """A lake with the whole sample run once (privacy), to change."""
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    deliver(Path(lake.root), FILES)
+    run(lake, Rules.PRIVACY)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def changed_lake(spark, test_settings, tmp_path_factory):
+    """The sample run once (privacy), then one batch in which four customers change their
+    minds: one withdraws consent, one grants it part-way through their readings, two move it
+    earlier or later. Returns the lake, the people, their rows before, the change run's report
+    and a fresh lake that got all the files in one run."""
+    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp("changed") / "lake")
+    deliver(Path(lake.root), FILES)
+    run(lake, Rules.PRIVACY)
+    curated = curated_people(lake)
+    people = {
+        "withdrawn": curated[0],
+        "moved-earlier": curated[1],
+        "moved-later": curated[2],
+        "granted": unconsenting_person(lake),
+    }
+    before = {k: person_rows(lake, p["email"], p["serialNumber"]) for k, p in people.items()}
+    consent = {}
+    for change, person in people.items():
+        times = reading_times(lake, person["email"])
+        consent[change] = {
+            "withdrawn": None,
+            "moved-earlier": times[0],
+            "moved-later": times[-1],
+            "granted": times[len(times) // 2],
+        }[change]
+        change_consent(lake, person, consent[change], change)
+    report = run(lake, Rules.PRIVACY)
+
+    fresh = new_lake(spark, test_settings, tmp_path_factory.mktemp("changed-fresh") / "lake")
+    shutil.copytree(Path(lake.root) / "landing", Path(fresh.root) / "landing", dirs_exist_ok=True)
+    run(fresh, Rules.PRIVACY)
+    return lake, people, before, consent, report, fresh
+
+
+def test_consent_withdrawn_removes_the_person_everywhere(changed_lake):
+    lake, people, before, _, _, _ = changed_lake
+    person = people["withdrawn"]
+    assert all(before["withdrawn"].values()), before
+    after = person_rows(lake, person["email"], person["serialNumber"])
+    assert after == dict.fromkeys(before["withdrawn"], 0)
+
+
+def test_consent_granted_brings_in_readings_since_then(changed_lake):
+    lake, people, before, consent, _, _ = changed_lake
+    email = people["granted"]["email"]
+    assert before["granted"]["accelerometer_trusted"] == 0
+    trusted = lake.read("accelerometer_trusted").filter(f"user = '{email}'").collect()
+    times = reading_times(lake, email)
+    assert sorted(r["timestamp"] for r in trusted) == [t for t in times if t >= consent["granted"]]
+    assert lake.read("customer_trusted").filter(f"email = '{email}'").count() == 1
+
+
+@pytest.mark.parametrize("move", ["moved-earlier", "moved-later"])
+def test_consent_moved_re_evaluates_the_persons_readings(move, changed_lake):
+    lake, people, _, consent, _, _ = changed_lake
+    email = people[move]["email"]
+    trusted = lake.read("accelerometer_trusted").filter(f"user = '{email}'").collect()
+    times = reading_times(lake, email)
+    assert sorted(r["timestamp"] for r in trusted) == [t for t in times if t >= consent[move]]
+
+
+def test_only_the_changed_peoples_rows_are_reprocessed(changed_lake):
+    lake, _, before, _, report, _ = changed_lake
+    removed = {w.table: w.removed for w in report.writes}
+    # every trusted reading of the four people is replaced, and nobody else's
+    assert removed["accelerometer_trusted"] == sum(
+        b["accelerometer_trusted"] for b in before.values()
+    )
+    assert removed["customer_trusted"] == sum(b["customer_trusted"] for b in before.values())
+    assert removed["step_trainer_trusted"] < lake.read("step_trainer_trusted").count() / 2
+
+
+def test_changes_give_what_one_run_over_all_files_gives(changed_lake):
+    lake, _, _, _, _, fresh = changed_lake
+    assert snapshot(lake) == snapshot(fresh)
