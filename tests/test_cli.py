@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.contracts.tables import CATALOGUE
 from tests.conftest import ROOT, land_sample
 
 runner = CliRunner()
@@ -82,7 +83,7 @@ def test_promote_status_and_query_in_process(spark, tmp_path):
 
     status = invoke("status", "--lake-root", str(tmp_path), "--json", env=env)
     tables = json.loads(status.stdout)["tables"]
-    assert len(tables) == 11
+    assert set(tables) == set(CATALOGUE)
     assert tables["machine_learning_curated"]["rows"] == 101
     assert tables["customer_quarantine"] == {
         "rows": 20,

@@ -3,6 +3,7 @@ needs Spark, so --help, --version and argument errors answer at once."""
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -151,21 +152,84 @@ def promote(
 def status(
     lake_root: LakeRoot = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Show the last N runs, newest first (0: none).", min=0)
+    ] = 5,
     profile: Profile = None,
 ) -> None:
-    """Every table with its row count, Delta version and path."""
+    """Every table with its row count, Delta version and path; then the last runs."""
     from stedi_lakehouse.contracts.tables import CATALOGUE
-    from stedi_lakehouse.report import status_table
+    from stedi_lakehouse.report import run_summary, runs_table, status_table
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
         lake = open_lake(_settings(profile, lake_root))
         statuses = [lake.status(spec) for spec in CATALOGUE.values()]
+        recorded = any(s.table == "runs" and s.version is not None for s in statuses)
+        last_runs = []
+        if runs and recorded:
+            newest = lake.read("runs").sort("started_at", ascending=False).limit(runs)
+            last_runs = [run_summary(row.asDict(recursive=True)) for row in newest.collect()]
     if as_json:
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
-        sys.stdout.write(json.dumps({"tables": tables}, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"tables": tables, "runs": last_runs}, indent=2) + "\n")
     else:
         out.print(status_table(statuses))
+        if last_runs:
+            out.print(runs_table(last_runs))
+
+
+@app.command()
+def history(
+    table: Annotated[str, typer.Argument(help="A table of the catalogue (`stedi-lake tables`).")],
+    lake_root: LakeRoot = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Show at most this many versions.", min=1)
+    ] = 20,
+    profile: Profile = None,
+) -> None:
+    """A table's Delta history, newest first: every version, what wrote it, under which rules.
+    Any version can be queried: `stedi-lake query --as-of VERSION`."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+    from stedi_lakehouse.errors import LakeError
+    from stedi_lakehouse.report import history_table
+    from stedi_lakehouse.runtime import open_lake
+
+    with user_errors():
+        name = table.lower()
+        if name not in CATALOGUE:  # before Spark starts
+            raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
+        lake = open_lake(_settings(profile, lake_root))
+        commits = lake.history(name, limit)
+    out.print(history_table(name, commits))
+    if len(commits) == limit and commits[-1]["version"] > 0:
+        out.print(f"(latest {limit} versions shown; use --limit to see more)")
+
+
+def _mentioned_tables(sql: str) -> list[str]:
+    """The catalogue tables `sql` names (whole words, any case)."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+
+    return [name for name in CATALOGUE if re.search(rf"\b{name}\b", sql, re.IGNORECASE)]
+
+
+def _time_travel(lake, sql: str, version: int, views: list[str]) -> None:
+    """Shadow every catalogue table `sql` names with a temporary view of its `version` (temp
+    views win over the current database's tables for unqualified names); each view created is
+    appended to `views`, for the caller to drop. A named table without that version, or named
+    with its database (which no temp view shadows), is a LakeError: never the current data."""
+    from stedi_lakehouse.errors import LakeError
+
+    mentioned = _mentioned_tables(sql)
+    for name in mentioned:
+        if re.search(rf"\b{lake.database}`?\s*\.\s*`?{name}\b", sql, re.IGNORECASE):
+            raise LakeError(
+                f"--as-of reads unqualified table names: write {name}, not {lake.database}.{name} "
+                f"(or {lake.database}.{name} VERSION AS OF {version}, without --as-of)"
+            )
+    for name in mentioned:
+        lake.read(name, version=version).createOrReplaceTempView(name)
+        views.append(name)
 
 
 @app.command()
@@ -173,6 +237,18 @@ def query(
     sql: Annotated[str, typer.Argument(help="Spark SQL, run in the lake's database.")],
     lake_root: LakeRoot = None,
     limit: Annotated[int, typer.Option(help="Show at most this many rows.", min=1)] = 100,
+    as_of: Annotated[
+        int | None,
+        typer.Option(
+            "--as-of",
+            metavar="VERSION",
+            min=0,
+            help="Time travel: read every lake table the SQL names (unqualified) as of this "
+            "Delta version; a named table without it is an error. Versions count per table "
+            "(`stedi-lake history TABLE`). Plain Spark SQL works too, table by table: "
+            "SELECT ... FROM stedi.customer_trusted VERSION AS OF 3.",
+        ),
+    ] = None,
     profile: Profile = None,
 ) -> None:
     """Run Spark SQL against the `stedi` database and print the result as a table."""
@@ -184,16 +260,49 @@ def query(
     with user_errors():
         settings = _settings(profile, lake_root)
         lake = open_lake(settings)
+        views: list[str] = []
         try:
             lake.spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.catalog.database}")
             lake.spark.catalog.setCurrentDatabase(settings.catalog.database)
+            if as_of is not None:
+                _time_travel(lake, sql, as_of, views)
             result = lake.spark.sql(sql)
-            rows = result.limit(limit + 1).collect()
+            columns, rows = result.columns, result.limit(limit + 1).collect()
         except PySparkException as exc:
             raise fail(str(exc).strip().splitlines()[0]) from None
-    out.print(result_table(result.columns, rows[:limit]))
+        finally:  # the session may outlive the command (in-process callers, tests)
+            for name in views:
+                lake.spark.catalog.dropTempView(name)
+    out.print(result_table(columns, rows[:limit]))
     if len(rows) > limit:
         out.print(f"(first {limit} rows shown; use --limit to see more)")
+
+
+@app.command()
+def forget(
+    email: Annotated[str, typer.Option("--email", help="The person's e-mail address.")],
+    lake_root: LakeRoot = None,
+    profile: Profile = None,
+) -> None:
+    """Erase a person from every zone and file of the lake (right to erasure): their customer
+    records, accelerometer readings and the step-trainer readings of devices only they claimed,
+    landing files and quarantine included; old table versions are purged. Irreversible."""
+    from stedi_lakehouse.forget import forget as erase
+    from stedi_lakehouse.report import erasure_table
+    from stedi_lakehouse.runtime import open_lake
+
+    with user_errors():
+        settings = _settings(profile, lake_root)
+        with err.status("starting Spark") as status:
+            lake = open_lake(settings)
+            key = settings.pseudonym_key
+            report = erase(
+                lake,
+                email,
+                pseudonym_key=key and key.get_secret_value().encode(),
+                progress=status.update,
+            )
+    out.print(erasure_table(report))
 
 
 @app.command()

@@ -16,12 +16,13 @@ import json
 import os
 import re
 import signal
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
@@ -260,8 +261,93 @@ class Lake:
         version = int(self._last_commit(path)["version"])
         return TableStatus(spec.name, str(spec.zone), rows, version, path)
 
+    # -- erasure --------------------------------------------------------------------------
+    def delete_rows(self, name: str, keys: list[str], matches: Callable[[Column], Column]) -> int:
+        """Delete the rows of table `name` for which `matches(key)` holds for some key (the
+        condition refers to the table as `t`), in one commit if any; the number deleted. The
+        keys travel as a small DataFrame joined by MERGE: the commit records `t.x = s.key`,
+        never the keys themselves."""
+        from delta.tables import DeltaTable
+
+        if not keys:
+            return 0
+        source = self.spark.createDataFrame([(k,) for k in keys], "key string").alias("s")
+        target = self.read(name).alias("t")
+        if not target.join(source, matches(F.col("s.key")), "left_semi").limit(1).count():
+            return 0
+        table = DeltaTable.forPath(self.spark, self.table_path(name)).alias("t")
+        table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
+        self._commits += 1
+        metrics = self._last_commit(self.table_path(name))["operationMetrics"]
+        return int(metrics.get("numTargetRowsDeleted", 0))
+
+    def purge_history(self, name: str) -> None:
+        """Make table `name`'s current version its only one: rewrite files carrying deletion
+        vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
+        retention safety check lifted for this call only), then checkpoint the log and delete
+        the commits and checkpoints before it. Earlier versions can no longer be read."""
+        path = self.table_path(name)
+        properties = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
+        if properties.get("delta.enableDeletionVectors") == "true":
+            self.spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        self.spark.conf.set(check, "false")
+        try:
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
+        finally:
+            self.spark.conf.set(check, "true")
+        jvm = self.spark._jvm
+        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
+            self.spark._jsparkSession, path
+        )
+        delta_log.checkpoint()
+        latest = self.version(name)
+        fs, log_dir = self._hadoop(f"{path}/_delta_log")
+        for status in fs.listStatus(log_dir):
+            file = status.getPath()
+            match = re.match(r"(\d{20})\.", file.getName())
+            if match and int(match.group(1)) < latest:
+                fs.delete(file, False)
+        jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+
+    def landing_files_mentioning(self, dataset: Dataset, mentions: Column) -> list[str]:
+        """The landing files of `dataset` with a line for which `mentions(value)` holds."""
+        if not self._exists(self.landing_dir(dataset)):
+            return []
+        lines = self.read_landing(dataset)
+        hits = lines.filter(mentions).select("source_file").distinct()
+        return sorted(r[0] for r in hits.collect())
+
+    def rewrite_landing_file(self, relative: str, keep: Callable[[str], bool]) -> None:
+        """Rewrite a landing file (its path under the root) with only the lines `keep` keeps;
+        a local file is replaced atomically, an S3 object by one PUT."""
+        fs, path = self._hadoop(f"{self.root}/{relative}")
+        stream = fs.open(path)
+        try:
+            text = bytes(self.spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
+        kept = "".join(
+            line for line in text.decode("utf-8").splitlines(keepends=True) if keep(line)
+        ).encode("utf-8")
+        if is_local_path(self.root):
+            target = local_path(self.root) / relative
+            temporary = target.with_name(f".{target.name}.rewrite")
+            temporary.write_bytes(kept)
+            os.replace(temporary, target)
+            return
+        out = fs.create(path, True)
+        try:
+            out.write(bytearray(kept))
+        finally:
+            out.close()
+
     def _is_delta(self, path: str) -> bool:
-        return self._exists(f"{path}/_delta_log")
+        """Whether a Delta table with at least one commit is at `path` (a run killed during
+        a table's first write leaves a `_delta_log` folder without any)."""
+        from delta.tables import DeltaTable
+
+        return self._exists(f"{path}/_delta_log") and DeltaTable.isDeltaTable(self.spark, path)
 
     def _last_commit(self, path: str) -> dict:
         from delta.tables import DeltaTable

@@ -1,6 +1,8 @@
 """How results look in a terminal: tables, not dict dumps."""
 
+import json
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group
@@ -13,39 +15,43 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
 def writes_table(writes: Iterable[Any]) -> Table:
     """One row per commit of a run, in catalogue order."""
     table = Table(title="Tables written (one Delta commit each)", title_justify="left")
-    for column in ("table", "zone", "rows written", "rows replaced", "version", "seconds"):
-        table.add_column(column, justify="left" if column in ("table", "zone") else "right")
+    table.add_column("table", no_wrap=True)
+    for column in ("rows written", "replaced", "version", "seconds"):
+        table.add_column(column, justify="right")
     order = list(CATALOGUE)
     for w in sorted(writes, key=lambda w: order.index(w.table)):
-        zone = str(CATALOGUE[w.table].zone)
-        table.add_row(
-            w.table, zone, f"{w.rows:,}", f"{w.removed:,}", str(w.version), f"{w.seconds:.1f}"
-        )
+        table.add_row(w.table, f"{w.rows:,}", f"{w.removed:,}", str(w.version), f"{w.seconds:.1f}")
     return table
 
 
-def records_table(datasets: Iterable[Any]) -> Table:
-    table = Table(
-        title="Records: new ones read = accepted + quarantined; "
-        "rows evaluated for trusted = trusted + excluded",
+def records_table(datasets: Iterable[Any]) -> Group:
+    """Per feed: new records read = accepted + quarantined; rows evaluated for the trusted zone
+    = trusted + excluded; then the exclusions by reason."""
+    counts = Table(
+        title="Records: read = accepted + quarantined; evaluated = trusted + excluded",
         title_justify="left",
     )
-    columns = ("dataset", "new files", "read", "accepted", "quarantined", "trusted", "excluded")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("dataset", "excluded") else "right")
+    counts.add_column("dataset", no_wrap=True)
+    for column in ("files", "read", "accepted", "quarantined", "trusted", "excluded"):
+        counts.add_column(column, justify="right")
+    reasons = Table(title="Excluded from trusted, by reason", title_justify="left")
+    reasons.add_column("dataset", no_wrap=True)
+    reasons.add_column("reason", no_wrap=True)
+    reasons.add_column("rows", justify="right")
     order = [str(d) for d in Dataset]
     for d in sorted(datasets, key=lambda d: order.index(d.dataset)):
-        excluded = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(d.excluded.items()))
-        table.add_row(
+        counts.add_row(
             d.dataset,
             f"{d.files:,}",
             f"{d.read:,}",
             f"{d.accepted:,}",
             f"{d.quarantined:,}",
             f"{d.trusted:,}",
-            excluded or "-",
+            f"{sum(d.excluded.values()):,}",
         )
-    return table
+        for reason, n in sorted(d.excluded.items()):
+            reasons.add_row(d.dataset, reason, f"{n:,}")
+    return Group(counts, reasons) if reasons.row_count else Group(counts)
 
 
 def status_table(statuses: Iterable[Any]) -> Table:
@@ -113,3 +119,121 @@ def update_readme(path: str) -> None:
     _, tail = rest.split(CATALOGUE_END)
     with open(path, "w") as f:
         f.write(f"{head}{CATALOGUE_START}\n{catalogue_markdown()}\n{CATALOGUE_END}{tail}")
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timestamp collected from Spark (naive, in this process's local time) in UTC."""
+    return moment.astimezone(UTC)
+
+
+# Delta's operation metrics worth a glance, in the order shown (a key absent is skipped).
+ROW_METRICS = (
+    ("numOutputRows", "written"),
+    ("numTargetRowsInserted", "inserted"),
+    ("numTargetRowsUpdated", "updated"),
+    ("numUpdatedRows", "updated"),
+    ("numTargetRowsDeleted", "deleted"),
+    ("numDeletedRows", "removed"),
+)
+
+
+def metrics_summary(metrics: dict[str, str] | None) -> str:
+    """A commit's operation metrics in a few words: rows written, removed, ... (files for
+    operations that move no rows, such as OPTIMIZE)."""
+    metrics = metrics or {}
+    parts = [
+        f"{int(metrics[key]):,} {label}"
+        for key, label in ROW_METRICS
+        if key in metrics and (label == "written" or int(metrics[key]))
+    ]
+    if not parts and ("numAddedFiles" in metrics or "numRemovedFiles" in metrics):
+        added, removed = metrics.get("numAddedFiles", "0"), metrics.get("numRemovedFiles", "0")
+        parts.append(f"files +{added} -{removed}")
+    return ", ".join(parts) or "-"
+
+
+def commit_rules(user_metadata: str | None) -> str:
+    """The rules preset a commit recorded in its user metadata ({"rules": ...}), if any."""
+    if not user_metadata:
+        return "-"
+    try:
+        metadata = json.loads(user_metadata)
+    except ValueError:
+        return user_metadata
+    return str(metadata.get("rules") or "-") if isinstance(metadata, dict) else user_metadata
+
+
+def history_table(name: str, commits: Iterable[dict[str, Any]]) -> Table:
+    """A table's Delta history (DESCRIBE HISTORY rows), newest first."""
+    table = Table(title=f"History of {name} (newest first)", title_justify="left")
+    for column in ("version", "timestamp (UTC)", "operation", "rows", "rules"):
+        table.add_column(column, justify="right" if column == "version" else "left")
+    for commit in commits:
+        operation, parameters = commit["operation"], commit.get("operationParameters") or {}
+        if mode := parameters.get("mode"):  # an overwrite with a predicate is a replaceWhere
+            mode = "replace where" if "predicate" in parameters else mode.lower()
+            operation = f"{operation} ({mode})"
+        table.add_row(
+            str(commit["version"]),
+            _utc(commit["timestamp"]).strftime("%Y-%m-%d %H:%M:%S"),
+            operation,
+            metrics_summary(commit.get("operationMetrics")),
+            commit_rules(commit.get("userMetadata")),
+        )
+    return table
+
+
+def run_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A `runs` row (as a dict) in a few JSON-serialisable fields, for `stedi-lake status`."""
+    started, ended = record["started_at"], record["ended_at"]
+    return {
+        "run_id": record["run_id"],
+        "started_at": _utc(started).isoformat(),
+        "command": record["command"],
+        "rules": record["rules"],
+        "outcome": record["outcome"],
+        "seconds": round((ended - started).total_seconds(), 1) if ended else None,
+        "new_files": sum(d["files"] for d in record["datasets"] or []),
+        "rows_written": sum(w["rows_written"] for w in record["writes"] or []),
+        "error": record["error"],
+    }
+
+
+def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
+    """The last runs (`run_summary` dicts), newest first; the error column only if one failed."""
+    table = Table(title="Last runs (newest first)", title_justify="left")
+    failed = any(r["outcome"] != "succeeded" for r in runs)
+    numbers = ("seconds", "new files", "rows written")
+    columns = ("started (UTC)", "command", "rules", "outcome", *numbers)
+    for column in (*columns, "error") if failed else columns:
+        table.add_column(column, justify="right" if column in numbers else "left", overflow="fold")
+    for r in runs:
+        cells = [
+            datetime.fromisoformat(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+            r["command"],
+            r["rules"],
+            Text(r["outcome"], style="green" if r["outcome"] == "succeeded" else "red"),
+            "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
+            f"{r['new_files']:,}",
+            f"{r['rows_written']:,}",
+        ]
+        if failed:
+            cells.append(r["error"].splitlines()[0] if r["error"] else "-")
+        table.add_row(*cells)
+    return table
+
+
+def erasure_table(report: Any) -> Group:
+    """What `stedi-lake forget` removed (counts only: the person is not named)."""
+    table = Table(title="Erased", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows removed", justify="right")
+    for name, rows in sorted(
+        report.rows_removed.items(), key=lambda kv: list(CATALOGUE).index(kv[0])
+    ):
+        table.add_row(name, f"{rows:,}")
+    note = Text(
+        f"{report.landing_files_rewritten} landing file(s) rewritten; old versions purged from "
+        f"{len(report.tables_purged)} table(s); recorded in `erasures`."
+    )
+    return Group(table, note)

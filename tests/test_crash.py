@@ -1,0 +1,149 @@
+"""Crash safety and concurrency, with real processes: `stedi-lake run` killed (SIGKILL) right
+after its N-th Delta commit, for every N, then run again, ends in exactly the state of an
+uninterrupted run; two runs started together on one lake leave one clear line for the loser."""
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from stedi_lakehouse.io import FAULT_AFTER_WRITES, Lake
+from stedi_lakehouse.pipeline import Stages, run_stages
+from stedi_lakehouse.presets import Rules
+from tests.conftest import ROOT
+from tests.test_incremental import BATCHES, FILES, KEY, deliver, new_lake, snapshot
+
+CLI = str(Path(sys.executable).parent / "stedi-lake")
+FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The suite's environment for a `stedi-lake` process of its own: its lake keeps its own
+    catalog (the suite's JVM holds the suite's)."""
+    env = {k: v for k, v in os.environ.items() if k != "STEDI_CATALOG__METASTORE_DIR"}
+    return env | extra
+
+
+def stedi_run(root: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CLI, "run", "--profile", "test", "--lake-root", str(root)],
+        cwd=ROOT,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_in_process(lake: Lake) -> int:
+    """An uninterrupted run (recorded in `runs`, as the CLI does); its number of commits."""
+    report = run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    return len(report.writes) + 1 if report.writes else 0
+
+
+def deliver_batches(root: Path, batches: list[list[str]]) -> None:
+    for batch in batches:
+        deliver(root, batch)
+
+
+@pytest.fixture(scope="module")
+def reference(spark, test_settings, tmp_path_factory):
+    """Uninterrupted: the first batches in one run, then the rest in a second. Returns the
+    final state, the commits of each run, and a lake holding the state after the first run."""
+    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp("crash-ref") / "lake")
+    deliver_batches(Path(lake.root), FIRST)
+    first = run_in_process(lake)
+    after_first = tmp_path_factory.mktemp("crash-base") / "lake"
+    shutil.copytree(lake.root, after_first, ignore=shutil.ignore_patterns("_metastore"))
+    deliver_batches(Path(lake.root), SECOND)
+    second = run_in_process(lake)
+    return snapshot(lake), first, second, after_first
+
+
+def crash_then_rerun(spark, settings, roots_and_n: list[tuple[Path, int]]) -> dict[int, dict]:
+    """Kill a `stedi-lake run` after its N-th commit on each lake (two at a time), then run
+    again in this process; the state of each lake per N."""
+
+    def crash(root_n):
+        root, n = root_n
+        return n, stedi_run(root, **{FAULT_AFTER_WRITES: str(n)})
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        crashed = dict(pool.map(crash, roots_and_n))
+    states = {}
+    for root, n in roots_and_n:
+        assert crashed[n].returncode == -9, (n, crashed[n].stderr[-2000:])
+        lake = Lake(spark, str(root), settings.catalog.database)
+        run_in_process(lake)
+        states[n] = snapshot(lake)
+    return states
+
+
+def test_a_first_run_killed_after_any_commit_then_rerun_converges(
+    reference, spark, test_settings, tmp_path
+):
+    _, first_commits, _, after_first = reference
+    expected_first_state = snapshot(Lake(spark, str(after_first), test_settings.catalog.database))
+    lakes = []
+    for n in range(1, first_commits + 1):
+        root = tmp_path / f"lake-{n}"
+        deliver_batches(root, FIRST)
+        lakes.append((root, n))
+    for n, state in crash_then_rerun(spark, test_settings, lakes).items():
+        assert state == expected_first_state, f"killed after commit {n}"
+
+
+def test_an_incremental_run_killed_after_any_commit_then_rerun_converges(
+    reference, spark, test_settings, tmp_path
+):
+    expected, _, second_commits, after_first = reference
+    lakes = []
+    for n in range(1, second_commits + 1):
+        root = tmp_path / f"lake-{n}"
+        shutil.copytree(after_first, root)
+        deliver_batches(root, SECOND)
+        lakes.append((root, n))
+    for n, state in crash_then_rerun(spark, test_settings, lakes).items():
+        assert state == expected, f"killed after commit {n}"
+
+
+def test_a_killed_run_is_completed_by_the_next_cli_run(reference, spark, test_settings, tmp_path):
+    expected, _, _, _ = reference
+    root = tmp_path / "lake"
+    deliver_batches(root, FIRST + SECOND)
+    assert stedi_run(root, **{FAULT_AFTER_WRITES: "7"}).returncode == -9
+    again = stedi_run(root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert snapshot(Lake(spark, str(root), test_settings.catalog.database)) == expected
+
+
+def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
+    reference, spark, test_settings, tmp_path
+):
+    expected, _, _, _ = reference
+    root = tmp_path / "lake"
+    deliver_batches(root, FIRST + SECOND)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: stedi_run(root), range(2)))
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 1], [r.stderr[-2000:] for r in results]
+    loser = next(r for r in results if r.returncode == 1)
+    lines = loser.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is in use by another stedi-lake process" in lines[0], lines
+    assert stedi_run(root).returncode == 0  # a later run: nothing left to do, or finishes it
+    lake = Lake(spark, str(root), test_settings.catalog.database)
+    assert snapshot(lake) == expected
+    runs = lake.read("runs").collect()
+    assert [r["outcome"] for r in runs] == ["succeeded"]
+
+
+def test_the_fault_hook_counts_every_commit(reference):
+    _, first_commits, second_commits, _ = reference
+    # landing + quarantine (3 each), 3 trusted, bookmark, 2 curated, bookmark, runs
+    assert first_commits == 14
+    assert 0 < second_commits <= 14
+    assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)

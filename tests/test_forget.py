@@ -1,0 +1,146 @@
+"""The right to erasure, on real Spark and Delta: after `stedi-lake forget --email`, no file
+under the lake root holds the person's e-mail or own serial number in any readable form (every
+file scanned, Parquet decoded), the erasure is recorded by counts only, others keep their rows,
+and later runs do not bring the person back."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+from typer.testing import CliRunner
+
+from stedi_lakehouse.cli import app
+from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.io import Lake
+from stedi_lakehouse.pipeline import Stages, run_stages
+from stedi_lakehouse.presets import Rules
+from tests.test_incremental import BATCHES, KEY, deliver, new_lake, subject_key
+
+DATA_TABLES = [n for n, spec in CATALOGUE.items() if spec.zone != "system"]
+
+
+def run(lake: Lake) -> None:
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+
+
+def counts(lake: Lake) -> dict[str, int]:
+    return {name: lake.read(name).count() for name in DATA_TABLES}
+
+
+def readable_text(path: Path) -> str:
+    """A file's content as a reader could get it: raw bytes, and decoded Parquet."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    if raw[:4] == b"PAR1":
+        text += json.dumps(pq.read_table(path).to_pylist(), default=str)
+    return text.lower()
+
+
+def files_naming(root: Path, *identifiers: str) -> list[str]:
+    wanted = [i.lower() for i in identifiers]
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and any(w in readable_text(p) for w in wanted)
+    )
+
+
+def pick_person(lake: Lake) -> dict:
+    """A curated person with pairs, a device of their own, and a quarantined line."""
+    customers = lake.read("customer_landing")
+    owners = customers.groupBy("serialNumber").agg(F.count_distinct("email").alias("n"))
+    sole = {r[0] for r in owners.filter("n = 1").collect()}
+    keys = {r[0] for r in lake.read("machine_learning_curated").select("subject_key").collect()}
+    quarantined = " ".join(r[0] for r in lake.read("customer_quarantine").collect()).lower()
+    candidates = []
+    for row in lake.read("customer_curated").orderBy("email").collect():
+        if subject_key(row["email"]) in keys and row["serialNumber"] in sole:
+            candidates.append((row["email"].lower() not in quarantined, row["email"], row))
+    assert candidates, "the sample has no such person"
+    _, email, row = min(candidates)
+    return {"email": email, "serial": row["serialNumber"]}
+
+
+@pytest.fixture(scope="module")
+def forgotten(spark, test_settings, tmp_path_factory):
+    """The sample, landed and run in two batches (so the log holds incremental commits whose
+    predicates name people), then one person forgotten through the CLI."""
+    root = tmp_path_factory.mktemp("forget") / "lake"
+    lake = new_lake(spark, test_settings, root)
+    batches = BATCHES["readings-first"]
+    for batch in (batches[:3], batches[3:]):
+        for files in batch:
+            deliver(root, files)
+        run(lake)
+    person = pick_person(lake)
+    before_files = files_naming(root, person["email"], person["serial"])
+    before = counts(lake)
+    result = CliRunner().invoke(
+        app, ["forget", "--email", person["email"].upper(), "--profile", "test", "-l", str(root)]
+    )
+    return lake, person, before_files, before, result
+
+
+def test_the_person_was_everywhere_before(forgotten):
+    _, _, before_files, _, _ = forgotten
+    places = {f.split("/")[0] + "/" + f.split("/")[1] for f in before_files}
+    assert {"landing/customer", "landing/accelerometer", "landing/step_trainer"} <= places
+    assert any("_delta_log" in f for f in before_files)  # statistics and predicates in the log
+    assert any("/quarantine/" in f for f in before_files)
+
+
+def test_forget_reports_counts_and_names_nobody(forgotten):
+    lake, person, _, before, result = forgotten
+    assert result.exit_code == 0, (result.output, str(result.exception).replace("\n", " ")[:2500])
+    assert person["email"].lower() not in result.output.lower()
+    assert (
+        "machine_learning_curated" in result.output and "landing file(s) rewritten" in result.output
+    )
+    erasures = lake.read("erasures").collect()
+    assert len(erasures) == 1
+    removed = erasures[0]["rows_removed"]
+    assert set(removed) >= {"customer_landing", "accelerometer_trusted", "step_trainer_landing"}
+    assert erasures[0]["landing_files_rewritten"] >= 3
+    assert counts(lake) == {t: n - removed.get(t, 0) for t, n in before.items()}
+
+
+def test_no_file_under_the_lake_root_names_the_person(forgotten):
+    lake, person, _, _, _ = forgotten
+    root = Path(lake.root)
+    assert files_naming(root, person["email"], person["serial"]) == []
+    ml = lake.read("machine_learning_curated")
+    assert ml.filter(F.col("subject_key") == subject_key(person["email"])).count() == 0
+
+
+def test_old_versions_are_gone_and_the_tables_still_work(forgotten):
+    lake, _, _, _, _ = forgotten
+    history = lake.history("accelerometer_trusted")
+    assert len(history) == 1  # only the purged table's current version remains
+    assert lake.read("accelerometer_trusted").count() > 0
+
+
+def test_later_runs_do_not_bring_the_person_back(forgotten):
+    lake, person, _, _, _ = forgotten
+    root = Path(lake.root)
+    run(lake)  # nothing new
+    extra = root / "landing" / "accelerometer" / "later" / "part-9.json"
+    extra.parent.mkdir(parents=True)
+    line = {"user": "Larry.Clayton@test.com", "timestamp": 1655564000123, "x": 1, "y": 2, "z": 3}
+    extra.write_text(json.dumps(line) + "\n")
+    run(lake)
+    rules_changed = Stages(lake, rules=Rules.UDACITY)
+    rules_changed.trusted()  # a full rebuild from landing
+    rules_changed.curated(pseudonym_key=KEY)
+    assert files_naming(root, person["email"], person["serial"]) == []
+
+
+def test_forgetting_nobody_is_one_clear_line(forgotten):
+    lake, _, _, _, _ = forgotten
+    result = CliRunner().invoke(
+        app, ["forget", "--email", "nobody@nowhere.test", "--profile", "test", "-l", lake.root]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: nobody with that e-mail address is in the lake")
+    assert len(result.output.strip().splitlines()) == 1
