@@ -100,6 +100,15 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
         # columns, the person/device and time keys of the sensor tables, not Delta's default of
         # 32: all-column statistics made a 2M-row write a third slower (bench/micro.py).
         "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "2",
+        # Every new table's retention, chosen rather than inherited (docs/lakehouse-over-time.md):
+        # a month of versions to time-travel to and to audit, a week before a replaced data
+        # file may be vacuumed (longer than any run or reader), and no deletion vectors, so a
+        # delete rewrites the files it touches and their statistics (`forget` relies on it).
+        "spark.databricks.delta.properties.defaults.logRetentionDuration": "interval 30 days",
+        "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": (
+            "interval 7 days"
+        ),
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         **settings.spark.conf,
     }
     for key, value in conf.items():
