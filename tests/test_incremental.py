@@ -293,3 +293,24 @@ def test_only_the_changed_peoples_rows_are_reprocessed(changed_lake):
 def test_changes_give_what_one_run_over_all_files_gives(changed_lake):
     lake, _, _, _, _, fresh = changed_lake
     assert snapshot(lake) == snapshot(fresh)
+
+
+def test_a_failed_run_is_recorded_and_the_next_run_finishes_the_work(
+    spark, test_settings, tmp_path
+):
+    from stedi_lakehouse.errors import ConfigError
+    from stedi_lakehouse.pipeline import run_stages
+
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    deliver(Path(lake.root), FILES)
+    with pytest.raises(ConfigError, match="no pseudonym key"):
+        run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=None)
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    runs = lake.read("runs").orderBy("started_at").collect()
+    assert [r["outcome"] for r in runs] == ["failed", "succeeded"]
+    assert runs[0]["error"].startswith("ConfigError: no pseudonym key")
+    failed_tables = {w["table"] for w in runs[0]["writes"]}
+    assert "accelerometer_trusted" in failed_tables  # the trusted stage had finished
+    assert "machine_learning_curated" not in failed_tables
+    assert {w["table"] for w in runs[1]["writes"]} >= {"machine_learning_curated"}
+    assert lake.read("machine_learning_curated").count() == 101
