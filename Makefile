@@ -60,7 +60,7 @@ $(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,generate,bench]'
 	@touch $@
 
-bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts (SCALE=S|M|L)
+bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts, then later runs (SCALE=SAMPLE|S|M|L)
 	$(BIN)/python bench/run.py --scale $(SCALE)
 
 # What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies

@@ -37,13 +37,16 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
 RESULTS = ROOT / "bench" / "results"
 GENERATOR = ROOT / "src" / "stedi_lakehouse" / "generate.py"
 
-SCALES = {"S": 1_000, "M": 20_000, "L": 100_000}  # customers
+SCALES = {"SAMPLE": 0, "S": 1_000, "M": 20_000, "L": 100_000}  # customers (SAMPLE: data/sample)
+SAMPLE = ROOT / "data" / "sample"
 GENERATOR_PARAMS = {
     "seed": 42,
     "ambiguous_share": 0.01,
@@ -122,8 +125,27 @@ def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
 
 
 def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
-    """The scale's landing folder, generated unless an identical one is cached."""
+    """The scale's landing folder, generated unless an identical one is cached (SAMPLE: the
+    bundled sample, as it is)."""
     folder = CACHE / scale
+    if scale == "SAMPLE":
+        files = [p for p in SAMPLE.rglob("*.json") if p.is_file()]
+        lines = {
+            d: sum(len(p.read_text().splitlines()) for p in (SAMPLE / d).rglob("*.json"))
+            for d in ("customer", "accelerometer", "step_trainer")
+        }
+        summary = {
+            "records": sum(lines.values()),
+            "bytes": sum(p.stat().st_size for p in files),
+            "datasets": {d: {"lines": n} for d, n in lines.items()},
+        }
+        out.print(f"landing set: {SAMPLE.relative_to(ROOT)}")
+        return SAMPLE, {
+            "fingerprint": {"params": "data/sample"},
+            "seconds": 0,
+            "cached": True,
+            "summary": summary,
+        }
     landing, stamp = folder / "landing", folder / "landing.json"
     params = {"customers": SCALES[scale], **GENERATOR_PARAMS}
     fingerprint = {
@@ -176,10 +198,33 @@ def project_counts(lake: Path, env: dict[str, str], log: Path) -> dict[str, int 
     if result.returncode != 0:
         return {}
     document = json.loads(result.stdout[result.stdout.index("{") :])
-    return {name: table["rows"] for name, table in document["tables"].items()}
+    return {
+        name: table["rows"]
+        for name, table in document["tables"].items()
+        if CATALOGUE[name].zone != Zone.SYSTEM  # the lake's bookkeeping: no reference
+    }
 
 
-WRITE_ROW = re.compile(r"^\W*([a-z_]+)\s*│\s*(\w+)\s*│\s*([\d,]+)\s*│\s*(\d+)\s*│\s*([\d.]+)\s*│")
+def new_accelerometer_file(landing: Path, target: Path, lines: int) -> int:
+    """A later delivery for the incremental measurement: the first `lines` readings of the
+    landing set's accelerometer files, as one new file. Returns the lines written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with target.open("w") as out_file:
+        for source in sorted((landing / "accelerometer").rglob("*.json")):
+            with source.open() as in_file:
+                for line in in_file:
+                    if written == lines:
+                        return written
+                    out_file.write(line)
+                    written += 1
+    return written
+
+
+# table │ rows written │ replaced │ version │ seconds │
+WRITE_ROW = re.compile(
+    r"^\W*([a-z_]+)\s*│\s*([\d,]+)\s*│\s*([\d,]+)\s*│\s*(\d+)\s*│\s*([\d.]+)\s*│"
+)
 
 
 def project_write_seconds(log: Path) -> dict[str, float]:
@@ -255,6 +300,21 @@ def systems_table(systems: dict[str, dict], records: int) -> Table:
             f"{run['ratio_to_reference']:.2f}",
             f"{run['peak_rss_gib']:.2f}",
             f"{run['rows_per_s']:,.0f}",
+            str(run["exit_code"]),
+        )
+    return table
+
+
+def incremental_table(runs: dict[str, dict]) -> Table:
+    table = Table(title="Later runs on the same lake (project)", title_justify="left")
+    for column in ("run", "wall s", "share of cold run", "peak memory GiB", "exit"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for name, run in runs.items():
+        table.add_row(
+            name,
+            f"{run['wall_s']:.1f}",
+            f"{run['share_of_cold_run']:.0%}",
+            f"{run['peak_rss_gib']:.2f}",
             str(run["exit_code"]),
         )
     return table
@@ -348,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         "project": project_counts(lake, env, folder / "project.log"),
         "reference": {k: v["rows"] for k, v in reference_result.get("tables", {}).items()},
     }
-    use_oracle = args.oracle if args.oracle is not None else scale == "S"
+    use_oracle = args.oracle if args.oracle is not None else scale in ("SAMPLE", "S")
     if use_oracle:
         got["oracle"] = oracle_counts(landing)
     names = list(dict.fromkeys([*got["reference"], *got["project"]]))
@@ -360,14 +420,36 @@ def main(argv: list[str] | None = None) -> int:
         counts[name] = row
     counts_match = bool(counts) and all(c["match"] for c in counts.values())
 
+    # (c) the project again on the same lake: nothing new, then one new accelerometer file
+    # holding 1% of the feed's readings (issue: at most 15% of the cold run)
+    command = [str(BIN / "stedi-lake"), "run", "--lake-root", str(lake)]
+    out.print("project: a run with nothing new ...")
+    no_op = measure(command, env=env, log=folder / "project-no-op.log")
+    late = lake / "landing" / "accelerometer" / "later" / "accelerometer-later.json"
+    share = 0.01
+    lines = new_accelerometer_file(
+        landing, late, round(summary["datasets"]["accelerometer"]["lines"] * share)
+    )
+    out.print(f"project: a run after one new accelerometer file ({lines:,} lines) ...")
+    one_file = measure(command, env=env, log=folder / "project-one-file.log")
+    one_file["write_seconds"] = project_write_seconds(folder / "project-one-file.log")
+    incremental = {
+        "no new file": no_op,
+        f"one new accelerometer file ({share:.0%})": {**one_file, "lines": lines},
+    }
+    for run in incremental.values():
+        run["share_of_cold_run"] = round(run["wall_s"] / project["wall_s"], 3)
+        out.print(f"  {run['wall_s']:.1f} s, exit {run['exit_code']}")
+
     systems = {"project (Spark)": project, "reference (DuckDB)": reference}
     for run in systems.values():
         run["ratio_to_reference"] = round(run["wall_s"] / reference["wall_s"], 3)
         run["rows_per_s"] = round(records / run["wall_s"], 1)
 
     out.print(systems_table(systems, records))
+    out.print(incremental_table(incremental))
     out.print(counts_table(counts))
-    failed = [name for name, run in systems.items() if run["exit_code"] != 0]
+    failed = [name for name, run in {**systems, **incremental}.items() if run["exit_code"] != 0]
     ok = counts_match and not failed
 
     result = {
@@ -390,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         "input_records": records,
         "input_bytes": summary["bytes"],
         "systems": systems,
+        "incremental": incremental,
         "counts": counts,
         "counts_match": counts_match,
         "ok": ok,

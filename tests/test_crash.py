@@ -1,6 +1,7 @@
 """Crash safety and concurrency, with real processes: `stedi-lake run` killed (SIGKILL) right
-after its N-th Delta commit, for every N, then run again, ends in exactly the state of an
-uninterrupted run; two runs started together on one lake leave one clear line for the loser."""
+after its N-th Delta commit (for every N of an incremental run), then run again, ends in exactly
+the state of an uninterrupted run; two runs started together on one lake leave one clear line
+for the loser. Each crash is a process of its own (a JVM start), so this is the slow module."""
 
 import os
 import shutil
@@ -83,18 +84,19 @@ def crash_then_rerun(spark, settings, roots_and_n: list[tuple[Path, int]]) -> di
     return states
 
 
-def test_a_first_run_killed_after_any_commit_then_rerun_converges(
-    reference, spark, test_settings, tmp_path
-):
+def test_a_first_run_killed_then_rerun_converges(reference, spark, test_settings, tmp_path):
+    """A first run (tables created whole) killed after its first commit, between the first
+    two trusted tables (a table half-created by the killed process must count as missing), and
+    before its run record. Every N is covered by the incremental run below."""
     _, first_commits, _, after_first = reference
-    expected_first_state = snapshot(Lake(spark, str(after_first), test_settings.catalog.database))
+    expected = snapshot(Lake(spark, str(after_first), test_settings.catalog.database))
     lakes = []
-    for n in range(1, first_commits + 1):
+    for n in (1, 7, first_commits - 1):
         root = tmp_path / f"lake-{n}"
         deliver_batches(root, FIRST)
         lakes.append((root, n))
     for n, state in crash_then_rerun(spark, test_settings, lakes).items():
-        assert state == expected_first_state, f"killed after commit {n}"
+        assert state == expected, f"killed after commit {n}"
 
 
 def test_an_incremental_run_killed_after_any_commit_then_rerun_converges(

@@ -16,8 +16,9 @@ import json
 import os
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class TableWrite:
     path: str
     seconds: float = 0.0  # computing and writing the table (Spark is lazy: the stage's work)
     removed: int = 0  # rows the commit replaced (0 for a table written whole the first time)
+    committed: bool = True  # False: nothing to replace and nothing to write, so no new version
 
 
 @dataclass(frozen=True)
@@ -182,12 +184,16 @@ class Lake:
 
     def _committed(self, writer, name: str) -> TableWrite:
         path = self.table_path(name)
+        before = self.version(name) if self.exists(name) else None
         writer.save(path)
+        commit = self._last_commit(path)
+        if before is not None and int(commit["version"]) == before:
+            # replaceWhere with nothing to replace and no rows: Delta commits nothing
+            return TableWrite(name, 0, before, path, committed=False)
         self._commits += 1
         if self._commits == self._fault_after:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
         self._registrations.append(self._registrar.submit(self.register, name))
-        commit = self._last_commit(path)
         metrics = commit["operationMetrics"] or {}
         rows = int(metrics.get("numOutputRows", 0))
         removed = int(metrics.get("numDeletedRows", 0))
@@ -232,9 +238,32 @@ class Lake:
         return [row.asDict(recursive=True) for row in history.collect()]
 
     def table_rules(self, name: str) -> Rules | None:
-        metadata = self._last_commit(self.table_path(name)).get("userMetadata")
-        value = json.loads(metadata).get(RULES_KEY) if metadata else None
+        """The rules preset of the latest commit that states one (maintenance commits such as
+        VACUUM carry none of their own)."""
+        value = json.loads(self._user_metadata(name) or "{}").get(RULES_KEY)
         return Rules(value) if value else None
+
+    def _user_metadata(self, name: str) -> str | None:
+        from delta.tables import DeltaTable
+
+        history = DeltaTable.forPath(self.spark, self.table_path(name)).history(20)
+        for row in history.select("userMetadata").collect():
+            if row[0]:
+                return row[0]
+        return None
+
+    @contextmanager
+    def _stating_rules(self, name: str) -> Iterator[None]:
+        """Commits made inside (MERGE, VACUUM) carry the table's user metadata (its rules), so
+        it survives a purge of the versions before them."""
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        metadata = self._user_metadata(name)
+        if metadata:
+            self.spark.conf.set(key, metadata)
+        try:
+            yield
+        finally:
+            self.spark.conf.unset(key)
 
     def registered(self) -> None:
         """Wait until every table written so far is registered in the catalog."""
@@ -276,7 +305,8 @@ class Lake:
         if not target.join(source, matches(F.col("s.key")), "left_semi").limit(1).count():
             return 0
         table = DeltaTable.forPath(self.spark, self.table_path(name)).alias("t")
-        table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
+        with self._stating_rules(name):
+            table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
         self._commits += 1
         metrics = self._last_commit(self.table_path(name))["operationMetrics"]
         return int(metrics.get("numTargetRowsDeleted", 0))
@@ -293,7 +323,8 @@ class Lake:
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
         self.spark.conf.set(check, "false")
         try:
-            self.spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
+            with self._stating_rules(name):
+                self.spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
         finally:
             self.spark.conf.set(check, "true")
         jvm = self.spark._jvm

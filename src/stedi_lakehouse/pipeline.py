@@ -155,6 +155,9 @@ class Stages:
         started = time.monotonic()
         written = self.lake.write(df, table, rules=self.rules, where=scope.predicate())
         written = replace(written, seconds=time.monotonic() - started)
+        if not written.committed:
+            self.progress(f"{table}: nothing to change")
+            return written
         report.writes.append(written)
         replaced = f", {written.removed:,} replaced" if written.removed else ""
         self.progress(f"wrote {table}: {written.rows:,} rows{replaced} (version {written.version})")
