@@ -46,14 +46,14 @@ def _inputs(spark):
         ],
         spark_schema(CustomerCurated),
     )
-    step_rows = [(T0 + 1, "s1", 10), (T0 + 2, "s2", 20)]
+    step_rows = [(T0 + 1, "s1", 10, "f.json"), (T0 + 2, "s2", 20, "f.json")]
     stepped = spark.createDataFrame(step_rows, spark_schema(StepTrainerTrusted))
     accel = spark.createDataFrame(
         [
-            ("a@x.io", T0 + 1, 1.0, 1.0, 1.0),
-            ("a@x.io", T0 + 1, 1.5, 1.5, 1.5),  # two at one ms
-            ("b@x.io", T0 + 1, 9.0, 9.0, 9.0),  # b at a's moment
-            ("b@x.io", T0 + 2, 2.0, 2.0, 2.0),
+            ("a@x.io", T0 + 1, 1.0, 1.0, 1.0, "f.json"),
+            ("a@x.io", T0 + 1, 1.5, 1.5, 1.5, "f.json"),  # two at one ms
+            ("b@x.io", T0 + 1, 9.0, 9.0, 9.0, "f.json"),  # b at a's moment
+            ("b@x.io", T0 + 2, 2.0, 2.0, 2.0, "f.json"),
         ],
         spark_schema(AccelerometerTrusted),
     )

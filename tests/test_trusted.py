@@ -93,8 +93,8 @@ def test_privacy_keeps_trusted_readings_from_consent_on(spark, persons):
         ("z@x.io", T0): "unknown person",
     }
     expected = spark.createDataFrame(
-        [("a@x.io", T0 + 100, 1.0, 2.0, 3.0)],
-        "user string, timestamp long, x double, y double, z double",
+        [("a@x.io", T0 + 100, 1.0, 2.0, 3.0, "a.json")],
+        "user string, timestamp long, x double, y double, z double, source_file string",
     )
     assert_df_equality(tr.accelerometer_trusted(classified), expected, ignore_nullable=True)
 
