@@ -12,7 +12,7 @@ from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.session import s3a_options
 from tests.conftest import S3_ENV, SAMPLE
-from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY
+from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, written_rows
 
 BUCKET = "stedi-lake"
 ROOT = f"s3://{BUCKET}/prod"
@@ -31,7 +31,7 @@ def s3_run(spark, s3_endpoint, test_settings):
 
 def test_s3_lake_gives_the_local_counts(s3_run):
     _, report = s3_run
-    assert {w.table: w.rows for w in report.writes} == EXPECTED_ROWS[Rules.PRIVACY]
+    assert written_rows(report) == EXPECTED_ROWS[Rules.PRIVACY]
     excluded = {name: counts.excluded for name, counts in report.datasets.items()}
     assert excluded == EXPECTED_EXCLUSIONS[Rules.PRIVACY]
 
@@ -113,3 +113,10 @@ def test_land_uploads_to_s3(s3_run):
     listed = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="landed/landing/")
     keys = {o["Key"].removeprefix("landed/landing/") for o in listed["Contents"]}
     assert keys == {str(f.relative_to(SAMPLE)) for f in SAMPLE.rglob("*.json")}
+
+
+def test_a_second_run_on_s3_finds_nothing_new(s3_run):
+    lake, _ = s3_run
+    again = Stages(lake, rules=Rules.PRIVACY)
+    assert again.trusted().writes == []
+    assert again.curated(pseudonym_key=KEY).writes == []
