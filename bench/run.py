@@ -59,6 +59,7 @@ PSEUDONYM_KEY = "bench-key-not-secret"
 # Spark settings the bench passes to the project (environment variables, see README
 # "Configuration"); anything STEDI_* already in the environment wins.
 SPARK_ENV: dict[str, dict[str, str]] = {
+    "SAMPLE": {},
     "S": {},
     "M": {},
     "L": {},
