@@ -195,7 +195,9 @@ class Lake:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
         self._registrations.append(self._registrar.submit(self.register, name))
         metrics = commit["operationMetrics"] or {}
-        rows = int(metrics.get("numOutputRows", 0))
+        # a replaceWhere without deletion vectors rewrites the files it touches: their other
+        # rows are "copied", not written by this run
+        rows = int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0))
         removed = int(metrics.get("numDeletedRows", 0))
         return TableWrite(name, rows, int(commit["version"]), path, removed=removed)
 
