@@ -12,8 +12,6 @@ Landing files that held the person keep their names, so runs treat them as proce
 run brings the person back from them.
 """
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from stedi_lakehouse.contracts.tables import Dataset, Erasure, landing_table, qu
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.io import Lake
 from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.transforms.pseudonym import subject_keys
 
 WORD_CHAR = r"[A-Za-z0-9._%+\-]"  # what may surround an e-mail address or serial inside a word
 
@@ -87,11 +86,6 @@ def find_person(lake: Lake, email: str) -> Person:
     return Person(target, frozenset(spellings), frozenset(claimed))
 
 
-def _subject_keys(person: Person, key: bytes) -> list[str]:
-    """The person's subject keys in machine_learning_curated (HMAC-SHA256, as pseudonym.py)."""
-    return sorted(hmac.new(key, e.encode(), hashlib.sha256).hexdigest() for e in person.spellings)
-
-
 Match = tuple[list[str], Callable[[Column], Column]]  # keys, and when a row `t` matches one
 
 
@@ -129,7 +123,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
         **{quarantine_table(d): _line_mentions(person) for d in Dataset},
     }
     if ml_rules is Rules.PRIVACY:
-        keys = _subject_keys(person, pseudonym_key)
+        keys = sorted(subject_keys(lake.spark, set(person.spellings), key=pseudonym_key))
         matches[ml] = keys, lambda key: F.col("t.subject_key") == key
     elif ml_rules is Rules.UDACITY:
         matches[ml] = (

@@ -43,7 +43,7 @@ from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 from stedi_lakehouse.transforms import validation as val
-from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
+from stedi_lakehouse.transforms.pseudonym import subject_keys
 
 Progress = Callable[[str], None]
 
@@ -146,6 +146,7 @@ class Stages:
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
+        self._looked_up: dict[tuple, set[str]] = {}
 
     # -- writing --------------------------------------------------------------------------
     def _write(
@@ -197,27 +198,32 @@ class Stages:
     def _built_with_rules(self, tables: Iterable[str]) -> bool:
         return all(self.lake.exists(t) and self.lake.table_rules(t) == self.rules for t in tables)
 
+    def _landing_values(
+        self, dataset: Dataset, column: str, *, where: str, isin: Iterable[str]
+    ) -> set[str]:
+        """Distinct `column` values of <dataset>_landing rows whose `where` is in `isin`.
+        Landing tables do not change between a run's stages, so a lookup the trusted stage
+        made is not made again by the curated stage of the same run."""
+        values = tuple(sorted(isin))
+        if not values:
+            return set()
+        key = (dataset, column, where, values)
+        if key not in self._looked_up:
+            rows = self.lake.read(landing_table(dataset)).filter(F.col(where).isin(list(values)))
+            self._looked_up[key] = _values(rows, column)
+        return self._looked_up[key]
+
     def _new_rows(self, dataset: Dataset, files: Iterable[str], column: str) -> set[str]:
         """Distinct `column` values of the landing rows that came from `files`."""
-        files = sorted(files)
-        if not files:
-            return set()
-        rows = self.lake.read(landing_table(dataset)).filter(F.col("source_file").isin(files))
-        return _values(rows, column)
+        return self._landing_values(dataset, column, where="source_file", isin=files)
 
     def _serials_of(self, emails: set[str]) -> set[str]:
         """Every serial number any record of these customers ever claimed."""
-        if not emails:
-            return set()
-        records = self.lake.read(landing_table(Dataset.CUSTOMER))
-        return _values(records.filter(F.col("email").isin(sorted(emails))), "serialNumber")
+        return self._landing_values(Dataset.CUSTOMER, "serialNumber", where="email", isin=emails)
 
     def _claimants_of(self, serials: set[str]) -> set[str]:
         """Every customer any of whose records claims one of these serial numbers."""
-        if not serials:
-            return set()
-        records = self.lake.read(landing_table(Dataset.CUSTOMER))
-        return _values(records.filter(F.col("serialNumber").isin(sorted(serials))), "email")
+        return self._landing_values(Dataset.CUSTOMER, "email", where="serialNumber", isin=serials)
 
     # -- landing --------------------------------------------------------------------------
     def ingest(self, dataset: Dataset, files: list[str], report: StageReport) -> None:
@@ -410,12 +416,7 @@ class Stages:
         if whole or people.whole:
             scope = Scope(whole=True)
         else:
-            emails = self.lake.spark.createDataFrame(
-                [(e,) for e in sorted(subjects)], "email string"
-            )
-            keys = _values(
-                emails.select(hmac_sha256_hex(F.col("email"), key=pseudonym_key).alias("k")), "k"
-            )
+            keys = subject_keys(self.lake.spark, subjects, key=pseudonym_key)
             scope = Scope.of(subject_key=keys)
             readings = people.rows(readings, email="user")
             curated_customers = people.rows(curated_customers)

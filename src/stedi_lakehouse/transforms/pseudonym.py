@@ -8,7 +8,7 @@ dictionary of known emails reverses).
 
 import hashlib
 
-from pyspark.sql import Column
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 BLOCK_SIZE = 64  # bytes, SHA-256's block
@@ -27,3 +27,12 @@ def hmac_sha256_hex(value: Column, *, key: bytes) -> Column:
     inner_key, outer_key = _padded_keys(key)
     inner = F.unhex(F.sha2(F.concat(F.lit(inner_key), F.encode(value, "UTF-8")), 256))
     return F.sha2(F.concat(F.lit(outer_key), inner), 256)
+
+
+def subject_keys(spark: SparkSession, values: set[str], *, key: bytes) -> set[str]:
+    """The subject keys of these identifiers, by the very expression the tables use."""
+    if not values:
+        return set()
+    frame = spark.createDataFrame([(v,) for v in sorted(values)], "value string")
+    rows = frame.select(hmac_sha256_hex(F.col("value"), key=key)).collect()
+    return {row[0] for row in rows}
