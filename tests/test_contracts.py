@@ -48,6 +48,12 @@ def test_landing_tables_keep_the_source_file_last():
     assert columns(CATALOGUE["customer_landing"].contract)[-1] == "source_file"
 
 
+def test_statistics_columns_are_columns_of_every_contract_of_their_table():
+    for spec in CATALOGUE.values():
+        for contract in {spec.contract, spec.udacity_contract} - {None}:
+            assert set(spec.statistics or ()) <= set(columns(contract)), spec.name
+
+
 def test_readme_catalogue_is_generated_from_the_contracts():
     readme = (ROOT / "README.md").read_text()
     assert catalogue_markdown() in readme, "README table catalogue is stale: see CONTRIBUTING"

@@ -15,7 +15,7 @@ import pytest
 from stedi_lakehouse.io import FAULT_AFTER_WRITES, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLE
 from tests.test_incremental import BATCHES, FILES, KEY, deliver, new_lake, snapshot
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
@@ -149,3 +149,29 @@ def test_the_fault_hook_counts_every_commit(reference):
     assert first_commits == 14
     assert 0 < second_commits <= 14
     assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)
+
+
+def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(spark, test_settings, tmp_path):
+    """New readings of people already curated add pairs to machine_learning_curated (nothing
+    replaced). Killed right after that commit, before the stage's bookmark, the next run must
+    not add them again: it replaces those people's pairs instead."""
+    lake = new_lake(spark, test_settings, tmp_path / "reference" / "lake")
+    deliver(Path(lake.root), FILES)
+    run_in_process(lake)
+    base = tmp_path / "crashed" / "lake"
+    shutil.copytree(lake.root, base, ignore=shutil.ignore_patterns("_metastore"))
+    again = "accelerometer/2022/06/redelivered.json"  # a second delivery of known readings
+    for root in (Path(lake.root), base):
+        shutil.copyfile(SAMPLE / FIRST[0][0], root / "landing" / again)
+
+    report = run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    tables = [w.table for w in report.writes]
+    ml = report.writes[tables.index("machine_learning_curated")]
+    assert ml.rows > 0 and ml.removed == 0, ml  # added, not replaced
+    assert "step_trainer_trusted" not in tables  # nobody's curated status changed
+
+    killed = stedi_run(base, **{FAULT_AFTER_WRITES: str(tables.index(ml.table) + 1)})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    rerun = Lake(spark, str(base), test_settings.catalog.database)
+    run_in_process(rerun)
+    assert snapshot(rerun) == snapshot(lake)

@@ -32,6 +32,9 @@ from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.roots import is_local_path, local_path
 
 RULES_KEY = "rules"
+STATISTICS_PROPERTY = "delta.dataSkippingStatsColumns"
+# Off for a write that replaces some rows and adds others (Lake.write(adds=True)).
+REPLACE_WHERE_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
 
 
 def normalise_root(lake_root: str) -> str:
@@ -164,19 +167,43 @@ class Lake:
 
     # -- tables ---------------------------------------------------------------------------
     def write(
-        self, df: DataFrame, name: str, *, rules: Rules | None, where: str | None = None
+        self,
+        df: DataFrame,
+        name: str,
+        *,
+        rules: Rules | None,
+        where: str | None = None,
+        adds: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> TableWrite:
         """Replace table `name` (where=None), or exactly its rows matching the SQL predicate
-        `where` (every row of `df` must match it), in one atomic Delta commit; register it in
-        the catalog."""
+        `where`, in one atomic Delta commit; register it in the catalog. Every row of `df` must
+        match `where`, unless `adds`: then the rows that do not are added to the table in the
+        same commit. `metadata` is recorded with the commit (beside the rules)."""
         writer = df.write.format("delta").mode("overwrite")
         if where is None:
             writer = writer.option("overwriteSchema", "true")
+            if statistics := CATALOGUE[name].statistics:
+                writer = writer.option(STATISTICS_PROPERTY, ",".join(statistics))
         else:
             writer = writer.option("replaceWhere", where)
-        if rules is not None:
-            writer = writer.option("userMetadata", json.dumps({RULES_KEY: str(rules)}))
-        return self._committed(writer, name)
+        if rules is not None or metadata:
+            info = {**({RULES_KEY: str(rules)} if rules is not None else {}), **(metadata or {})}
+            writer = writer.option("userMetadata", json.dumps(info))
+        if not adds or where is None:
+            return self._committed(writer, name)
+        with self._conf(REPLACE_WHERE_CHECK, "false"):
+            return self._committed(writer, name)
+
+    @contextmanager
+    def _conf(self, key: str, value: str) -> Iterator[None]:
+        """A session setting changed for the duration of one call (the callers of this run
+        one write at a time)."""
+        self.spark.conf.set(key, value)
+        try:
+            yield
+        finally:
+            self.spark.conf.unset(key)
 
     def append(self, df: DataFrame, name: str) -> TableWrite:
         """Add rows to table `name` (the bookkeeping tables) in one commit."""
@@ -242,8 +269,12 @@ class Lake:
     def table_rules(self, name: str) -> Rules | None:
         """The rules preset of the latest commit that states one (maintenance commits such as
         VACUUM carry none of their own)."""
-        value = json.loads(self._user_metadata(name) or "{}").get(RULES_KEY)
+        value = self.table_metadata(name).get(RULES_KEY)
         return Rules(value) if value else None
+
+    def table_metadata(self, name: str) -> dict[str, str]:
+        """What the latest write that recorded metadata recorded (`write(metadata=...)`)."""
+        return json.loads(self._user_metadata(name) or "{}")
 
     def _user_metadata(self, name: str) -> str | None:
         from delta.tables import DeltaTable
@@ -323,12 +354,8 @@ class Lake:
         if properties.get("delta.enableDeletionVectors") == "true":
             self.spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
-        self.spark.conf.set(check, "false")
-        try:
-            with self._stating_rules(name):
-                self.spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
-        finally:
-            self.spark.conf.set(check, "true")
+        with self._conf(check, "false"), self._stating_rules(name):
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
         jvm = self.spark._jvm
         delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
             self.spark._jsparkSession, path

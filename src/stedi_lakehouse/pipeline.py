@@ -52,6 +52,8 @@ CURATED_TABLES = ("customer_curated", "machine_learning_curated")
 # Above this many keys a replaceWhere predicate gets slow to plan; the table is rebuilt whole
 # instead (the same result).
 KEY_LIMIT = 10_000
+# Recorded with each commit: the run that made it, and whether it added rows outside its scope.
+RUN_KEY, ADDS_KEY = "run_id", "adds"
 
 
 def _quiet(_: str) -> None:
@@ -107,6 +109,8 @@ class Scope:
         """The SQL predicate selecting the scope's rows (None: the whole table)."""
         if self.whole:
             return None
+        if not self.keys:
+            return "false"
         return " OR ".join(
             f"{c} IN ({', '.join(map(_sql_string, sorted(v)))})" for c, v in self.keys.items()
         )
@@ -120,6 +124,17 @@ class Scope:
         for column, values in self.keys.items():
             condition = condition | F.col(renamed.get(column, column)).isin(sorted(values))
         return df.filter(condition if inside else ~condition)
+
+
+@dataclass(frozen=True)
+class Added:
+    """Landing files whose rows a stage adds to a table, beside the scope it replaces."""
+
+    accelerometer: list[str] = field(default_factory=list)
+    step_trainer: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.accelerometer or self.step_trainer)
 
 
 def _sql_string(value: str) -> str:
@@ -150,11 +165,21 @@ class Stages:
 
     # -- writing --------------------------------------------------------------------------
     def _write(
-        self, df: DataFrame, table: str, report: StageReport, scope: Scope = Scope(whole=True)
+        self,
+        df: DataFrame,
+        table: str,
+        report: StageReport,
+        scope: Scope = Scope(whole=True),
+        *,
+        adds: bool = False,
     ) -> TableWrite:
+        """Write `df` as the rows of `scope` (adds: and add its rows outside the scope)."""
         self.progress(f"writing {table}")
         started = time.monotonic()
-        written = self.lake.write(df, table, rules=self.rules, where=scope.predicate())
+        metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {})
+        written = self.lake.write(
+            df, table, rules=self.rules, where=scope.predicate(), adds=adds, metadata=metadata
+        )
         written = replace(written, seconds=time.monotonic() - started)
         if not written.committed:
             self.progress(f"{table}: nothing to change")
@@ -184,10 +209,24 @@ class Stages:
     # -- bookmarks ------------------------------------------------------------------------
     def processed(self, stage: str) -> dict[str, str]:
         """The landing files `stage` has processed: path -> dataset."""
+        return {path: dataset for path, dataset, _ in self._bookmarks(stage)}
+
+    def _bookmarks(self, stage: str) -> list[tuple[str, str, str]]:
+        """(path, dataset, run_id) of each landing file `stage` has processed."""
         if not self.lake.exists("processed_files"):
-            return {}
+            return []
         rows = self.lake.read("processed_files").filter(F.col("stage") == stage)
-        return {r["path"]: r["dataset"] for r in rows.select("path", "dataset").collect()}
+        return [tuple(r) for r in rows.select("path", "dataset", "run_id").collect()]
+
+    def _may_add_to(self, table: str, stage: str) -> bool:
+        """Whether this run may add rows to `table` for its new files, rather than replace
+        every row they touch. Not when the table's last write added rows in a run whose stage
+        did not finish (no bookmark of that run): the rows it added must not be added twice,
+        so this run replaces them."""
+        recorded = self.lake.table_metadata(table)
+        if recorded.get(ADDS_KEY) != "true":
+            return True
+        return recorded.get(RUN_KEY) in {run for _, _, run in self._bookmarks(stage)}
 
     def _mark(self, stage: str, files: dict[Dataset, list[str]], report: StageReport) -> None:
         rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
@@ -212,6 +251,19 @@ class Stages:
             rows = self.lake.read(landing_table(dataset)).filter(F.col(where).isin(list(values)))
             self._looked_up[key] = _values(rows, column)
         return self._looked_up[key]
+
+    def _first_readers(self, users: set[str], files: list[str]) -> set[str]:
+        """Those of `users` without a trusted accelerometer reading from landing files other
+        than `files`. A customer whose own record has not changed becomes curated by the
+        readings of `files` only if they had none before: for the others, new readings add
+        rows but change no status."""
+        key = ("first readers", tuple(sorted(users)), tuple(sorted(files)))
+        if users and key not in self._looked_up:
+            earlier = self.lake.read("accelerometer_trusted").filter(
+                F.col("user").isin(sorted(users)) & ~F.col("source_file").isin(sorted(files))
+            )
+            self._looked_up[key] = users - _values(earlier, "user")
+        return self._looked_up.get(key, set())
 
     def _new_rows(self, dataset: Dataset, files: Iterable[str], column: str) -> set[str]:
         """Distinct `column` values of the landing rows that came from `files`."""
@@ -271,8 +323,9 @@ class Stages:
             customer_scope = Scope.of(email=changed)
             accelerometer_scope = Scope.of(user=changed, source_file=new[Dataset.ACCELEROMETER])
             # A device's readings change status when any claimant changes or becomes curated.
+            first = self._first_readers(readers, new[Dataset.ACCELEROMETER])
             step_scope = Scope.of(
-                serialNumber=self._serials_of(changed | readers),
+                serialNumber=self._serials_of(changed | first),
                 source_file=new[Dataset.STEP_TRAINER],
             )
         self._trusted_tables(report, customer_scope, accelerometer_scope, step_scope)
@@ -350,21 +403,31 @@ class Stages:
             self.progress("curated: nothing new since the last run")
             return report
 
+        ml = "machine_learning_curated"
+        added, pairs_scope = Added(), Scope()
         if whole:
             people_scope = pairs_scope = Scope(whole=True)
             subjects: set[str] = set()
         else:
             changed = self._new_rows(Dataset.CUSTOMER, pending[Dataset.CUSTOMER], "email")
             readers = self._new_rows(Dataset.ACCELEROMETER, pending[Dataset.ACCELEROMETER], "user")
-            devices = self._new_rows(
-                Dataset.STEP_TRAINER, pending[Dataset.STEP_TRAINER], "serialNumber"
-            )
-            people = changed | readers
-            devices |= self._serials_of(people)
+            # customers whose curated status may change: a newer record, or first readings
+            people = changed | self._first_readers(readers, pending[Dataset.ACCELEROMETER])
             people_scope = Scope.of(email=people)
-            # privacy: every claimant of an affected device (its pairs may appear or go)
-            subjects = people | self._claimants_of(devices)
-            pairs_scope = Scope.of(user=people, serialNumber=devices)
+            if self.rules is Rules.PRIVACY and self._may_add_to(ml, "curated"):
+                # the pairs of people and devices whose status may change are replaced; the
+                # pairs the new readings make for everybody else are added
+                subjects = people | self._claimants_of(self._serials_of(people))
+                added = Added(pending[Dataset.ACCELEROMETER], pending[Dataset.STEP_TRAINER])
+            else:
+                # every pair of anybody the new files touch is replaced
+                people = changed | readers
+                devices = self._new_rows(
+                    Dataset.STEP_TRAINER, pending[Dataset.STEP_TRAINER], "serialNumber"
+                )
+                devices |= self._serials_of(people)
+                subjects = people | self._claimants_of(devices)
+                pairs_scope = Scope.of(user=people, serialNumber=devices)
 
         self._write(
             tr.customer_curated(
@@ -379,10 +442,10 @@ class Stages:
             pairs, scope = self._pairs_same_time(steps, readings, pairs_scope)
         else:
             pairs, scope = self._pairs_same_person(
-                steps, readings, subjects, whole=whole, pseudonym_key=pseudonym_key
+                steps, readings, subjects, whole=whole, pseudonym_key=pseudonym_key, added=added
             )
-        if not scope.empty:
-            self._write(pairs, "machine_learning_curated", report, scope)
+        if not scope.empty or added:
+            self._write(pairs, ml, report, scope, adds=bool(added))
         self._mark("curated", pending, report)
         self.lake.registered()
         return report
@@ -409,24 +472,41 @@ class Stages:
         *,
         whole: bool,
         pseudonym_key: bytes,
+        added: "Added",
     ) -> tuple[DataFrame, Scope]:
-        """privacy: the pairs of the affected people, replaced by their subject keys."""
+        """privacy: the pairs of the affected people, replaced by their subject keys, and the
+        pairs the `added` files' readings make for everybody else."""
+        pair = partial(cur.pair_same_person, pseudonym_key=pseudonym_key)
         curated_customers = self.lake.read("customer_curated")
         people = Scope.of(email=subjects)
         if whole or people.whole:
-            scope = Scope(whole=True)
-        else:
-            keys = subject_keys(self.lake.spark, subjects, key=pseudonym_key)
-            scope = Scope.of(subject_key=keys)
-            readings = people.rows(readings, email="user")
-            curated_customers = people.rows(curated_customers)
-        pairs = cur.pair_same_person(
+            return pair(
+                steps, accelerometer_readings=readings, curated_customers=curated_customers
+            ), Scope(whole=True)
+        keys = subject_keys(self.lake.spark, subjects, key=pseudonym_key)
+        pairs = pair(
             steps,
-            accelerometer_readings=readings,
-            curated_customers=curated_customers,
-            pseudonym_key=pseudonym_key,
+            accelerometer_readings=people.rows(readings, email="user"),
+            curated_customers=people.rows(curated_customers),
         )
-        return pairs, scope
+        others = people.rows(curated_customers, inside=False)
+        new_steps = Scope.of(source_file=added.step_trainer)
+        new_readings = Scope.of(source_file=added.accelerometer)
+        if added.step_trainer:  # new steps with any reading
+            pairs = pairs.unionByName(
+                pair(
+                    new_steps.rows(steps), accelerometer_readings=readings, curated_customers=others
+                )
+            )
+        if added.accelerometer:  # earlier steps with new readings
+            pairs = pairs.unionByName(
+                pair(
+                    new_steps.rows(steps, inside=False),
+                    accelerometer_readings=new_readings.rows(readings),
+                    curated_customers=others,
+                )
+            )
+        return pairs, Scope.of(subject_key=keys)
 
 
 def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:

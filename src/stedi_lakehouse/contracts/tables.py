@@ -164,6 +164,10 @@ class TableSpec:
     zone: Zone
     contract: type[BaseModel]
     udacity_contract: type[BaseModel] | None = None
+    # The columns Delta keeps per-file min/max statistics for (data skipping): those the
+    # incremental runs select rows by, in every contract of the table. None: Delta's default
+    # for the lake (the first two columns: a table whose contract differs by rules).
+    statistics: tuple[str, ...] | None = None
 
     def contract_for(self, rules: Rules) -> type[BaseModel]:
         if rules is Rules.UDACITY and self.udacity_contract is not None:
@@ -179,24 +183,34 @@ def _spec(name: str, zone: Zone, contract: type[BaseModel], **kw) -> tuple[str, 
     return name, TableSpec(name, zone, contract, **kw)
 
 
+# Statistics columns: the keys runs look rows up by (person, device, time) and the landing file
+# (new files' rows are found, and replaced on a re-run, by `source_file`: its statistics let
+# Delta skip every file written from other landing files).
+LINEAGE = ("source_file",)
+CUSTOMER_KEYS = ("email", "serialNumber")
+ACCEL_KEYS = ("user", "timestamp", *LINEAGE)
+STEP_KEYS = ("serialNumber", "sensorReadingTime", *LINEAGE)
+
 CATALOGUE: dict[str, TableSpec] = dict(
     [
-        _spec("customer_landing", Zone.LANDING, CustomerLanding),
-        _spec("accelerometer_landing", Zone.LANDING, AccelerometerLanding),
-        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding),
-        _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted),
-        _spec("accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted),
-        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted),
-        _spec("customer_curated", Zone.CURATED, CustomerCurated),
+        _spec(
+            "customer_landing", Zone.LANDING, CustomerLanding, statistics=(*CUSTOMER_KEYS, *LINEAGE)
+        ),
+        _spec("accelerometer_landing", Zone.LANDING, AccelerometerLanding, statistics=ACCEL_KEYS),
+        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding, statistics=STEP_KEYS),
+        _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted, statistics=CUSTOMER_KEYS),
+        _spec("accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted, statistics=ACCEL_KEYS),
+        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted, statistics=STEP_KEYS),
+        _spec("customer_curated", Zone.CURATED, CustomerCurated, statistics=CUSTOMER_KEYS),
         _spec(
             "machine_learning_curated",
             Zone.CURATED,
             MachineLearningCurated,
             udacity_contract=MachineLearningCuratedUdacity,
         ),
-        _spec("customer_quarantine", Zone.QUARANTINE, Quarantined),
-        _spec("accelerometer_quarantine", Zone.QUARANTINE, Quarantined),
-        _spec("step_trainer_quarantine", Zone.QUARANTINE, Quarantined),
+        _spec("customer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
+        _spec("accelerometer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
+        _spec("step_trainer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
         _spec("processed_files", Zone.SYSTEM, ProcessedFile),
         _spec("runs", Zone.SYSTEM, RunRecord),
         _spec("erasures", Zone.SYSTEM, Erasure),
