@@ -87,6 +87,7 @@ class Lake:
         self._registrations: list[Future] = []
         self._registrar = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
         self._commits = 0
+        self._metadata: dict[str, str | None] = {}  # table -> its latest user metadata
         self._fault_after = int(os.environ.get(FAULT_AFTER_WRITES) or 0)
 
     # -- paths ----------------------------------------------------------------------------
@@ -190,10 +191,12 @@ class Lake:
         if rules is not None or metadata:
             info = {**({RULES_KEY: str(rules)} if rules is not None else {}), **(metadata or {})}
             writer = writer.option("userMetadata", json.dumps(info))
+        # a table written whole may be new, or have moved: its catalog entry is checked
+        check_location = where is None
         if not adds or where is None:
-            return self._committed(writer, name)
+            return self._committed(writer, name, check_location=check_location)
         with self._conf(REPLACE_WHERE_CHECK, "false"):
-            return self._committed(writer, name)
+            return self._committed(writer, name, check_location=check_location)
 
     @contextmanager
     def _conf(self, key: str, value: str) -> Iterator[None]:
@@ -209,7 +212,7 @@ class Lake:
         """Add rows to table `name` (the bookkeeping tables) in one commit."""
         return self._committed(df.write.format("delta").mode("append"), name)
 
-    def _committed(self, writer, name: str) -> TableWrite:
+    def _committed(self, writer, name: str, *, check_location: bool = False) -> TableWrite:
         path = self.table_path(name)
         before = self.version(name) if self.exists(name) else None
         writer.save(path)
@@ -220,7 +223,10 @@ class Lake:
         self._commits += 1
         if self._commits == self._fault_after:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
-        self._registrations.append(self._registrar.submit(self.register, name))
+        self._metadata.pop(name, None)
+        self._registrations.append(
+            self._registrar.submit(self.register, name, check_location=check_location)
+        )
         metrics = commit["operationMetrics"] or {}
         # a replaceWhere without deletion vectors rewrites the files it touches: their other
         # rows are "copied", not written by this run
@@ -277,13 +283,15 @@ class Lake:
         return json.loads(self._user_metadata(name) or "{}")
 
     def _user_metadata(self, name: str) -> str | None:
+        """The user metadata of the table's latest commit that has some (read once, until
+        this Lake commits to the table)."""
         from delta.tables import DeltaTable
 
-        history = DeltaTable.forPath(self.spark, self.table_path(name)).history(20)
-        for row in history.select("userMetadata").collect():
-            if row[0]:
-                return row[0]
-        return None
+        if name not in self._metadata:
+            history = DeltaTable.forPath(self.spark, self.table_path(name)).history(20)
+            found = [row[0] for row in history.select("userMetadata").collect() if row[0]]
+            self._metadata[name] = found[0] if found else None
+        return self._metadata[name]
 
     @contextmanager
     def _stating_rules(self, name: str) -> Iterator[None]:
@@ -304,11 +312,14 @@ class Lake:
         for registration in pending:
             registration.result()
 
-    def register(self, name: str) -> None:
-        """Point `database.name` at the table's location (external table; idempotent)."""
+    def register(self, name: str, *, check_location: bool = True) -> None:
+        """Point `database.name` at the table's location (external table; idempotent). A
+        registered table's location is read (a Delta snapshot) only if `check_location`."""
         path, qualified = self.table_path(name), f"{self.database}.{name}"
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         if self.spark.catalog.tableExists(qualified):
+            if not check_location:
+                return
             location = self.spark.sql(f"DESCRIBE DETAIL {qualified}").first()["location"]
             if normalise_root(location) == normalise_root(path):
                 return
@@ -341,6 +352,7 @@ class Lake:
         with self._stating_rules(name):
             table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
         self._commits += 1
+        self._metadata.pop(name, None)
         metrics = self._last_commit(self.table_path(name))["operationMetrics"]
         return int(metrics.get("numTargetRowsDeleted", 0))
 
@@ -369,6 +381,7 @@ class Lake:
             if match and int(match.group(1)) < latest:
                 fs.delete(file, False)
         jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+        self._metadata.pop(name, None)
 
     def landing_files_mentioning(self, dataset: Dataset, mentions: Column) -> list[str]:
         """The landing files of `dataset` with a line for which `mentions(value)` holds."""

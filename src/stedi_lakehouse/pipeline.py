@@ -19,16 +19,17 @@ dataset, records read = accepted + quarantined, and rows evaluated = trusted + e
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
@@ -46,6 +47,7 @@ from stedi_lakehouse.transforms import validation as val
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 TRUSTED_TABLES = ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted")
 CURATED_TABLES = ("customer_curated", "machine_learning_curated")
@@ -141,12 +143,11 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _together(*tasks: Callable[[], object]) -> None:
+def _together(*tasks: Callable[[], T]) -> list[T]:
     """Run independent Spark work from several threads (Spark schedules their jobs side by
-    side); the first failure is raised."""
+    side); their results, or the first failure raised."""
     with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="stage") as pool:
-        for future in [pool.submit(task) for task in tasks]:
-            future.result()
+        return [future.result() for future in [pool.submit(task) for task in tasks]]
 
 
 def _values(df: DataFrame, column: str) -> set[str]:
@@ -162,6 +163,7 @@ class Stages:
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
         self._looked_up: dict[tuple, set[str]] = {}
+        self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
 
     # -- writing --------------------------------------------------------------------------
     def _write(
@@ -212,11 +214,16 @@ class Stages:
         return {path: dataset for path, dataset, _ in self._bookmarks(stage)}
 
     def _bookmarks(self, stage: str) -> list[tuple[str, str, str]]:
-        """(path, dataset, run_id) of each landing file `stage` has processed."""
-        if not self.lake.exists("processed_files"):
-            return []
-        rows = self.lake.read("processed_files").filter(F.col("stage") == stage)
-        return [tuple(r) for r in rows.select("path", "dataset", "run_id").collect()]
+        """(path, dataset, run_id) of each landing file `stage` has processed. The table is
+        read once per run; this run's own marks are added as it makes them."""
+        if self._marks is None:
+            self._marks = []
+            if self.lake.exists("processed_files"):
+                table = self.lake.read("processed_files").select(*columns(ProcessedFile))
+                self._marks = [tuple(r) for r in table.collect()]
+        return [
+            (path, dataset, run) for path, dataset, marked, run in self._marks if marked == stage
+        ]
 
     def _may_add_to(self, table: str, stage: str) -> bool:
         """Whether this run may add rows to `table` for its new files, rather than replace
@@ -231,8 +238,10 @@ class Stages:
     def _mark(self, stage: str, files: dict[Dataset, list[str]], report: StageReport) -> None:
         rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
         if rows:
+            self._bookmarks(stage)  # read before this run's first mark
             df = self.lake.spark.createDataFrame(rows, spark_schema(ProcessedFile))
             report.writes.append(self.lake.append(df, "processed_files"))
+            self._marks.extend(rows)
 
     def _built_with_rules(self, tables: Iterable[str]) -> bool:
         return all(self.lake.exists(t) and self.lake.table_rules(t) == self.rules for t in tables)
@@ -278,16 +287,23 @@ class Stages:
         return self._landing_values(Dataset.CUSTOMER, "email", where="serialNumber", isin=serials)
 
     # -- landing --------------------------------------------------------------------------
-    def ingest(self, dataset: Dataset, files: list[str], report: StageReport) -> None:
+    def ingest(
+        self,
+        dataset: Dataset,
+        files: list[str],
+        report: StageReport,
+        background: ThreadPoolExecutor | None = None,
+    ) -> Future | None:
         """Validate new landing files into <dataset>_landing and <dataset>_quarantine (both
-        tables whole if either is missing)."""
+        tables whole if either is missing). With `background`, the quarantine is written there
+        (nothing after the ingest reads it) and its future is returned."""
         counts = report.datasets[dataset] = DatasetCounts(dataset)
         tables = landing_table(dataset), quarantine_table(dataset)
         scope = Scope.of(source_file=files)
         if not all(self.lake.exists(t) for t in tables):
             files, scope = self.lake.landing_files(dataset), Scope(whole=True)
         if scope.empty:
-            return
+            return None
         self.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
         contract = RECORD_CONTRACTS[dataset]
         lines = self.lake.read_landing(dataset, files)
@@ -296,10 +312,23 @@ class Stages:
         )
         try:
             good = self._write(val.accepted(validated, contract=contract), tables[0], report, scope)
-            bad = self._write(val.quarantined(validated), tables[1], report, scope)
-        finally:
+        except BaseException:
             validated.unpersist()
-        counts.files, counts.accepted, counts.quarantined = len(files), good.rows, bad.rows
+            raise
+        counts.files, counts.accepted = len(files), good.rows
+
+        def quarantine() -> None:
+            try:
+                counts.quarantined = self._write(
+                    val.quarantined(validated), tables[1], report, scope
+                ).rows
+            finally:
+                validated.unpersist()
+
+        if background is None:
+            quarantine()
+            return None
+        return background.submit(quarantine)
 
     # -- trusted --------------------------------------------------------------------------
     def trusted(self) -> StageReport:
@@ -313,8 +342,19 @@ class Stages:
         if not whole and not any(new.values()):
             self.progress("trusted: no new landing files")
             return report
-        _together(*[partial(self.ingest, d, new[d], report) for d in Dataset])
+        with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
+            quarantines = _together(
+                *[partial(self.ingest, d, new[d], report, background) for d in Dataset]
+            )
+            self._classify(report, new, whole)
+            for future in quarantines:
+                if future is not None:
+                    future.result()
+        self._mark("trusted", new, report)
+        return report
 
+    def _classify(self, report: StageReport, new: dict[Dataset, list[str]], whole: bool) -> None:
+        """The trusted tables, for the landing files `new` (all of them if `whole`)."""
         if whole:
             customer_scope = accelerometer_scope = step_scope = Scope(whole=True)
         else:
@@ -329,9 +369,6 @@ class Stages:
                 source_file=new[Dataset.STEP_TRAINER],
             )
         self._trusted_tables(report, customer_scope, accelerometer_scope, step_scope)
-        self._mark("trusted", new, report)
-        self.lake.registered()
-        return report
 
     def _trusted_tables(
         self, report: StageReport, customer_scope: Scope, accel_scope: Scope, step_scope: Scope
@@ -429,25 +466,33 @@ class Stages:
                 subjects = people | self._claimants_of(devices)
                 pairs_scope = Scope.of(user=people, serialNumber=devices)
 
-        self._write(
-            tr.customer_curated(
-                people_scope.rows(customers),
-                trusted_readings=people_scope.rows(readings, email="user"),
-            ),
-            "customer_curated",
-            report,
-            people_scope,
+        people_rows = tr.customer_curated(
+            people_scope.rows(customers), trusted_readings=people_scope.rows(readings, email="user")
         )
+        write_people = partial(self._write, people_rows, "customer_curated", report, people_scope)
+        if whole:  # the table will be these rows: the pairs need not wait for it
+            curated_customers = people_rows
+        else:
+            write_people()
+            curated_customers = self.lake.read("customer_curated")
         if self.rules is Rules.UDACITY:
             pairs, scope = self._pairs_same_time(steps, readings, pairs_scope)
         else:
             pairs, scope = self._pairs_same_person(
-                steps, readings, subjects, whole=whole, pseudonym_key=pseudonym_key, added=added
+                steps,
+                readings,
+                curated_customers,
+                subjects,
+                whole=whole,
+                pseudonym_key=pseudonym_key,
+                added=added,
             )
-        if not scope.empty or added:
-            self._write(pairs, ml, report, scope, adds=bool(added))
+        write_pairs = partial(self._write, pairs, ml, report, scope, adds=bool(added))
+        if whole:
+            _together(write_people, write_pairs)
+        elif not scope.empty or added:
+            write_pairs()
         self._mark("curated", pending, report)
-        self.lake.registered()
         return report
 
     def _pairs_same_time(
@@ -468,6 +513,7 @@ class Stages:
         self,
         steps: DataFrame,
         readings: DataFrame,
+        curated_customers: DataFrame,
         subjects: set[str],
         *,
         whole: bool,
@@ -477,7 +523,6 @@ class Stages:
         """privacy: the pairs of the affected people, replaced by their subject keys, and the
         pairs the `added` files' readings make for everybody else."""
         pair = partial(cur.pair_same_person, pseudonym_key=pseudonym_key)
-        curated_customers = self.lake.read("customer_curated")
         people = Scope.of(email=subjects)
         if whole or people.whole:
             return pair(
@@ -518,6 +563,7 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
             report = report.merge(stages.trusted())
         if command in ("curated", "all"):
             report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
+        stages.lake.registered()  # in the catalog (registered beside the stages' work)
     except Exception as exc:
         error = exc
         raise

@@ -18,7 +18,12 @@ def pair_same_person(
     """`privacy`: each step reading with the accelerometer readings of the device's owner
     (serial -> customer -> email) at the same millisecond. Trusted step readings come only from
     devices with one owner, so the serial -> owner join cannot fan out."""
-    owners = curated_customers.select("serialNumber", F.col("email").alias("_owner"))
+    # the key is computed once per owner (a small table), not once per pair
+    owners = curated_customers.select(
+        "serialNumber",
+        F.col("email").alias("_owner"),
+        hmac_sha256_hex(F.col("email"), key=pseudonym_key).alias("subject_key"),
+    )
     steps = step_readings.join(F.broadcast(owners), on="serialNumber", how="inner")
     pairs = steps.join(
         accelerometer_readings,
@@ -26,7 +31,7 @@ def pair_same_person(
         how="inner",
     )
     return pairs.select(
-        hmac_sha256_hex(F.col("_owner"), key=pseudonym_key).alias("subject_key"),
+        "subject_key",
         F.col("sensorReadingTime").alias("reading_time_ms"),
         F.col("distanceFromObject").alias("distance_from_object"),
         "x",
