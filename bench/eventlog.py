@@ -1,0 +1,79 @@
+"""Where a run's time went, from Spark's event log: every stage that used the cores, when it
+ran (seconds since the application started), its tasks, executor time, GC, input, output and
+shuffle. Gaps between stages are driver-side work (planning, Delta commits, the catalog).
+
+    STEDI_SPARK__CONF='{"spark.eventLog.enabled": "true", "spark.eventLog.dir": "file:///tmp/ev",
+                        "spark.eventLog.compress": "false"}' stedi-lake run --lake-root LAKE
+    .venv/bin/python bench/eventlog.py /tmp/ev/<application folder or file> [--min-seconds 0.5]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+
+def events(path: Path):
+    files = sorted(path.glob("events_*")) if path.is_dir() else [path]
+    if not files:
+        raise SystemExit(f"no event log in {path}")
+    for file in files:
+        if file.suffix in (".zstd", ".lz4", ".snappy"):
+            raise SystemExit(f"{file} is compressed: set spark.eventLog.compress=false")
+        with file.open() as lines:
+            for line in lines:
+                yield json.loads(line)
+
+
+def metric(info: dict, name: str) -> float:
+    for accumulable in info.get("Accumulables", []):
+        if accumulable.get("Name") == f"internal.metrics.{name}":
+            return float(accumulable["Value"])
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="executor time to show")
+    args = parser.parse_args()
+    started = ended = None
+    job_of: dict[int, int] = {}
+    total = 0.0
+    print(
+        f"{'job':>5} {'stage':>5} {'from':>6} {'to':>6} {'tasks':>5} {'exec s':>7} "
+        f"{'gc s':>5} {'in MB':>7} {'out MB':>6} {'shuffle MB':>10}  name"
+    )
+    for event in events(args.path):
+        kind = event["Event"]
+        if kind == "SparkListenerApplicationStart":
+            started = event["Timestamp"]
+        elif kind == "SparkListenerApplicationEnd":
+            ended = event["Timestamp"]
+        elif kind == "SparkListenerJobStart":
+            job_of.update({stage: event["Job ID"] for stage in event["Stage IDs"]})
+        elif kind == "SparkListenerStageCompleted":
+            info = event["Stage Info"]
+            seconds = metric(info, "executorRunTime") / 1000
+            total += seconds
+            if seconds < args.min_seconds:
+                continue
+            print(
+                f"{job_of.get(info['Stage ID'], -1):>5} {info['Stage ID']:>5} "
+                f"{(info['Submission Time'] - started) / 1000:>6.1f} "
+                f"{(info['Completion Time'] - started) / 1000:>6.1f} "
+                f"{info['Number of Tasks']:>5} {seconds:>7.1f} "
+                f"{metric(info, 'jvmGCTime') / 1000:>5.1f} "
+                f"{metric(info, 'input.bytesRead') / 1e6:>7.0f} "
+                f"{metric(info, 'output.bytesWritten') / 1e6:>6.0f} "
+                f"{metric(info, 'shuffle.write.bytesWritten') / 1e6:>10.0f}  "
+                f"{info['Stage Name'][:40]}"
+            )
+    if started and ended:
+        print(
+            f"application {(ended - started) / 1000:.1f} s, "
+            f"{len(job_of) and max(job_of.values()) + 1} jobs, executor time {total:.1f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
