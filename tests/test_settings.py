@@ -1,7 +1,5 @@
 """Settings: YAML profile < STEDI_* environment < explicit flags; mistakes are ConfigErrors."""
 
-import os
-
 import pytest
 
 from stedi_lakehouse.errors import ConfigError
@@ -55,12 +53,3 @@ def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
     settings = load_settings("site")
     assert settings.pseudonym_key.get_secret_value() == "s3cr3t"
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
-
-
-def test_a_locally_started_jvm_caps_malloc_arenas(spark):
-    """The suite's JVM was started by the session factory: it sees the cap (docs/performance.md),
-    unless the environment already chose one."""
-    from stedi_lakehouse.session import MALLOC_ARENAS
-
-    expected = os.environ.get("MALLOC_ARENA_MAX", MALLOC_ARENAS)
-    assert spark._jvm.java.lang.System.getenv("MALLOC_ARENA_MAX") == expected

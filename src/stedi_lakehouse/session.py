@@ -121,7 +121,6 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
 
 
 S3A = "org.apache.hadoop.fs.s3a"
-MALLOC_ARENAS = "4"
 
 
 def s3a_options(environ: Mapping[str, str]) -> dict[str, str]:
@@ -210,11 +209,6 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     home = metastore_dir(settings, lake_root)
     if embedded:
         home.mkdir(parents=True, exist_ok=True)
-    if not submitted:
-        # The JVM this starts inherits the environment. Without a cap, glibc gives each thread
-        # that allocates its own malloc arena: at L the process tree peaked at 6.05-6.89 GiB in
-        # some runs (4 GiB heap), and at 3.0-3.6 GiB with 4 or 2 arenas (docs/performance.md).
-        os.environ.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
     with _output_to(settings.spark.jvm_log):
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
