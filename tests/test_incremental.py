@@ -314,3 +314,25 @@ def test_a_failed_run_is_recorded_and_the_next_run_finishes_the_work(
     assert "machine_learning_curated" not in failed_tables
     assert {w["table"] for w in runs[1]["writes"]} >= {"machine_learning_curated"}
     assert lake.read("machine_learning_curated").count() == 101
+
+
+def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
+    spark, test_settings, tmp_path, monkeypatch
+):
+    """New files beyond KEY_LIMIT make the replaced scopes whole; the pairs the new readings
+    add must still be only theirs, not every pair again."""
+    import stedi_lakehouse.pipeline as pipeline
+
+    again = ["accelerometer/again-1.json", "accelerometer/again-2.json"]
+    reference = new_lake(spark, test_settings, tmp_path / "reference")
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    deliver(Path(reference.root), FILES)
+    deliver(Path(lake.root), FILES)
+    run(lake, Rules.PRIVACY)
+    for root in (Path(reference.root), Path(lake.root)):
+        for name in again:
+            shutil.copyfile(SAMPLE / "accelerometer/accelerometer-1.json", root / "landing" / name)
+    run(reference, Rules.PRIVACY)
+    monkeypatch.setattr(pipeline, "KEY_LIMIT", 1)
+    run(lake, Rules.PRIVACY)
+    assert snapshot(lake) == snapshot(reference)

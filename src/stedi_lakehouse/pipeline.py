@@ -300,7 +300,8 @@ class Stages:
         counts = report.datasets[dataset] = DatasetCounts(dataset)
         tables = landing_table(dataset), quarantine_table(dataset)
         scope = Scope.of(source_file=files)
-        if not all(self.lake.exists(t) for t in tables):
+        if scope.whole or not all(self.lake.exists(t) for t in tables):
+            # too many new files for one predicate, or a table missing: every file, whole
             files, scope = self.lake.landing_files(dataset), Scope(whole=True)
         if scope.empty:
             return None
@@ -535,19 +536,23 @@ class Stages:
             curated_customers=people.rows(curated_customers),
         )
         others = people.rows(curated_customers, inside=False)
-        new_steps = Scope.of(source_file=added.step_trainer)
-        new_readings = Scope.of(source_file=added.accelerometer)
+        # plain filters, not scopes: a scope of too many files is "whole", and adding every
+        # pair again would duplicate them
+        new_step = F.col("source_file").isin(added.step_trainer)
+        new_reading = F.col("source_file").isin(added.accelerometer)
         if added.step_trainer:  # new steps with any reading
             pairs = pairs.unionByName(
                 pair(
-                    new_steps.rows(steps), accelerometer_readings=readings, curated_customers=others
+                    steps.filter(new_step),
+                    accelerometer_readings=readings,
+                    curated_customers=others,
                 )
             )
         if added.accelerometer:  # earlier steps with new readings
             pairs = pairs.unionByName(
                 pair(
-                    new_steps.rows(steps, inside=False),
-                    accelerometer_readings=new_readings.rows(readings),
+                    steps.filter(~new_step),
+                    accelerometer_readings=readings.filter(new_reading),
                     curated_customers=others,
                 )
             )
