@@ -38,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     started = ended = None
     job_of: dict[int, int] = {}
+    name_of: dict[int, str] = {}  # stage -> its job's description (the table it writes, ...)
     total = 0.0
     print(
         f"{'job':>5} {'stage':>5} {'from':>6} {'to':>6} {'tasks':>5} {'exec s':>7} "
@@ -51,6 +52,9 @@ def main() -> None:
             ended = event["Timestamp"]
         elif kind == "SparkListenerJobStart":
             job_of.update({stage: event["Job ID"] for stage in event["Stage IDs"]})
+            described = (event.get("Properties") or {}).get("spark.job.description")
+            if described:
+                name_of.update({stage: described for stage in event["Stage IDs"]})
         elif kind == "SparkListenerStageCompleted":
             info = event["Stage Info"]
             seconds = metric(info, "executorRunTime") / 1000
@@ -66,7 +70,7 @@ def main() -> None:
                 f"{metric(info, 'input.bytesRead') / 1e6:>7.0f} "
                 f"{metric(info, 'output.bytesWritten') / 1e6:>6.0f} "
                 f"{metric(info, 'shuffle.write.bytesWritten') / 1e6:>10.0f}  "
-                f"{info['Stage Name'][:40]}"
+                f"{name_of.get(info['Stage ID'], info['Stage Name'])[:48]}"
             )
     if started and ended:
         print(

@@ -152,3 +152,14 @@ def test_landing_that_is_a_file_is_a_clear_error(lake):
 def test_curated_before_trusted_is_a_clear_error(lake):
     with pytest.raises(LakeError, match="table customer_trusted not found"):
         Stages(lake, rules=Rules.PRIVACY).curated(pseudonym_key=KEY)
+
+
+def test_jobs_are_named_by_what_they_do_and_the_name_is_restored(lake):
+    """`bench/eventlog.py` shows each Spark job by its description: a write names its table."""
+    context = lake.spark.sparkContext
+    with lake.described("write customer_landing"):
+        assert context.getLocalProperty("spark.job.description") == "write customer_landing"
+        with lake.described("look up x"):
+            assert context.getLocalProperty("spark.job.description") == "look up x"
+        assert context.getLocalProperty("spark.job.description") == "write customer_landing"
+    assert context.getLocalProperty("spark.job.description") is None

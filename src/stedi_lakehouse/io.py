@@ -44,6 +44,7 @@ def normalise_root(lake_root: str) -> str:
 
 
 FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
+JOB_DESCRIPTION = "spark.job.description"
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,17 @@ class Lake:
             return self._committed(writer, name, check_location=check_location)
 
     @contextmanager
+    def described(self, what: str) -> Iterator[None]:
+        """Name the Spark jobs this thread starts (in the event log, `bench/eventlog.py`)."""
+        context = self.spark.sparkContext
+        before = context.getLocalProperty(JOB_DESCRIPTION)
+        context.setJobDescription(what)
+        try:
+            yield
+        finally:
+            context.setLocalProperty(JOB_DESCRIPTION, before)  # type: ignore[arg-type]
+
+    @contextmanager
     def _conf(self, key: str, value: str) -> Iterator[None]:
         """A session setting changed for the duration of one call (the callers of this run
         one write at a time)."""
@@ -215,8 +227,9 @@ class Lake:
     def _committed(self, writer, name: str, *, check_location: bool = False) -> TableWrite:
         path = self.table_path(name)
         before = self.version(name) if self.exists(name) else None
-        writer.save(path)
-        commit = self._last_commit(path)
+        with self.described(f"write {name}"):
+            writer.save(path)
+            commit = self._last_commit(path)
         if before is not None and int(commit["version"]) == before:
             # replaceWhere with nothing to replace and no rows: Delta commits nothing
             return TableWrite(name, 0, before, path, committed=False)

@@ -220,7 +220,8 @@ class Stages:
             self._marks = []
             if self.lake.exists("processed_files"):
                 table = self.lake.read("processed_files").select(*columns(ProcessedFile))
-                self._marks = [tuple(r) for r in table.collect()]
+                with self.lake.described("read processed_files"):
+                    self._marks = [tuple(r) for r in table.collect()]
         return [
             (path, dataset, run) for path, dataset, marked, run in self._marks if marked == stage
         ]
@@ -258,7 +259,8 @@ class Stages:
         key = (dataset, column, where, values)
         if key not in self._looked_up:
             rows = self.lake.read(landing_table(dataset)).filter(F.col(where).isin(list(values)))
-            self._looked_up[key] = _values(rows, column)
+            with self.lake.described(f"look up {column} by {where} in {landing_table(dataset)}"):
+                self._looked_up[key] = _values(rows, column)
         return self._looked_up[key]
 
     def _first_readers(self, users: set[str], files: list[str]) -> set[str]:
@@ -271,7 +273,8 @@ class Stages:
             earlier = self.lake.read("accelerometer_trusted").filter(
                 F.col("user").isin(sorted(users)) & ~F.col("source_file").isin(sorted(files))
             )
-            self._looked_up[key] = users - _values(earlier, "user")
+            with self.lake.described("look up first readers in accelerometer_trusted"):
+                self._looked_up[key] = users - _values(earlier, "user")
         return self._looked_up.get(key, set())
 
     def _new_rows(self, dataset: Dataset, files: Iterable[str], column: str) -> set[str]:
