@@ -73,23 +73,39 @@ out = Console()
 # --- measuring -----------------------------------------------------------------------------
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Sum of RSS of a process and all its descendants (processes may vanish meanwhile)."""
-    total = 0
+def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
+    """Sum of RSS of a process and all its descendants (processes may vanish meanwhile), and
+    what each member held: anonymous memory (heaps, native allocations) and file-backed pages
+    (mapped jars, libraries, spilled blocks), from /proc/<pid>/status where there is one."""
+    total, parts = 0, []
     try:
         members = [process, *process.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, []
     for member in members:
-        with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
+        with contextlib.suppress(psutil.Error, OSError):
+            rss = member.memory_info().rss
+            total += rss
+            parts.append(
+                {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
+            )
+    return total, parts
+
+
+def _rss_kinds(member: psutil.Process) -> dict[str, float]:
+    kinds = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{member.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                kinds[f"{key[3:].lower()}_gib"] = round(int(value.split()[0]) * 1024 / GIB, 3)
+    return kinds
 
 
 def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
     """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    peak, samples = 0, 0
+    peak, samples, at_peak, peak_at = 0, 0, [], 0.0
     done = threading.Event()
     with log.open("wb") as handle:
         started = time.perf_counter()
@@ -99,9 +115,11 @@ def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
         process = psutil.Process(child.pid)
 
         def sample() -> None:
-            nonlocal peak, samples
+            nonlocal peak, samples, at_peak, peak_at
             while not done.is_set():
-                peak = max(peak, tree_rss(process))
+                total, parts = tree_rss(process)
+                if total > peak:
+                    peak, at_peak, peak_at = total, parts, time.perf_counter() - started
                 samples += 1
                 done.wait(SAMPLE_EVERY_S)
 
@@ -118,6 +136,8 @@ def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
         "peak_rss_bytes": peak,
         "peak_rss_gib": round(peak / GIB, 3),
         "memory_samples": samples,
+        "peak_at_s": round(peak_at, 1),
+        "peak_processes": at_peak,  # what the peak was made of
         "log": str(log.relative_to(ROOT)),
     }
 

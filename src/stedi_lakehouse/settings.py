@@ -21,7 +21,7 @@ ENV_PREFIX = "STEDI_"
 class SparkSettings(BaseModel):
     master: str = Field("local[*]", description="Ignored when launched by spark-submit.")
     app_name: str = "stedi-lakehouse"
-    driver_memory: str = "4g"
+    driver_memory: str = "3g"
     shuffle_partitions: int = Field(8, ge=1)
     jars_dir: Path | None = Field(None, description="Local jar cache (Delta); None on EMR.")
     java_options: str = Field("", description="Extra JVM options of the driver (local only).")
