@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
@@ -45,6 +46,8 @@ def normalise_root(lake_root: str) -> str:
 
 FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
+COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
+METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,7 @@ class Lake:
         self._registrations.append(
             self._registrar.submit(self.register, name, check_location=check_location)
         )
-        metrics = commit["operationMetrics"] or {}
+        metrics = commit.get("operationMetrics") or {}
         # a replaceWhere without deletion vectors rewrites the files it touches: their other
         # rows are "copied", not written by this run
         rows = int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0))
@@ -298,12 +301,10 @@ class Lake:
     def _user_metadata(self, name: str) -> str | None:
         """The user metadata of the table's latest commit that has some (read once, until
         this Lake commits to the table)."""
-        from delta.tables import DeltaTable
-
         if name not in self._metadata:
-            history = DeltaTable.forPath(self.spark, self.table_path(name)).history(20)
-            found = [row[0] for row in history.select("userMetadata").collect() if row[0]]
-            self._metadata[name] = found[0] if found else None
+            commits = islice(self._commits_newest_first(self.table_path(name)), METADATA_DEPTH)
+            found = (commit.get("userMetadata") for commit in commits)
+            self._metadata[name] = next((metadata for metadata in found if metadata), None)
         return self._metadata[name]
 
     @contextmanager
@@ -366,7 +367,7 @@ class Lake:
             table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
         self._commits += 1
         self._metadata.pop(name, None)
-        metrics = self._last_commit(self.table_path(name))["operationMetrics"]
+        metrics = self._last_commit(self.table_path(name)).get("operationMetrics") or {}
         return int(metrics.get("numTargetRowsDeleted", 0))
 
     def purge_history(self, name: str) -> None:
@@ -436,7 +437,26 @@ class Lake:
         return self._exists(f"{path}/_delta_log") and DeltaTable.isDeltaTable(self.spark, path)
 
     def _last_commit(self, path: str) -> dict:
-        from delta.tables import DeltaTable
+        """The table's latest commit: `version` and its commit info (`operationMetrics`,
+        `userMetadata`, ...)."""
+        return next(self._commits_newest_first(path))
 
-        row = DeltaTable.forPath(self.spark, path).history(1).first()
-        return row.asDict(recursive=True)
+    def _commits_newest_first(self, path: str) -> Iterator[dict]:
+        """The table's commits, newest first, each read from its commit file in the Delta log
+        (`_delta_log/<20-digit version>.json`, one JSON action per line; the commit info is
+        the action DESCRIBE HISTORY shows). A few milliseconds per commit, where DESCRIBE
+        HISTORY costs a Spark job: 0.2 s warm and 1.8 s the first time, for each write."""
+        fs, log = self._hadoop(f"{path}/_delta_log")
+        names = (status.getPath().getName() for status in fs.listStatus(log))
+        versions = sorted(
+            (int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True
+        )
+        for version in versions:
+            stream = fs.open(self._hadoop(f"{path}/_delta_log/{version:020d}.json")[1])
+            try:
+                text = bytes(self.spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+            finally:
+                stream.close()
+            actions = (json.loads(line) for line in text.decode("utf-8").splitlines() if line)
+            info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+            yield {**info, "version": version}
