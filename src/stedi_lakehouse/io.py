@@ -18,7 +18,7 @@ import re
 import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -195,12 +195,11 @@ class Lake:
         if rules is not None or metadata:
             info = {**({RULES_KEY: str(rules)} if rules is not None else {}), **(metadata or {})}
             writer = writer.option("userMetadata", json.dumps(info))
-        # a table written whole may be new, or have moved: its catalog entry is checked
-        check_location = where is None
-        if not adds or where is None:
-            return self._committed(writer, name, check_location=check_location)
-        with self._conf(REPLACE_WHERE_CHECK, "false"):
-            return self._committed(writer, name, check_location=check_location)
+        # rows outside the predicate are added only with Delta's check of them turned off
+        unchecked = adds and where is not None
+        with self._conf(REPLACE_WHERE_CHECK, "false") if unchecked else nullcontext():
+            # a table written whole may be new, or have moved: its catalog entry is checked
+            return self._committed(writer, name, check_location=where is None)
 
     @contextmanager
     def described(self, what: str) -> Iterator[None]:

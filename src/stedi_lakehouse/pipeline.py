@@ -256,26 +256,38 @@ class Stages:
         values = tuple(sorted(isin))
         if not values:
             return set()
+        table = landing_table(dataset)
+
+        def look_up() -> set[str]:
+            rows = self.lake.read(table).filter(F.col(where).isin(list(values)))
+            return _values(rows, column)
+
         key = (dataset, column, where, values)
-        if key not in self._looked_up:
-            rows = self.lake.read(landing_table(dataset)).filter(F.col(where).isin(list(values)))
-            with self.lake.described(f"look up {column} by {where} in {landing_table(dataset)}"):
-                self._looked_up[key] = _values(rows, column)
-        return self._looked_up[key]
+        return self._looked_up_once(key, f"{column} by {where} in {table}", look_up)
 
     def _first_readers(self, users: set[str], files: list[str]) -> set[str]:
         """Those of `users` without a trusted accelerometer reading from landing files other
         than `files`. A customer whose own record has not changed becomes curated by the
         readings of `files` only if they had none before: for the others, new readings add
         rows but change no status."""
-        key = ("first readers", tuple(sorted(users)), tuple(sorted(files)))
-        if users and key not in self._looked_up:
+        if not users:
+            return set()
+
+        def look_up() -> set[str]:
             earlier = self.lake.read("accelerometer_trusted").filter(
                 F.col("user").isin(sorted(users)) & ~F.col("source_file").isin(sorted(files))
             )
-            with self.lake.described("look up first readers in accelerometer_trusted"):
-                self._looked_up[key] = users - _values(earlier, "user")
-        return self._looked_up.get(key, set())
+            return users - _values(earlier, "user")
+
+        key = ("first readers", tuple(sorted(users)), tuple(sorted(files)))
+        return self._looked_up_once(key, "first readers in accelerometer_trusted", look_up)
+
+    def _looked_up_once(self, key: tuple, what: str, look_up: Callable[[], set[str]]) -> set[str]:
+        """A lookup's result, made once per run (its jobs named `look up <what>`)."""
+        if key not in self._looked_up:
+            with self.lake.described(f"look up {what}"):
+                self._looked_up[key] = look_up()
+        return self._looked_up[key]
 
     def _new_rows(self, dataset: Dataset, files: Iterable[str], column: str) -> set[str]:
         """Distinct `column` values of the landing rows that came from `files`."""
@@ -477,7 +489,8 @@ class Stages:
         if whole:  # the table will be these rows: the pairs need not wait for it
             curated_customers = people_rows
         else:
-            write_people()
+            if not people_scope.empty:  # else no customer's status can change
+                write_people()
             curated_customers = self.lake.read("customer_curated")
         if self.rules is Rules.UDACITY:
             pairs, scope = self._pairs_same_time(steps, readings, pairs_scope)
