@@ -266,18 +266,22 @@ class Stages:
         return self._looked_up_once(key, f"{column} by {where} in {table}", look_up)
 
     def _first_readers(self, users: set[str], files: list[str]) -> set[str]:
-        """Those of `users` without a trusted accelerometer reading from landing files other
-        than `files`. A customer whose own record has not changed becomes curated by the
-        readings of `files` only if they had none before: for the others, new readings add
-        rows but change no status."""
+        """Those of `users` whose trusted accelerometer readings all come from the landing
+        files `files` (read once `accelerometer_trusted` holds their rows). A customer is curated
+        once they have a trusted reading, so a customer whose own record has not changed
+        becomes curated by `files` only if these are their first trusted readings: for everybody
+        else (curated before, or readings that are not trusted: unknown users, no consent) new
+        readings add rows but change no status."""
         if not users:
             return set()
 
         def look_up() -> set[str]:
-            earlier = self.lake.read("accelerometer_trusted").filter(
-                F.col("user").isin(sorted(users)) & ~F.col("source_file").isin(sorted(files))
+            from_files = F.col("source_file").isin(sorted(files)).cast("int")
+            readings = self.lake.read("accelerometer_trusted").filter(
+                F.col("user").isin(sorted(users))
             )
-            return users - _values(earlier, "user")
+            only_files = readings.groupBy("user").agg(F.min(from_files).alias("only"))
+            return _values(only_files.filter(F.col("only") == 1), "user")
 
         key = ("first readers", tuple(sorted(users)), tuple(sorted(files)))
         return self._looked_up_once(key, "first readers in accelerometer_trusted", look_up)
@@ -372,22 +376,33 @@ class Stages:
     def _classify(self, report: StageReport, new: dict[Dataset, list[str]], whole: bool) -> None:
         """The trusted tables, for the landing files `new` (all of them if `whole`)."""
         if whole:
-            customer_scope = accelerometer_scope = step_scope = Scope(whole=True)
+            customer_scope = accelerometer_scope = Scope(whole=True)
+
+            def step_scope() -> Scope:
+                return Scope(whole=True)
         else:
             changed = self._new_rows(Dataset.CUSTOMER, new[Dataset.CUSTOMER], "email")
             readers = self._new_rows(Dataset.ACCELEROMETER, new[Dataset.ACCELEROMETER], "user")
             customer_scope = Scope.of(email=changed)
             accelerometer_scope = Scope.of(user=changed, source_file=new[Dataset.ACCELEROMETER])
-            # A device's readings change status when any claimant changes or becomes curated.
-            first = self._first_readers(readers, new[Dataset.ACCELEROMETER])
-            step_scope = Scope.of(
-                serialNumber=self._serials_of(changed | first),
-                source_file=new[Dataset.STEP_TRAINER],
-            )
+
+            def step_scope() -> Scope:
+                """A device's readings change status when any claimant changes or becomes
+                curated (known once accelerometer_trusted has the new readings)."""
+                first = self._first_readers(readers, new[Dataset.ACCELEROMETER])
+                return Scope.of(
+                    serialNumber=self._serials_of(changed | first),
+                    source_file=new[Dataset.STEP_TRAINER],
+                )
+
         self._trusted_tables(report, customer_scope, accelerometer_scope, step_scope)
 
     def _trusted_tables(
-        self, report: StageReport, customer_scope: Scope, accel_scope: Scope, step_scope: Scope
+        self,
+        report: StageReport,
+        customer_scope: Scope,
+        accel_scope: Scope,
+        step_scope: Callable[[], Scope],
     ) -> None:
         counts = report.datasets
         customers = tr.classify_customers(self.lake.read(landing_table(Dataset.CUSTOMER)))
@@ -421,8 +436,9 @@ class Stages:
             self.lake.read("customer_trusted"),
             trusted_readings=self.lake.read("accelerometer_trusted"),
         )
+        steps_in = step_scope()
         steps = tr.classify_step_trainer(
-            step_scope.rows(self.lake.read(landing_table(Dataset.STEP_TRAINER))),
+            steps_in.rows(self.lake.read(landing_table(Dataset.STEP_TRAINER))),
             device_owners=tr.devices(persons, curated=curated),
             rules=self.rules,
         )
@@ -432,7 +448,7 @@ class Stages:
             "step_trainer_trusted",
             counts[Dataset.STEP_TRAINER],
             report,
-            step_scope,
+            steps_in,
         )
         persons.unpersist()
 
