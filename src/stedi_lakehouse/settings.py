@@ -23,6 +23,9 @@ class SparkSettings(BaseModel):
     app_name: str = "stedi-lakehouse"
     driver_memory: str = "3g"
     shuffle_partitions: int = Field(8, ge=1)
+    snapshot_partitions: int = Field(
+        2, ge=1, description="Tasks Delta replays a table's log with (Delta's default: 50)."
+    )
     jars_dir: Path | None = Field(None, description="Local jar cache (Delta); None on EMR.")
     java_options: str = Field("", description="Extra JVM options of the driver (local only).")
     jvm_log: Path | None = Field(
