@@ -6,13 +6,14 @@ cases a test wants to name one by one, each exactly once, at exact instants (con
 reading's very millisecond, distance 2**63-1, every kind of bad line in every dataset). They
 are people of their own: their e-mail addresses have no digits before the ``@`` (the
 generator's always do), and ``generate_landing`` checks that no serial number is shared, so
-the two sets never meet except where a scenario says so. ``data/sample/`` is the small case
-of the generator with this set added (see the Makefile's ``sample`` target).
+nobody of one set is taken for somebody of the other. ``data/sample/`` is the small case of
+the generator with this set added (see the Makefile's ``sample`` target).
 
-``write_edge_cases(out_dir, seed)`` adds its own files, some in nested folders, to
-``out_dir/customer``, ``out_dir/accelerometer`` and ``out_dir/step_trainer`` (refusing to
-overwrite a file). The same seed always gives byte-identical files; the seed only changes
-names, serials and values, never which scenarios exist or how many lines each one has.
+``build_edge_cases(seed)`` makes the set in memory; ``write_edge_cases(out_dir, cases)`` adds
+its own files, some in nested folders, to ``out_dir/customer``, ``out_dir/accelerometer`` and
+``out_dir/step_trainer`` (refusing to overwrite a file). The same seed always gives
+byte-identical files; the seed only changes names, serials and values, never which scenarios
+exist or how many lines each one has.
 
 Scenarios covered
 -----------------
