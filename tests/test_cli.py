@@ -84,9 +84,9 @@ def test_promote_status_and_query_in_process(spark, tmp_path):
     status = invoke("status", "--lake-root", str(tmp_path), "--json", env=env)
     tables = json.loads(status.stdout)["tables"]
     assert set(tables) == set(CATALOGUE)
-    assert tables["machine_learning_curated"]["rows"] == 101
+    assert tables["machine_learning_curated"]["rows"] == 221
     assert tables["customer_quarantine"] == {
-        "rows": 20,
+        "rows": 37,
         "version": 0,
         "path": f"{tmp_path}/delta/quarantine/customer_quarantine",
     }
@@ -94,7 +94,7 @@ def test_promote_status_and_query_in_process(spark, tmp_path):
     query = invoke(
         "query", "--lake-root", str(tmp_path), "SELECT count(*) AS n FROM customer_curated", env=env
     )
-    assert query.exit_code == 0 and "16" in query.stdout
+    assert query.exit_code == 0 and " 39 " in query.stdout
 
     bad_sql = invoke("query", "--lake-root", str(tmp_path), "SELECT nope FROM nowhere", env=env)
     assert bad_sql.exit_code == 1 and "TABLE_OR_VIEW_NOT_FOUND" in bad_sql.output
@@ -117,4 +117,4 @@ def test_catalog_persists_for_a_new_process(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert "132" in query.stdout
+    assert " 296 " in query.stdout

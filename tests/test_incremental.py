@@ -20,26 +20,43 @@ from tests.conftest import SAMPLE
 KEY = b"test-key"
 DATA_TABLES = [name for name, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
 FILES = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.json"))
-# Readings before their customers, customers before their updates, a bit of everything at once.
+# Readings before their customers, customers before their updates, a bit of everything at once
+# (the edge cases' files, then the generated population's: "-000" and "-001").
 BATCHES = {
     "readings-first": [
-        ["accelerometer/accelerometer-1.json", "step_trainer/step_trainer-1.json"],
+        [
+            "accelerometer/accelerometer-1.json",
+            "step_trainer/step_trainer-1.json",
+            "accelerometer/accelerometer-000.json",
+            "step_trainer/step_trainer-000.json",
+        ],
         [
             "customer/customer-1.json",
             "accelerometer/accelerometer-2.json",
             "step_trainer/2022/06/18/part-2.json",
+            "customer/customer-000.json",
+            "accelerometer/accelerometer-001.json",
         ],
         [
             "customer/customer-2.json",
             "accelerometer/2022/06/part-3.json",
             "step_trainer/2022/06/19/part-3.json",
+            "step_trainer/step_trainer-001.json",
         ],
-        ["customer/updates/2022/06/customer-updates.json"],
+        ["customer/updates/2022/06/customer-updates.json", "customer/customer-updates-000.json"],
     ],
     "updates-first": [
-        ["customer/updates/2022/06/customer-updates.json", "customer/customer-2.json"],
+        [
+            "customer/updates/2022/06/customer-updates.json",
+            "customer/customer-updates-000.json",
+            "customer/customer-2.json",
+        ],
         [f for f in FILES if f.startswith("accelerometer/")],
-        ["customer/customer-1.json", *[f for f in FILES if f.startswith("step_trainer/")]],
+        [
+            "customer/customer-1.json",
+            "customer/customer-000.json",
+            *[f for f in FILES if f.startswith("step_trainer/")],
+        ],
     ],
 }
 
@@ -313,7 +330,7 @@ def test_a_failed_run_is_recorded_and_the_next_run_finishes_the_work(
     assert "accelerometer_trusted" in failed_tables  # the trusted stage had finished
     assert "machine_learning_curated" not in failed_tables
     assert {w["table"] for w in runs[1]["writes"]} >= {"machine_learning_curated"}
-    assert lake.read("machine_learning_curated").count() == 101
+    assert lake.read("machine_learning_curated").count() == 221
 
 
 def test_more_new_files_than_a_predicate_takes_add_each_pair_once(

@@ -14,45 +14,45 @@ from tests import oracle
 from tests.conftest import SAMPLE, land_sample
 
 SHARED = {  # the same under both presets
-    "customer_landing": 39,
-    "accelerometer_landing": 291,
-    "step_trainer_landing": 202,
-    "customer_quarantine": 20,
-    "accelerometer_quarantine": 21,
-    "step_trainer_quarantine": 18,
-    "customer_trusted": 20,
-    "customer_curated": 16,
+    "customer_landing": 94,
+    "accelerometer_landing": 680,
+    "step_trainer_landing": 302,
+    "customer_quarantine": 37,
+    "accelerometer_quarantine": 37,
+    "step_trainer_quarantine": 32,
+    "customer_trusted": 47,
+    "customer_curated": 39,
 }
 EXPECTED_ROWS = {
     Rules.PRIVACY: SHARED
     | {
-        "accelerometer_trusted": 173,
-        "step_trainer_trusted": 99,
-        "machine_learning_curated": 101,
+        "accelerometer_trusted": 319,
+        "step_trainer_trusted": 134,
+        "machine_learning_curated": 221,
     },
     Rules.UDACITY: SHARED
     | {
-        "accelerometer_trusted": 194,
-        "step_trainer_trusted": 128,
-        "machine_learning_curated": 132,
+        "accelerometer_trusted": 381,
+        "step_trainer_trusted": 176,
+        "machine_learning_curated": 296,
     },
 }
 EXPECTED_EXCLUSIONS = {
     Rules.PRIVACY: {
-        "customer": {"superseded": 4, "no consent": 15},
-        "accelerometer": {"unknown person": 13, "no consent": 84, "before consent": 21},
+        "customer": {"superseded": 8, "no consent": 39},
+        "accelerometer": {"unknown person": 34, "no consent": 265, "before consent": 62},
         "step_trainer": {
-            "unknown person": 10,
-            "ambiguous device": 16,
-            "no consent": 56,
-            "no accelerometer data": 8,
-            "before consent": 13,
+            "unknown person": 16,
+            "ambiguous device": 26,
+            "no consent": 96,
+            "no accelerometer data": 10,
+            "before consent": 20,
         },
     },
     Rules.UDACITY: {
-        "customer": {"superseded": 4, "no consent": 15},
-        "accelerometer": {"unknown person": 13, "no consent": 84},
-        "step_trainer": {"unknown person": 10, "no consent": 64},
+        "customer": {"superseded": 8, "no consent": 39},
+        "accelerometer": {"unknown person": 34, "no consent": 265},
+        "step_trainer": {"unknown person": 16, "no consent": 110},
     },
 }
 KEY = b"test-key"

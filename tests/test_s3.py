@@ -64,12 +64,12 @@ def test_cli_status_and_query_on_s3(s3_run):
     status = CliRunner().invoke(app, ["status", "--lake-root", ROOT, "--json"], env=env)
     assert status.exit_code == 0, status.output
     tables = json.loads(status.stdout)["tables"]
-    assert tables["step_trainer_quarantine"]["rows"] == 18
+    assert tables["step_trainer_quarantine"]["rows"] == 32
     assert tables["customer_trusted"]["path"] == f"{ROOT}/delta/trusted/customer_trusted"
     query = CliRunner().invoke(
         app, ["query", "--lake-root", ROOT, "SELECT count(*) FROM customer_curated"], env=env
     )
-    assert query.exit_code == 0 and "16" in query.stdout
+    assert query.exit_code == 0 and " 39 " in query.stdout
 
 
 def test_missing_bucket_is_one_clear_line(s3_run):

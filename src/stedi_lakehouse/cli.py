@@ -349,20 +349,6 @@ def config(
 
 
 @app.command()
-def sample(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the sample.")] = Path(
-        "data/sample"
-    ),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-) -> None:
-    """(Re)generate the bundled sample landing set, deterministically."""
-    from stedi_lakehouse.sample import generate_sample
-
-    for dataset, lines in generate_sample(out_dir, seed=seed).items():
-        out.print(f"{dataset}: {lines} lines")
-
-
-@app.command()
 def tables(
     markdown: Annotated[bool, typer.Option("--markdown", help="As a Markdown table.")] = False,
 ) -> None:
@@ -392,8 +378,18 @@ def generate(
         float, typer.Option(help="Unknown app users and unknown devices, per customer.")
     ] = 0.01,
     bad_share: Annotated[float, typer.Option(help="Share of bad lines per dataset.")] = 0.001,
+    readings_per_device: Annotated[
+        int, typer.Option(help="Step readings per session, on average.", min=2)
+    ] = 25,
+    edge_cases: Annotated[
+        bool,
+        typer.Option(
+            "--edge-cases", help="Add the fixed hand-built scenario set (as in data/sample/)."
+        ),
+    ] = False,
 ) -> None:
-    """Generate a realistic landing set of any size (deterministic for a seed)."""
+    """Generate a realistic landing set of any size (deterministic for a seed); with
+    --edge-cases and small numbers, the bundled sample (`make sample`)."""
     from stedi_lakehouse.report import generated_table
 
     try:
@@ -412,6 +408,8 @@ def generate(
             ambiguous_share=ambiguous_share,
             unknown_share=unknown_share,
             bad_share=bad_share,
+            readings_per_device=readings_per_device,
+            edge_cases=edge_cases,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -2,8 +2,8 @@
 
 ``generate_landing(out_dir, customers=N)`` clears and rewrites ``out_dir/customer``,
 ``out_dir/accelerometer`` and ``out_dir/step_trainer`` with JSON-lines files in the lake's
-landing layout, record formats as in ``data/sample/`` (times in epoch ms). The same arguments
-always give byte-identical files.
+landing layout (times in epoch ms). The same arguments always give byte-identical files.
+``data/sample/`` is its small case (the Makefile's ``sample`` target), edge cases included.
 
 What is in it (shares are of customers unless said otherwise):
 
@@ -29,12 +29,16 @@ What is in it (shares are of customers unless said otherwise):
   values, NaN, plus blank lines. They are built from real consenting customers' records (bad
   customer lines are would-be later updates withdrawing consent), so accepting any of them
   changes the results.
+* ``edge_cases``: adds the fixed, hand-built scenario set of ``stedi_lakehouse.edge_cases``
+  (35 customers of its own, about 600 lines in files of its own) beside the population: each
+  scenario exactly once, at exact instants, where the population has them only by chance.
 
 Everything is built as numpy/Arrow columns and formatted in bulk; no Python loop runs per row.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -45,7 +49,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stedi_lakehouse.contracts.types import MAX_EPOCH_MS
-from stedi_lakehouse.sample import FIRST_NAMES, LAST_NAMES
+from stedi_lakehouse.edge_cases import (
+    FIRST_NAMES,
+    LAST_NAMES,
+    EdgeCases,
+    build_edge_cases,
+    write_edge_cases,
+)
 
 DATASETS = ("customer", "accelerometer", "step_trainer")
 EMAIL_DOMAIN = "test.com"
@@ -84,8 +94,6 @@ TRUNCATE_AT = 40  # truncated bad lines keep this many characters (lines are lon
 
 EPOCH_END_MS = MAX_EPOCH_MS  # 2100-01-01, exclusive: the contracts' bound
 YEAR_2200_MS = 7_258_118_400_000
-
-# Names as in the hand-built sample (stedi_lakehouse.sample).
 
 # Kinds of lines. 0 is a good line; line-level kinds apply to the whole line, the others
 # replace one field's JSON value (None: leave the field out).
@@ -163,10 +171,11 @@ def generate_landing(
     bad_share: float = 0.001,
     readings_per_device: int = 25,
     files_per_dataset: int | None = None,
+    edge_cases: bool = False,
 ) -> dict[str, Any]:
     """Rewrite the three landing datasets under ``out_dir``; return what was written:
     ``{"datasets": {dataset: {files, lines, records, bad_lines, blank_lines, bytes}},
-    "people": {...scenario counts...}, "lines": N, "bytes": N}``."""
+    "people": {...scenario counts...}, "lines": N, "bytes": N}`` (edge cases included)."""
     if customers < 1:
         raise ValueError("customers must be >= 1")
     if readings_per_device < 2:
@@ -185,6 +194,9 @@ def generate_landing(
 
     rng = np.random.default_rng(seed)
     world = _World(rng, customers, ambiguous_share, unknown_share, readings_per_device)
+    cases = build_edge_cases(seed) if edge_cases else None
+    if cases is not None:
+        _keep_apart(world, cases)
     out_dir = Path(out_dir)
     for dataset in DATASETS:
         shutil.rmtree(out_dir / dataset, ignore_errors=True)
@@ -201,9 +213,14 @@ def generate_landing(
             _StepTrainer(world, rng), rng, out_dir / "step_trainer", bad_share, files_per_dataset
         ),
     }
+    people = world.summary()
+    if cases is not None:
+        for dataset, written in write_edge_cases(out_dir, cases).items():
+            datasets[dataset] = {k: v + written[k] for k, v in datasets[dataset].items()}
+        people["edge_case_customers"] = cases.customers
     return {
         "datasets": datasets,
-        "people": world.summary(),
+        "people": people,
         "lines": sum(d["lines"] for d in datasets.values()),
         "records": sum(d["records"] for d in datasets.values()),
         "bytes": sum(d["bytes"] for d in datasets.values()),
@@ -301,6 +318,20 @@ class _World:
             "unknown_app_users": self.ghosts,
             "unknown_devices": self.ghosts,
         }
+
+
+def _keep_apart(world: _World, cases: EdgeCases) -> None:
+    """The edge cases' people are people of their own: no generated e-mail address or serial
+    number may be one of theirs (an e-mail cannot be: the generator's have digits before the
+    @; a random serial could, with odds of about 2**-122 a pair, and would merge two people)."""
+    for generated, fields in (
+        (world.email_json, ("email", "user")),
+        (world.serial_json, ("serialNumber",)),
+    ):
+        theirs = sorted(set().union(*(cases.identifiers(name) for name in fields)))
+        taken = pc.is_in(generated, value_set=pa.array([json.dumps(v) for v in theirs]))
+        if pc.any(taken).as_py():
+            raise ValueError(f"a generated {fields[0]} is one of the edge cases': use another seed")
 
 
 def _quoted(strings: pa.Array) -> pa.Array:

@@ -1,10 +1,19 @@
-"""Deterministic sample landing data for the STEDI lakehouse.
+"""The fixed, hand-built scenario set that ``generate_landing(..., edge_cases=True)`` (CLI
+``stedi-lake generate --edge-cases``) writes beside the generated population.
 
-``generate_sample(out_dir, seed)`` clears and rewrites ``out_dir/customer``,
-``out_dir/accelerometer`` and ``out_dir/step_trainer`` (and nothing else) with
-JSON-lines files, some of them in nested folders.  The same seed always gives
-byte-identical files; the seed only changes names, serials and values, never
-which scenarios exist or how many lines each one has.
+The generator makes realistic people in bulk, with scenario shares; this module makes the
+cases a test wants to name one by one, each exactly once, at exact instants (consent at a
+reading's very millisecond, distance 2**63-1, every kind of bad line in every dataset). They
+are people of their own: their e-mail addresses have no digits before the ``@`` (the
+generator's always do), and ``generate_landing`` checks that no serial number is shared, so
+nobody of one set is taken for somebody of the other. ``data/sample/`` is the small case of
+the generator with this set added (see the Makefile's ``sample`` target).
+
+``build_edge_cases(seed)`` makes the set in memory; ``write_edge_cases(out_dir, cases)`` adds
+its own files, some in nested folders, to ``out_dir/customer``, ``out_dir/accelerometer`` and
+``out_dir/step_trainer`` (refusing to overwrite a file). The same seed always gives
+byte-identical files; the seed only changes names, serials and values, never which scenarios
+exist or how many lines each one has.
 
 Scenarios covered
 -----------------
@@ -53,8 +62,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,20 +184,55 @@ class Person:
         return f"{self.name.replace(' ', '.')}@{EMAIL_DOMAIN}"
 
 
-def generate_sample(out_dir: Path, seed: int = 7) -> dict[str, int]:
-    """Rewrite the three landing datasets under ``out_dir``; return line counts."""
+@dataclass(frozen=True)
+class EdgeCases:
+    """The scenario set as lines (dataset -> file name -> lines), how many of each dataset's
+    lines are bad, and how many customers it has."""
+
+    files: dict[str, dict[str, list[str]]]
+    bad_lines: dict[str, int]
+    customers: int
+
+    def identifiers(self, name: str) -> set[str]:
+        """Every string value of the field `name` (e.g. "serialNumber") in any line that is a
+        JSON object, bad lines included: what the generated population must not use."""
+        values = set()
+        for files in self.files.values():
+            for line in (line for lines in files.values() for line in lines):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get(name), str):
+                    values.add(record[name])
+        return values
+
+
+def build_edge_cases(seed: int) -> EdgeCases:
+    """The whole scenario set for a seed, in memory (a few hundred lines)."""
     rng = random.Random(seed)
     people, unknown_names = _build_people(rng)
     next_slot = _schedule_sessions(people, rng)
-    contents = {
+    # in this order: each consumes the seeded random stream
+    built = {
         "customer": _customer_files(people, rng),
         "accelerometer": _accelerometer_files(people, unknown_names, next_slot, rng),
         "step_trainer": _step_trainer_files(people, next_slot + UNKNOWN_USERS, rng),
     }
-    out_dir = Path(out_dir)
-    for dataset in DATASETS:
-        shutil.rmtree(out_dir / dataset, ignore_errors=True)
-    return {dataset: _write_dataset(out_dir / dataset, contents[dataset]) for dataset in DATASETS}
+    return EdgeCases(
+        files={dataset: files for dataset, (files, _) in built.items()},
+        bad_lines={dataset: bad for dataset, (_, bad) in built.items()},
+        customers=len(people),
+    )
+
+
+def write_edge_cases(out_dir: Path, cases: EdgeCases) -> dict[str, dict[str, int]]:
+    """Add the scenario set's files under ``out_dir/<dataset>/``; return per dataset what
+    ``generate_landing`` reports: files, lines, records, bad_lines, blank_lines, bytes."""
+    return {
+        dataset: _write_dataset(Path(out_dir) / dataset, files, cases.bad_lines[dataset])
+        for dataset, files in cases.files.items()
+    }
 
 
 # --- people and sessions -------------------------------------------------
@@ -316,7 +358,7 @@ def _update_records(people: list[Person]) -> list[dict[str, Any]]:
     ]
 
 
-def _customer_files(people: list[Person], rng: random.Random) -> dict[str, list[str]]:
+def _customer_files(people: list[Person], rng: random.Random) -> tuple[dict[str, list[str]], int]:
     first = [_first_record(person) for person in people]
     rng.shuffle(first)
     updates = _update_records(people)
@@ -327,8 +369,9 @@ def _customer_files(people: list[Person], rng: random.Random) -> dict[str, list[
         CUSTOMER_FILES[1]: [_dump(record) for record in first[half:]],
         CUSTOMER_FILES[2]: [_dump(record) for record in updates],
     }
-    _spread(files, _bad_customer_lines(people) + list(BLANK_LINES), rng)
-    return files
+    bad = _bad_customer_lines(people)
+    _spread(files, bad + list(BLANK_LINES), rng)
+    return files, len(bad)
 
 
 def _check_no_ties(records: list[dict[str, Any]]) -> None:
@@ -404,7 +447,7 @@ def _unknown_user_readings(names: list[str], first_slot: int, rng: random.Random
 
 def _accelerometer_files(
     people: list[Person], unknown_names: list[str], first_free_slot: int, rng: random.Random
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], int]:
     readings = []
     for person in people:
         if person.times and person.role != NO_ACCEL:
@@ -412,8 +455,9 @@ def _accelerometer_files(
     readings += _unknown_user_readings(unknown_names, first_free_slot, rng)
     readings.sort(key=lambda reading: reading["timestamp"])
     files = _chunk(ACCELEROMETER_FILES, [_dump(reading) for reading in readings])
-    _spread(files, _bad_accelerometer_lines(people, rng) + list(BLANK_LINES), rng)
-    return files
+    bad = _bad_accelerometer_lines(people, rng)
+    _spread(files, bad + list(BLANK_LINES), rng)
+    return files, len(bad)
 
 
 def _bad_accelerometer_lines(people: list[Person], rng: random.Random) -> list[str]:
@@ -461,7 +505,7 @@ def _step(serial: str, instant: int, rng: random.Random) -> dict[str, Any]:
 
 def _step_trainer_files(
     people: list[Person], first_free_slot: int, rng: random.Random
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], int]:
     steps = []
     for person in people:
         session = [_step(person.serial, instant, rng) for instant in person.times]
@@ -475,8 +519,9 @@ def _step_trainer_files(
         steps += [_step(serial, instant, rng) for instant in instants]
     steps.sort(key=lambda step: step["sensorReadingTime"])
     files = _chunk(STEP_TRAINER_FILES, [_dump(step) for step in steps])
-    _spread(files, _bad_step_trainer_lines(people, rng) + list(BLANK_LINES), rng)
-    return files
+    bad = _bad_step_trainer_lines(people, rng)
+    _spread(files, bad + list(BLANK_LINES), rng)
+    return files, len(bad)
 
 
 def _bad_step_trainer_lines(people: list[Person], rng: random.Random) -> list[str]:
@@ -532,16 +577,22 @@ def _spread(files: dict[str, list[str]], extra: list[str], rng: random.Random) -
         target.insert(rng.randrange(len(target) + 1), line)
 
 
-def _write_dataset(folder: Path, files: dict[str, list[str]]) -> int:
+def _write_dataset(folder: Path, files: dict[str, list[str]], bad_lines: int) -> dict[str, int]:
+    written = 0
     for name, lines in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
-    return sum(len(lines) for lines in files.values())
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m stedi_lakehouse.sample OUT_DIR")
-    for name, count in generate_sample(Path(sys.argv[1])).items():
-        print(f"{name}: {count} lines")
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        with path.open("xb") as handle:  # never over a generated file of the same name
+            handle.write(data)
+        written += len(data)
+    lines = [line for lines in files.values() for line in lines]
+    blank = sum(1 for line in lines if not line.strip())
+    return {
+        "files": len(files),
+        "lines": len(lines),
+        "records": len(lines) - blank,
+        "bad_lines": bad_lines,
+        "blank_lines": blank,
+        "bytes": written,
+    }
