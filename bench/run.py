@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -66,6 +67,9 @@ SPARK_ENV: dict[str, dict[str, str]] = {
 }
 SAMPLE_EVERY_S = 0.2
 GIB = 1024**3
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
+_KCMP_VM = 1
 
 out = Console()
 
@@ -76,8 +80,11 @@ out = Console()
 def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
     """Sum of RSS of a process and all its descendants (processes may vanish meanwhile), and
     what each member held: anonymous memory (heaps, native allocations) and file-backed pages
-    (mapped jars, libraries, spilled blocks), from /proc/<pid>/status where there is one."""
-    total, parts = 0, []
+    (mapped jars, libraries, spilled blocks), from /proc/<pid>/status where there is one.
+    A member that shares the address space of one already counted is listed, not added: the
+    JVM starts each subprocess (Hadoop's shell commands) through vfork, and until the child
+    runs its program it reports the whole JVM's RSS as its own."""
+    total, parts, counted = 0, [], []
     try:
         members = [process, *process.children(recursive=True)]
     except psutil.Error:
@@ -85,11 +92,22 @@ def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
     for member in members:
         with contextlib.suppress(psutil.Error, OSError):
             rss = member.memory_info().rss
-            total += rss
-            parts.append(
-                {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
-            )
+            part = {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
+            twin = next((pid for pid in counted if _same_address_space(pid, member.pid)), None)
+            if twin is None:
+                total += rss
+                counted.append(member.pid)
+            else:
+                part["shares_memory_of"] = twin
+            parts.append(part)
     return total, parts
+
+
+def _same_address_space(pid: int, other: int) -> bool:
+    """Whether two processes share one address space (Linux kcmp KCMP_VM; False elsewhere)."""
+    if _SYS_KCMP is None:
+        return False
+    return _LIBC.syscall(_SYS_KCMP, pid, other, _KCMP_VM, 0, 0) == 0
 
 
 def _rss_kinds(member: psutil.Process) -> dict[str, float]:
