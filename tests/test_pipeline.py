@@ -1,13 +1,15 @@
 """End to end on data/sample/: both presets, exact counts, nothing lost, catalog registered."""
 
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, RunRecord, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests import oracle
@@ -163,3 +165,33 @@ def test_jobs_are_named_by_what_they_do_and_the_name_is_restored(lake):
             assert context.getLocalProperty("spark.job.description") == "look up x"
         assert context.getLocalProperty("spark.job.description") == "write customer_landing"
     assert context.getLocalProperty("spark.job.description") is None
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "python rows"])
+def test_local_frames_hold_the_rows_with_exactly_the_contract_schema(spark, monkeypatch, arrow):
+    """Bookmarks and run records go to the JVM as Arrow (or, without pyarrow, as Python rows):
+    the same rows, nested maps and times included, and the contract's schema to the letter."""
+    if not arrow:
+        monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    counts = {"dataset": "customer", "files": 1, "read": 3, "accepted": 2, "quarantined": 1}
+    record = {
+        "run_id": "r",
+        "command": "all",
+        "rules": "privacy",
+        "started_at": datetime(2026, 11, 29, 17, 1, 2, 123456, tzinfo=UTC),
+        "ended_at": datetime(2026, 11, 29, 17, 2, 0, tzinfo=UTC),
+        "outcome": "failed",
+        "error": "ValueError: 'quoted' ünicode\nline",
+        "datasets": [{**counts, "trusted": 1, "excluded": {"no consent": 1}}],
+        "writes": [{"table": "runs", "rows_written": 2**40, "rows_removed": 0, "version": 3}],
+    }
+    records = [record, {**record, "error": None, "writes": []}]
+    schema = spark_schema(RunRecord)
+    frame = local_frame(spark, records, schema)
+    assert frame.schema == schema
+    assert frame.collect() == spark.createDataFrame(records, schema).collect()
+    rows = [row.asDict(recursive=True) for row in frame.collect()]
+    assert rows[0]["datasets"][0]["excluded"] == {"no consent": 1}
+    assert rows[0]["writes"][0]["rows_written"] == 2**40 and rows[1]["writes"] == []
+    assert rows[0]["error"] == record["error"] and rows[1]["error"] is None
+    assert local_frame(spark, [], schema).count() == 0

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import Dataset, Erasure, landing_table, quarantine_table
 from stedi_lakehouse.errors import ConfigError, LakeError
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
@@ -154,6 +154,6 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
         "rows_removed": report.rows_removed,
         "landing_files_rewritten": report.landing_files_rewritten,
     }
-    lake.append(lake.spark.createDataFrame([record], spark_schema(Erasure)), "erasures")
+    lake.append(local_frame(lake.spark, [record], spark_schema(Erasure)), "erasures")
     lake.registered()
     return report

@@ -26,6 +26,7 @@ from pathlib import Path
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
@@ -48,6 +49,20 @@ FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
+
+
+def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> DataFrame:
+    """A small DataFrame of rows the driver holds (bookmarks, run records, keys), with exactly
+    `schema`. Sent to the JVM as an Arrow table where pyarrow is installed (`make setup`, EMR):
+    `createDataFrame` of Python rows runs them through a Python worker process, which took about
+    1 s to start in each run and 0.3 s a call after (0.1 s with Arrow)."""
+    try:
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import to_arrow_schema
+    except ImportError:
+        return spark.createDataFrame([tuple(row[f] for f in schema.names) for row in rows], schema)
+    table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
+    return spark.createDataFrame(table, schema=schema)
 
 
 @dataclass(frozen=True)
@@ -357,7 +372,8 @@ class Lake:
 
         if not keys:
             return 0
-        source = self.spark.createDataFrame([(k,) for k in keys], "key string").alias("s")
+        key_schema = T.StructType([T.StructField("key", T.StringType())])
+        source = local_frame(self.spark, [{"key": k} for k in keys], key_schema).alias("s")
         target = self.read(name).alias("t")
         if not target.join(source, matches(F.col("s.key")), "left_semi").limit(1).count():
             return 0

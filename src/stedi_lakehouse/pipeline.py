@@ -39,7 +39,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.io import Lake, TableWrite
+from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
@@ -240,7 +240,9 @@ class Stages:
         rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
         if rows:
             self._bookmarks(stage)  # read before this run's first mark
-            df = self.lake.spark.createDataFrame(rows, spark_schema(ProcessedFile))
+            names = columns(ProcessedFile)
+            records = [dict(zip(names, row, strict=True)) for row in rows]
+            df = local_frame(self.lake.spark, records, spark_schema(ProcessedFile))
             report.writes.append(self.lake.append(df, "processed_files"))
             self._marks.extend(rows)
 
@@ -655,7 +657,7 @@ def run_record(
 
 
 def record_run(lake: Lake, record: dict) -> TableWrite:
-    df = lake.spark.createDataFrame([record], spark_schema(RunRecord))
+    df = local_frame(lake.spark, [record], spark_schema(RunRecord))
     written = lake.append(df, "runs")
     lake.registered()
     return written
