@@ -91,9 +91,11 @@ def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
         return 0, []
     for member in members:
         with contextlib.suppress(psutil.Error, OSError):
+            # compared before its memory is read: a child that runs its program in between
+            # would otherwise show the JVM's RSS and then no longer share it
+            twin = next((pid for pid in counted if _same_address_space(pid, member.pid)), None)
             rss = member.memory_info().rss
             part = {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
-            twin = next((pid for pid in counted if _same_address_space(pid, member.pid)), None)
             if twin is None:
                 total += rss
                 counted.append(member.pid)
