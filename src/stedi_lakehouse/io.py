@@ -424,11 +424,7 @@ class Lake:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps;
         a local file is replaced atomically, an S3 object by one PUT."""
         fs, path = self._hadoop(f"{self.root}/{relative}")
-        stream = fs.open(path)
-        try:
-            text = bytes(self.spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-        finally:
-            stream.close()
+        text = self._read_bytes(fs, path)
         kept = "".join(
             line for line in text.decode("utf-8").splitlines(keepends=True) if keep(line)
         ).encode("utf-8")
@@ -451,6 +447,14 @@ class Lake:
 
         return self._exists(f"{path}/_delta_log") and DeltaTable.isDeltaTable(self.spark, path)
 
+    def _read_bytes(self, fs, path) -> bytes:
+        """The whole content of a file (`fs`, `path`: as `_hadoop` gives them)."""
+        stream = fs.open(path)
+        try:
+            return bytes(self.spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+        finally:
+            stream.close()
+
     def _last_commit(self, path: str) -> dict:
         """The table's latest commit: `version` and its commit info (`operationMetrics`,
         `userMetadata`, ...)."""
@@ -467,11 +471,7 @@ class Lake:
             (int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True
         )
         for version in versions:
-            stream = fs.open(self._hadoop(f"{path}/_delta_log/{version:020d}.json")[1])
-            try:
-                text = bytes(self.spark._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-            finally:
-                stream.close()
+            text = self._read_bytes(fs, self._hadoop(f"{path}/_delta_log/{version:020d}.json")[1])
             actions = (json.loads(line) for line in text.decode("utf-8").splitlines() if line)
             info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
             yield {**info, "version": version}
