@@ -54,8 +54,8 @@ METADATA_DEPTH = 20  # how many recent commits are searched for the latest user 
 def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> DataFrame:
     """A small DataFrame of rows the driver holds (bookmarks, run records, keys), with exactly
     `schema`. Sent to the JVM as an Arrow table where pyarrow is installed (`make setup` does):
-    `createDataFrame` of Python rows runs them through a Python worker process, which took about
-    1 s to start in each run and 0.3 s a call after (0.1 s with Arrow)."""
+    `createDataFrame` of Python rows runs them through a Python worker process: 0.88 s the first
+    time in a session, 0.14 s after; 0.16 s and 0.02 s as Arrow (`bench/micro.py`)."""
     try:
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
