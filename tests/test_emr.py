@@ -2,7 +2,9 @@
 produces under spark-submit, and the configuration JSON in the docs."""
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +41,26 @@ def test_under_spark_submit_the_cluster_keeps_master_jars_and_metastore(emr):
 def test_local_launch_brings_its_own_master_and_jars(test_settings):
     options = session_options(test_settings, "/tmp/lake", submitted=False)
     assert options["spark.master"] == "local[2]"
-    assert "delta-spark_2.13-4.0.0.jar" in options["spark.jars"]
-    assert "hadoop-aws-3.4.1.jar" in options["spark.jars"]
+    class_path = options["spark.driver.extraClassPath"].split(os.pathsep)
+    assert {"delta-spark_2.13-4.0.0.jar", "hadoop-aws-3.4.1.jar"} <= {
+        Path(p).name for p in class_path
+    }
+
+
+def test_local_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
+    archive = tmp_path / "spark.jsa"
+    settings = test_settings.model_copy(
+        update={"spark": test_settings.spark.model_copy(update={"class_archive": archive})}
+    )
+
+    def java_options() -> str:
+        return session_options(settings, "/tmp/lake", submitted=False)[
+            "spark.driver.extraJavaOptions"
+        ]
+
+    assert "SharedArchiveFile" not in java_options()
+    archive.write_bytes(b"")
+    assert f"-XX:SharedArchiveFile={archive}" in java_options()
 
 
 def _json_blocks() -> list:

@@ -11,7 +11,7 @@ from stedi_lakehouse.settings import load_settings
 def conf(tmp_path, monkeypatch):
     (tmp_path / "site.yaml").write_text(
         "lake_root: /from/profile\nrules: udacity\nspark:\n  driver_memory: 1g\n"
-        "  shuffle_partitions: 3\n  jars_dir: jars\n"
+        "  shuffle_partitions: 3\n  jars_dir: jars\n  class_archive: cds/spark.jsa\n"
     )
     monkeypatch.setenv("STEDI_CONF_DIR", str(tmp_path))
     for name in ("STEDI_LAKE_ROOT", "STEDI_RULES", "STEDI_PROFILE", "STEDI_SPARK__DRIVER_MEMORY"):
@@ -19,11 +19,12 @@ def conf(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_profile_values_and_relative_jars_dir(conf):
+def test_profile_values_and_relative_paths(conf):
     settings = load_settings("site")
     assert (settings.lake_root, settings.rules) == ("/from/profile", Rules.UDACITY)
     assert settings.spark.shuffle_partitions == 3
     assert settings.spark.jars_dir == (conf.parent / "jars").resolve()  # the project, not cwd
+    assert settings.spark.class_archive == (conf.parent / "cds" / "spark.jsa").resolve()
 
 
 def test_environment_beats_profile_and_flags_beat_both(conf, monkeypatch):

@@ -50,13 +50,15 @@ def _with_master(builder: Builder, settings: Settings, lake_root: str) -> Builde
 
 
 def _with_delta_jars(builder: Builder, settings: Settings, lake_root: str) -> Builder:
+    """The jars go on the JVM's class path (in local mode the executors share it), not into
+    `spark.jars`: classes loaded from the class path can come from the class-data archive."""
     jars_dir = settings.spark.jars_dir
     if jars_dir is None:
         return builder
     jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     if not jars:
         raise ConfigError(f"no Delta jars in {jars_dir}: run `make jars` (or `make setup`)")
-    return builder.config("spark.jars", ",".join(str(j) for j in jars))
+    return builder.config("spark.driver.extraClassPath", os.pathsep.join(str(j) for j in jars))
 
 
 def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builder:
@@ -68,6 +70,12 @@ def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builde
 def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:
     log4j = resources.files("stedi_lakehouse") / "log4j2.properties"
     options = [f"-Dlog4j.configurationFile=file:{log4j}", settings.spark.java_options]
+    archive = settings.spark.class_archive
+    if archive is not None and archive.is_file():
+        # Classes mapped from the archive `make setup` made instead of loaded and verified
+        # one by one. A JVM or class path that does not match it is told in the JVM's log
+        # and starts without it.
+        options.append(f"-XX:SharedArchiveFile={archive}")
     return builder.config("spark.driver.memory", settings.spark.driver_memory).config(
         "spark.driver.extraJavaOptions", " ".join(o for o in options if o)
     )

@@ -28,6 +28,9 @@ class SparkSettings(BaseModel):
     )
     jars_dir: Path | None = Field(None, description="Local jar cache (Delta); None on EMR.")
     java_options: str = Field("", description="Extra JVM options of the driver (local only).")
+    class_archive: Path | None = Field(
+        None, description="JVM class-data archive (`make setup`) the local JVM starts from."
+    )
     jvm_log: Path | None = Field(
         None, description="Where the local JVM's own stderr goes; None keeps the terminal's."
     )
@@ -103,9 +106,10 @@ def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must be a mapping of settings, found {type(data).__name__}")
-    jars_dir = data.get("spark", {}).get("jars_dir")
-    if jars_dir and not Path(jars_dir).is_absolute():  # relative to the project, not the cwd
-        data["spark"]["jars_dir"] = str((directory.parent / jars_dir).resolve())
+    for key in ("jars_dir", "class_archive"):  # relative to the project, not the cwd
+        path = data.get("spark", {}).get(key)
+        if path and not Path(path).is_absolute():
+            data["spark"][key] = str((directory.parent / path).resolve())
     return data
 
 
