@@ -47,22 +47,6 @@ def test_local_launch_brings_its_own_master_and_jars(test_settings):
     }
 
 
-def test_local_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
-    archive = tmp_path / "spark.jsa"
-    settings = test_settings.model_copy(
-        update={"spark": test_settings.spark.model_copy(update={"class_archive": archive})}
-    )
-
-    def java_options() -> str:
-        return session_options(settings, "/tmp/lake", submitted=False)[
-            "spark.driver.extraJavaOptions"
-        ]
-
-    assert "SharedArchiveFile" not in java_options()
-    archive.write_bytes(b"")
-    assert f"-XX:SharedArchiveFile={archive}" in java_options()
-
-
 def _json_blocks() -> list:
     return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", DOC, re.S)]
 

@@ -89,10 +89,11 @@ def _settings(profile: str | None, lake_root: str | None, rules: Rules | None = 
 
 def _stages(settings: Settings):
     from stedi_lakehouse.pipeline import Stages
-    from stedi_lakehouse.runtime import open_lake
+    from stedi_lakehouse.runtime import new_landing_bytes, open_lake
 
+    work = new_landing_bytes(settings.lake_root) if settings.lake_root else None
     with err.status("starting Spark") as status:
-        lake = open_lake(settings)
+        lake = open_lake(settings, work=work)
 
     def progress(message: str) -> None:
         if message.startswith("wrote "):
@@ -163,7 +164,7 @@ def status(
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
-        lake = open_lake(_settings(profile, lake_root))
+        lake = open_lake(_settings(profile, lake_root), work=0)  # counts from Delta's metadata
         statuses = [lake.status(spec) for spec in CATALOGUE.values()]
         recorded = any(s.table == "runs" and s.version is not None for s in statuses)
         last_runs = []
@@ -199,7 +200,7 @@ def history(
         name = table.lower()
         if name not in CATALOGUE:  # before Spark starts
             raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
-        lake = open_lake(_settings(profile, lake_root))
+        lake = open_lake(_settings(profile, lake_root), work=0)  # reads the Delta log only
         commits = lake.history(name, limit)
     out.print(history_table(name, commits))
     if len(commits) == limit and commits[-1]["version"] > 0:

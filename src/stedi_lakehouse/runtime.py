@@ -44,10 +44,44 @@ def lock_lake(root: str) -> None:
     _held[root] = fd
 
 
-def open_lake(settings: Settings, *, must_exist: bool = True):
+# Below this much new landing data a run starts its JVM for quick start-up (settings: spark.jit).
+QUICK_RUN_BYTES = 64 * 2**20
+BOOKMARKS_LOG = "delta/system/processed_files/_delta_log"
+
+
+def new_landing_bytes(root: str) -> int | None:
+    """Bytes of the landing files that arrived (inode change time) after the last bookmark
+    commit of a local lake: an estimate of a run's work made before the JVM starts. None when
+    unknown (not a local lake, no bookmark yet)."""
+    if not is_local_path(root):
+        return None
+    try:
+        commits = list((local_path(root) / BOOKMARKS_LOG).glob("*.json"))
+        if not commits:
+            return None
+        since = max(c.stat().st_mtime for c in commits)
+        files = (local_path(root) / "landing").rglob("*.json")
+        return sum(s.st_size for s in map(os.stat, files) if s.st_ctime > since)
+    except OSError:
+        return None
+
+
+def with_jit_for(settings: Settings, work: int | None) -> Settings:
+    """Settings whose `spark.jit` is decided: `auto` is quick for a known small amount of work
+    (bytes of new input), full otherwise."""
+    if settings.spark.jit != "auto":
+        return settings
+    quick = work is not None and work < QUICK_RUN_BYTES
+    spark = settings.spark.model_copy(update={"jit": "quick" if quick else "full"})
+    return settings.model_copy(update={"spark": spark})
+
+
+def open_lake(settings: Settings, *, must_exist: bool = True, work: int | None = None):
     """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
-    process then holds (see `lock_lake`)."""
+    process then holds (see `lock_lake`). `work`: the bytes the command will process, if known
+    (a small amount starts the JVM for quick start-up)."""
     root = settings.require_lake_root()
+    settings = with_jit_for(settings, work)
     if must_exist:
         check_local_root(root)
         lock_lake(root)

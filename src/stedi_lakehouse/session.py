@@ -76,6 +76,10 @@ def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Bu
         # one by one. A JVM or class path that does not match it is told in the JVM's log
         # and starts without it.
         options.append(f"-XX:SharedArchiveFile={archive}")
+    if settings.spark.jit == "quick":
+        # C1-compiled code only: the JVM does not spend one of few cores on the optimising
+        # compiler early on; long work runs slower (docs/performance.md).
+        options.append("-XX:TieredStopAtLevel=1")
     return builder.config("spark.driver.memory", settings.spark.driver_memory).config(
         "spark.driver.extraJavaOptions", " ".join(o for o in options if o)
     )

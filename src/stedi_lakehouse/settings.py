@@ -31,6 +31,11 @@ class SparkSettings(BaseModel):
     class_archive: Path | None = Field(
         None, description="JVM class-data archive (`make setup`) the local JVM starts from."
     )
+    jit: Literal["auto", "quick", "full"] = Field(
+        "auto",
+        description="Local JVM's compiler. quick: C1 only, starts fast, computes slower; full: "
+        "the JVM's default; auto: quick for a run with little new data on a local lake.",
+    )
     jvm_log: Path | None = Field(
         None, description="Where the local JVM's own stderr goes; None keeps the terminal's."
     )

@@ -1,0 +1,55 @@
+"""How the local JVM is started: from the class-data archive when there is one, and with the
+quick (C1-only) compiler for small work. Settings only: no JVM is started here."""
+
+import os
+import time
+
+from stedi_lakehouse.runtime import BOOKMARKS_LOG, QUICK_RUN_BYTES, new_landing_bytes, with_jit_for
+from stedi_lakehouse.session import session_options
+
+
+def _with_spark(settings, **update):
+    return settings.model_copy(update={"spark": settings.spark.model_copy(update=update)})
+
+
+def _java_options(settings) -> str:
+    return session_options(settings, "/tmp/lake", submitted=False)["spark.driver.extraJavaOptions"]
+
+
+def test_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
+    archive = tmp_path / "spark.jsa"
+    settings = _with_spark(test_settings, class_archive=archive)
+    assert "SharedArchiveFile" not in _java_options(settings)
+    archive.write_bytes(b"")
+    assert f"-XX:SharedArchiveFile={archive}" in _java_options(settings)
+
+
+def test_quick_compiler_only_when_chosen(test_settings):
+    assert "-XX:TieredStopAtLevel=1" in _java_options(_with_spark(test_settings, jit="quick"))
+    for jit in ("full", "auto"):
+        assert "TieredStopAtLevel" not in _java_options(_with_spark(test_settings, jit=jit))
+
+
+def test_auto_is_quick_for_known_small_work_only(test_settings):
+    auto = _with_spark(test_settings, jit="auto")
+    assert with_jit_for(auto, 0).spark.jit == "quick"
+    assert with_jit_for(auto, QUICK_RUN_BYTES - 1).spark.jit == "quick"
+    assert with_jit_for(auto, QUICK_RUN_BYTES).spark.jit == "full"
+    assert with_jit_for(auto, None).spark.jit == "full"  # unknown: a cold run, an S3 lake
+    assert with_jit_for(_with_spark(test_settings, jit="full"), 0).spark.jit == "full"
+
+
+def test_new_landing_bytes_are_those_that_arrived_after_the_last_bookmark(tmp_path):
+    landing = tmp_path / "landing" / "accelerometer"
+    landing.mkdir(parents=True)
+    (landing / "old.json").write_text("x" * 100)
+    assert new_landing_bytes(str(tmp_path)) is None  # never run: unknown
+    log = tmp_path / BOOKMARKS_LOG
+    log.mkdir(parents=True)
+    (log / "00000000000000000000.json").write_text("{}")
+    assert new_landing_bytes(str(tmp_path)) == 0
+    time.sleep(0.05)  # a later inode change time than the bookmark's commit
+    (landing / "new.json").write_text("y" * 7)
+    os.link(landing / "new.json", landing / "linked.json")  # a second name: one more file
+    assert new_landing_bytes(str(tmp_path)) == 14
+    assert new_landing_bytes("s3://bucket/lake") is None
