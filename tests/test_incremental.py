@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
 from stedi_lakehouse.io import Lake
-from stedi_lakehouse.pipeline import Stages
+from stedi_lakehouse.pipeline import StageReport, Stages
 from stedi_lakehouse.presets import Rules
 from tests.conftest import SAMPLE
 
@@ -142,15 +142,44 @@ def test_a_new_file_adds_its_rows_without_rewriting_the_tables(privacy_lake):
         )
         for i in range(5)
     ]
-    extra = Path(lake.root) / "landing/accelerometer/2022/07/part-9.json"
-    extra.parent.mkdir(parents=True)
-    extra.write_text("\n".join([*readings, "not json"]) + "\n")
+    extra = new_accelerometer_file(lake, readings)
     report = run(lake, Rules.PRIVACY)
     written = {w.table: w for w in report.writes}
     assert written["accelerometer_landing"].rows == 5
     assert written["accelerometer_quarantine"].rows == 1
     assert "customer_landing" not in written and "customer_trusted" not in written
     assert report.datasets["accelerometer"].files == 1
+    # the last writes were made by a run that finished: the new file's rows are appended
+    for table in ("accelerometer_landing", "accelerometer_quarantine", "accelerometer_trusted"):
+        assert last_write_mode(lake, table) == "Append"
+    assert lake.read("accelerometer_landing").filter(F.col("source_file") == extra).count() == 5
+
+
+def new_accelerometer_file(lake: Lake, readings: list[str]) -> str:
+    """A new landing file of `readings` and one bad line; its path as the lake gives it."""
+    relative = "landing/accelerometer/2022/07/part-9.json"
+    extra = Path(lake.root) / relative
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("\n".join([*readings, "not json"]) + "\n")
+    return relative
+
+
+def last_write_mode(lake: Lake, table: str) -> str:
+    return lake.history(table, 1)[0]["operationParameters"]["mode"]
+
+
+def test_rows_a_stopped_run_wrote_are_replaced_not_added_again(privacy_lake):
+    """A run that stopped after writing a new file's landing rows, before its bookmark: the
+    next run replaces those rows (appending them would count them twice)."""
+    lake = privacy_lake
+    reading = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}
+    readings = [json.dumps(reading | {"timestamp": 1655564000000 + i}) for i in range(5)]
+    extra = new_accelerometer_file(lake, readings)
+    Stages(lake, rules=Rules.PRIVACY).ingest(Dataset.ACCELEROMETER, [extra], StageReport())
+    run(lake, Rules.PRIVACY)
+    assert last_write_mode(lake, "accelerometer_landing") == "Overwrite"
+    assert lake.read("accelerometer_landing").filter(F.col("source_file") == extra).count() == 5
+    assert lake.read("accelerometer_quarantine").filter(F.col("source_file") == extra).count() == 1
 
 
 # -- customers change ------------------------------------------------------------------------

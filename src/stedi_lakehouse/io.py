@@ -194,27 +194,29 @@ class Lake:
         rules: Rules | None,
         where: str | None = None,
         adds: bool = False,
+        append: bool = False,
         metadata: dict[str, str] | None = None,
     ) -> TableWrite:
         """Replace table `name` (where=None), or exactly its rows matching the SQL predicate
         `where`, in one atomic Delta commit; register it in the catalog. Every row of `df` must
         match `where`, unless `adds`: then the rows that do not are added to the table in the
-        same commit. `metadata` is recorded with the commit (beside the rules)."""
-        writer = df.write.format("delta").mode("overwrite")
-        if where is None:
+        same commit. `append`: add the rows, replacing none (the caller knows the table holds
+        none of them). `metadata` is recorded with the commit (beside the rules)."""
+        writer = df.write.format("delta").mode("append" if append else "overwrite")
+        if where is None and not append:
             writer = writer.option("overwriteSchema", "true")
             if statistics := CATALOGUE[name].statistics:
                 writer = writer.option(STATISTICS_PROPERTY, ",".join(statistics))
-        else:
+        elif not append:
             writer = writer.option("replaceWhere", where)
         if rules is not None or metadata:
             info = {**({RULES_KEY: str(rules)} if rules is not None else {}), **(metadata or {})}
             writer = writer.option("userMetadata", json.dumps(info))
         # rows outside the predicate are added only with Delta's check of them turned off
-        unchecked = adds and where is not None
+        unchecked = adds and where is not None and not append
         with self._conf(REPLACE_WHERE_CHECK, "false") if unchecked else nullcontext():
             # a table written whole may be new, or have moved: its catalog entry is checked
-            return self._committed(writer, name, check_location=where is None)
+            return self._committed(writer, name, check_location=where is None and not append)
 
     @contextmanager
     def described(self, what: str) -> Iterator[None]:

@@ -179,8 +179,16 @@ class Stages:
         self.progress(f"writing {table}")
         started = time.monotonic()
         metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {})
+        # nothing in the table to replace: its rows are added, no files searched for
+        append = scope.empty if adds else self._only_new_rows(table, scope)
         written = self.lake.write(
-            df, table, rules=self.rules, where=scope.predicate(), adds=adds, metadata=metadata
+            df,
+            table,
+            rules=self.rules,
+            where=scope.predicate(),
+            adds=adds,
+            append=append,
+            metadata=metadata,
         )
         written = replace(written, seconds=time.monotonic() - started)
         if not written.committed:
@@ -225,6 +233,20 @@ class Stages:
         return [
             (path, dataset, run) for path, dataset, marked, run in self._marks if marked == stage
         ]
+
+    def _only_new_rows(self, table: str, scope: Scope) -> bool:
+        """Whether the table holds none of the rows of `scope`, which then need no replacing:
+        the scope is rows of landing files the trusted stage has not processed, and the
+        table's latest write was made by a run that finished that stage. (A run that stopped
+        before its bookmark may have written rows of those files; the next run replaces them.)
+        Appending spares Delta finding the files that hold the rows to replace."""
+        files = scope.keys.get("source_file")
+        if scope.whole or files is None or len(scope.keys) != 1 or not self.lake.exists(table):
+            return False
+        if not files.isdisjoint(self.processed("trusted")):
+            return False
+        finished = {run for _, _, run in self._bookmarks("trusted")}
+        return self.lake.table_metadata(table).get(RUN_KEY) in finished
 
     def _may_add_to(self, table: str, stage: str) -> bool:
         """Whether this run may add rows to `table` for its new files, rather than replace
