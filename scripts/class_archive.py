@@ -6,8 +6,8 @@ map those classes from the archive instead of loading and verifying them one by 
     .venv/bin/python scripts/class_archive.py .cache/cds/spark.jsa
 
 The archive belongs to this JDK and this class path (Spark's jars and .cache/jars): a JVM that
-does not match it says so in its log and starts without it. Making it never fails setup: if
-this JDK cannot, the lake simply starts without one.
+does not match it says so in its log and starts without it. A JDK that cannot make one does
+not fail setup: the lake simply starts without it.
 """
 
 import contextlib
@@ -33,8 +33,12 @@ def main(archive: Path) -> int:
         from stedi_lakehouse.cli import app
 
         for args in (["land", str(ROOT / "data" / "sample")], ["run"]):
-            with contextlib.redirect_stdout(io.StringIO()):  # the run's report: not wanted here
-                app([*args, "--lake-root", lake], standalone_mode=False)
+            report = io.StringIO()  # the run's progress and report: shown only if it fails
+            with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
+                code = app([*args, "--lake-root", lake], standalone_mode=False)
+            if code:
+                print(report.getvalue(), file=sys.stderr)
+                return code
         # The archive is written as the JVM exits, which it does when its stdin closes.
         gateway = SparkContext._gateway
         SparkContext.getOrCreate().stop()
