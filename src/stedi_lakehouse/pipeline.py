@@ -4,7 +4,8 @@ Each stage processes only the landing files it has not processed before (the `pr
 table is its bookmark) and recomputes exactly the rows those files can change: the rows of the
 new files, and every row of a person or device whose status a new record may change (a newer
 customer record, a first accelerometer reading, a second owner of a serial). Those rows are
-replaced in one Delta commit per table (`replaceWhere`), so the work grows with the new data.
+replaced in one Delta commit per table (`replaceWhere`; appended when they can only be new, see
+`_only_new_rows`), so the work grows with the new data.
 A table that does not exist yet, or was built under another rules preset, is built whole; the
 result is the same either way, which the tests check batch by batch.
 
