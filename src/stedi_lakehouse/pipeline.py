@@ -246,18 +246,22 @@ class Stages:
             return False
         if not files.isdisjoint(self.processed("trusted")):
             return False
-        finished = {run for _, _, run in self._bookmarks("trusted")}
-        return self.lake.table_metadata(table).get(RUN_KEY) in finished
+        return self._written_by_finished_run(table, "trusted")
 
     def _may_add_to(self, table: str, stage: str) -> bool:
         """Whether this run may add rows to `table` for its new files, rather than replace
         every row they touch. Not when the table's last write added rows in a run whose stage
         did not finish (no bookmark of that run): the rows it added must not be added twice,
         so this run replaces them."""
-        recorded = self.lake.table_metadata(table)
-        if recorded.get(ADDS_KEY) != "true":
+        if self.lake.table_metadata(table).get(ADDS_KEY) != "true":
             return True
-        return recorded.get(RUN_KEY) in {run for _, _, run in self._bookmarks(stage)}
+        return self._written_by_finished_run(table, stage)
+
+    def _written_by_finished_run(self, table: str, stage: str) -> bool:
+        """Whether the table's latest write was made by a run that finished `stage` (its run
+        id is among the stage's bookmarks)."""
+        finished = {run for _, _, run in self._bookmarks(stage)}
+        return self.lake.table_metadata(table).get(RUN_KEY) in finished
 
     def _mark(self, stage: str, files: dict[Dataset, list[str]], report: StageReport) -> None:
         rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
