@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -460,16 +461,25 @@ def _accelerometer_files(
     return files, len(bad)
 
 
-def _bad_accelerometer_lines(people: list[Person], rng: random.Random) -> list[str]:
-    """Readings of consenting customers at their step-reading instants, all invalid."""
+def _bad_line_maker(
+    people: list[Person], record: Callable[[Person, int], dict[str, Any]]
+) -> tuple[list[Person], Callable[..., str]]:
+    """The customers the bad lines are about, and `bad(index, **changes)`: the line of the
+    record `record(person, instant)` makes for target `index` at one of its session's instants,
+    with `changes` (a value `_ABSENT` drops the key)."""
     targets = [_find(people, key) for key in BAD_LINE_TARGETS]
 
     def bad(index: int, **changes: Any) -> str:
         person = targets[index % len(targets)]
-        reading = _reading(person.email, person.times[index % READINGS_PER_SESSION], rng)
-        reading.update(changes)
-        return _dump({key: value for key, value in reading.items() if value is not _ABSENT})
+        line = record(person, person.times[index % READINGS_PER_SESSION]) | changes
+        return _dump({key: value for key, value in line.items() if value is not _ABSENT})
 
+    return targets, bad
+
+
+def _bad_accelerometer_lines(people: list[Person], rng: random.Random) -> list[str]:
+    """Readings of consenting customers at their step-reading instants, all invalid."""
+    targets, bad = _bad_line_maker(people, lambda person, at: _reading(person.email, at, rng))
     return [
         "{user: Santosh.Clayton@test.com, timestamp: 1655564444103}",  # not JSON
         bad(0)[:40],  # truncated
@@ -526,14 +536,7 @@ def _step_trainer_files(
 
 def _bad_step_trainer_lines(people: list[Person], rng: random.Random) -> list[str]:
     """Readings of consenting customers' devices in their sessions, all invalid."""
-    targets = [_find(people, key) for key in BAD_LINE_TARGETS]
-
-    def bad(index: int, **changes: Any) -> str:
-        person = targets[index % len(targets)]
-        step = _step(person.serial, person.times[index % READINGS_PER_SESSION], rng)
-        step.update(changes)
-        return _dump({key: value for key, value in step.items() if value is not _ABSENT})
-
+    targets, bad = _bad_line_maker(people, lambda person, at: _step(person.serial, at, rng))
     return [
         "sensorReadingTime=1655564444103;distanceFromObject=218",  # not JSON
         bad(0)[:50],  # truncated
