@@ -71,6 +71,19 @@ def ingest_steps(lines: DataFrame) -> None:
     timed("ingest steps: + the cache", cached)
 
 
+def source_file_cut(text: DataFrame) -> None:
+    """Each line's file relative to the lake root (what `Lake.read_landing` adds), cut from
+    the path Spark gives two ways."""
+    path = F.col("_metadata.file_path")
+    root = text.select(path).first()[0].rsplit("landing/", 1)[0]
+    for label, cut in [
+        ("the path as Spark gives it", path),
+        ("substring after the root", F.substring(path, len(root) + 1, 1 << 20)),
+        ("replace the root with ''", F.replace(path, F.lit(root), F.lit(""))),
+    ]:
+        timed(f"source_file: {label}", lambda c=cut: _to_noop(text.select("value", c)))
+
+
 def bookkeeping_rows(spark: SparkSession) -> None:
     """The rows of a bookmark commit sent as an Arrow table, then as Python rows (their first
     call starts a Python worker process): first call, then the best of three."""
@@ -115,6 +128,7 @@ def main() -> None:
     timed("parse: read.text + from_json, all fields", parse_text)
     timed("parse: spark.read.json with the schema, all fields", parse_json)
 
+    source_file_cut(text)
     lines = text.select("value", F.col("_metadata.file_path").alias("source_file"))
     ingest_steps(lines)
     validated = val.validate(lines, contract=AccelerometerReading)

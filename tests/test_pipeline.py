@@ -1,5 +1,6 @@
 """End to end on data/sample/: both presets, exact counts, nothing lost, catalog registered."""
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +150,17 @@ def test_landing_that_is_a_file_is_a_clear_error(lake):
         (Path(lake.root) / "landing" / dataset).write_text("{}\n")
     with pytest.raises(LakeError, match="landing for 'customer' must be a folder"):
         Stages(lake, rules=Rules.PRIVACY).trusted()
+
+
+def test_source_file_is_the_path_under_the_lake_root(lake):
+    """Even when a folder under landing/ repeats the lake root's path: only the prefix is cut."""
+    root = lake._qualified_root
+    nested = Path(lake.root) / "landing" / "customer" / root.replace("/", os.sep)
+    nested.mkdir(parents=True)
+    (nested / "c.json").write_text('{"a": 1}\n')
+    (Path(lake.root) / "landing" / "customer" / "d.json").write_text('{"a": 2}\n')
+    got = {row.source_file for row in lake.read_landing(Dataset.CUSTOMER).collect()}
+    assert got == {f"landing/customer/{root}c.json", "landing/customer/d.json"}
 
 
 def test_curated_before_trusted_is_a_clear_error(lake):

