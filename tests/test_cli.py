@@ -27,6 +27,8 @@ def test_help_and_argument_errors_do_not_start_the_jvm():
         "import sys\nfrom typer.testing import CliRunner\nfrom stedi_lakehouse.cli import app\n"
         "r = CliRunner()\nassert r.invoke(app, ['--help']).exit_code == 0\n"
         "assert r.invoke(app, ['run', '--rules', 'nope']).exit_code == 2\n"
+        "assert r.invoke(app, ['watch', '--every', '0']).exit_code == 2\n"
+        "assert r.invoke(app, ['watch', '--help']).exit_code == 0\n"
         "assert r.invoke(app, ['--version']).exit_code == 0\n"
         "assert 'pyspark' not in sys.modules, 'pyspark was imported'\n"
     )
@@ -54,6 +56,11 @@ def test_unknown_rules_preset_is_rejected():
         (["run", "--profile", "nope"], {}, "error: no profile 'nope'"),
         (["run"], {"STEDI_SPARK__SHUFFLE_PARTITIONS": "zero"}, "error: bad configuration"),
         (["land", "/no/such/folder", "--lake-root", "/tmp/x"], {}, "error: source folder"),
+        (
+            ["watch", "--lake-root", "/no/such/lake"],
+            {},
+            "error: lake root /no/such/lake does not exist",
+        ),
     ],
 )
 def test_user_mistakes_end_with_one_line_and_exit_1(args, env, message):

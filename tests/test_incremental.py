@@ -13,13 +13,14 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
 from stedi_lakehouse.io import Lake
-from stedi_lakehouse.pipeline import StageReport, Stages
+from stedi_lakehouse.pipeline import StageReport, Stages, watch
 from stedi_lakehouse.presets import Rules
 from tests.conftest import SAMPLE
 
 KEY = b"test-key"
 DATA_TABLES = [name for name, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
 FILES = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.json"))
+FILES_OF = {d: sum(f.startswith(f"{d}/") for f in FILES) for d in ("accelerometer",)}
 # Readings before their customers, customers before their updates, a bit of everything at once
 # (the edge cases' files, then the generated population's: "-000" and "-001").
 BATCHES = {
@@ -180,6 +181,38 @@ def test_rows_a_stopped_run_wrote_are_replaced_not_added_again(privacy_lake):
     assert last_write_mode(lake, "accelerometer_landing") == "Overwrite"
     assert lake.read("accelerometer_landing").filter(F.col("source_file") == extra).count() == 5
     assert lake.read("accelerometer_quarantine").filter(F.col("source_file") == extra).count() == 1
+
+
+def test_watch_runs_each_arrival_as_a_run_of_its_own(spark, test_settings, tmp_path):
+    """`stedi-lake watch`: the first look runs what is there, a look with nothing new writes
+    nothing, and a file that arrives between looks is run on its own (its own run id)."""
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    deliver(Path(lake.root), FILES)
+    reading = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}
+    arrivals = iter(
+        [
+            lambda: None,
+            lambda: new_accelerometer_file(
+                lake, [json.dumps(reading | {"timestamp": 1655564000000 + i}) for i in range(5)]
+            ),
+        ]
+    )
+    reports, idle = [], []
+    written = watch(
+        lake,
+        rules=Rules.PRIVACY,
+        pseudonym_key=KEY,
+        every=30,
+        runs=2,
+        on_run=lambda report, seconds: reports.append(report),
+        on_idle=idle.append,
+        sleep=lambda seconds: next(arrivals)(),  # between looks
+    )
+    assert written == 2 and idle == [1, 1]  # three looks: the sample, nothing, the new file
+    assert [r.datasets["accelerometer"].files for r in reports] == [FILES_OF["accelerometer"], 1]
+    assert reports[1].datasets["accelerometer"].accepted == 5
+    runs = lake.read("runs").select("run_id").collect()
+    assert len({r.run_id for r in runs}) == len(runs) == 2
 
 
 # -- customers change ------------------------------------------------------------------------

@@ -39,15 +39,15 @@ class Stage(StrEnum):
 
 LakeRoot = Annotated[
     str | None,
-    typer.Option("--lake-root", "-l", help="Lake folder or s3:// URI [default: from profile]."),
+    typer.Option("--lake-root", "-l", help="Lake folder or s3:// URI (default: from the profile)."),
 ]
 RulesOption = Annotated[
     Rules | None,
-    typer.Option("--rules", "-r", case_sensitive=False, help="Rules preset [default: privacy]."),
+    typer.Option("--rules", "-r", case_sensitive=False, help="Rules preset (default: privacy)."),
 ]
 Profile = Annotated[
     str | None,
-    typer.Option("--profile", "-p", help="Settings profile conf/<name>.yaml [default: local]."),
+    typer.Option("--profile", "-p", help="Settings profile conf/<name>.yaml (default: local)."),
 ]
 
 
@@ -87,8 +87,8 @@ def _settings(profile: str | None, lake_root: str | None, rules: Rules | None = 
     return load_settings(profile, lake_root=lake_root, rules=rules)
 
 
-def _stages(settings: Settings):
-    from stedi_lakehouse.pipeline import Stages
+def _open(settings: Settings):
+    """The lake on a started Spark, a progress callback and the status line it updates."""
     from stedi_lakehouse.runtime import new_landing_bytes, open_lake
 
     work = new_landing_bytes(settings.lake_root) if settings.lake_root else None
@@ -103,6 +103,13 @@ def _stages(settings: Settings):
 
     status = err.status("")
     status.start()
+    return lake, progress, status
+
+
+def _stages(settings: Settings):
+    from stedi_lakehouse.pipeline import Stages
+
+    lake, progress, status = _open(settings)
     return Stages(lake, rules=settings.rules, progress=progress), status
 
 
@@ -135,6 +142,54 @@ def run(lake_root: LakeRoot = None, rules: RulesOption = None, profile: Profile 
     """Run every stage: landing files -> trusted -> curated."""
     with user_errors():
         _promote(_settings(profile, lake_root, rules), Stage.ALL)
+
+
+@app.command()
+def watch(
+    lake_root: LakeRoot = None,
+    rules: RulesOption = None,
+    profile: Profile = None,
+    every: Annotated[
+        float, typer.Option("--every", min=0.1, help="Seconds between looks at landing/.")
+    ] = 30.0,
+    runs: Annotated[
+        int,
+        typer.Option("--runs", min=0, help="Stop after N runs that wrote tables (0: never)."),
+    ] = 0,
+) -> None:
+    """Keep Spark running; run every stage whenever new landing files arrive (Ctrl-C stops).
+
+    Later runs find Spark warm: a new file costs them a fraction of a `run` command.
+
+    The lake stays locked (to other commands) while watching."""
+    from stedi_lakehouse.pipeline import watch as watch_lake
+    from stedi_lakehouse.report import run_line
+    from stedi_lakehouse.runtime import with_jit_for
+
+    with user_errors():
+        settings = with_jit_for(_settings(profile, lake_root, rules), None)  # long-lived: full JIT
+        lake, progress, status = _open(settings)
+        key = settings.pseudonym_key
+        watching = f"watching {lake.root}/landing every {every:g} s · Ctrl-C stops"
+        try:
+            watch_lake(
+                lake,
+                rules=settings.rules,
+                pseudonym_key=key and key.get_secret_value().encode(),
+                every=every,
+                runs=runs,
+                progress=progress,
+                on_run=lambda report, s: out.print(
+                    run_line(report.writes, report.datasets.values(), s), soft_wrap=True
+                ),
+                on_idle=lambda written: status.update(watching),
+            )
+        except KeyboardInterrupt:
+            status.stop()
+            err.print("stopped; a run cut short is finished by the next run")
+            raise typer.Exit(130) from None
+        finally:
+            status.stop()
 
 
 @app.command()

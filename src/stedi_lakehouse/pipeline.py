@@ -643,6 +643,37 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
     return report
 
 
+def watch(
+    lake: Lake,
+    *,
+    rules: Rules,
+    pseudonym_key: bytes | None,
+    every: float,
+    runs: int = 0,
+    progress: Progress = _quiet,
+    on_run: Callable[[StageReport, float], None] = lambda report, seconds: None,
+    on_idle: Callable[[int], None] = lambda written: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run every stage now, then again every `every` seconds, in this one Spark session, until
+    `runs` runs have written something (0: until interrupted). Each run is a run of its own
+    (its own id, bookmarks and `runs` record); later runs find the JVM's code compiled and
+    Delta's snapshots cached, so a new file costs them much less than a `run` command.
+    Returns the number of runs that wrote something."""
+    written = 0
+    while True:
+        started = time.monotonic()
+        stages = Stages(lake, rules=rules, progress=progress)
+        report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
+        if report.writes:
+            written += 1
+            on_run(report, time.monotonic() - started)
+            if runs and written >= runs:
+                return written
+        on_idle(written)
+        sleep(every)
+
+
 def run_record(
     stages: Stages,
     command: str,

@@ -54,6 +54,18 @@ def records_table(datasets: Iterable[Any]) -> Group:
     return Group(counts, reasons) if reasons.row_count else Group(counts)
 
 
+def run_line(writes: Sequence[Any], datasets: Iterable[Any], seconds: float) -> str:
+    """One line for one run of `watch`: when, what arrived, what was written, how long."""
+    datasets = list(datasets)
+    files = sum(d.files for d in datasets)
+    read = sum(d.read for d in datasets)
+    quarantined = sum(d.quarantined for d in datasets)
+    return (
+        f"{datetime.now(UTC):%H:%M:%S} UTC · {files:,} new file(s), {read:,} records "
+        f"({quarantined:,} quarantined) · {len(writes)} table(s) written · {seconds:.1f} s"
+    )
+
+
 def status_table(statuses: Iterable[Any]) -> Table:
     table = Table(title="Lake status", title_justify="left")
     for column in ("table", "zone", "rows", "version", "path"):
