@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,6 +67,7 @@ SPARK_ENV: dict[str, dict[str, str]] = {
     "L": {},
 }
 SAMPLE_EVERY_S = 0.2
+WATCH_EVERY_S = 0.5  # how often the measured `watch` looks for new files
 GIB = 1024**3
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
@@ -122,8 +124,15 @@ def _rss_kinds(member: psutil.Process) -> dict[str, float]:
     return kinds
 
 
-def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
-    """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`."""
+def measure(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    log: Path,
+    during: Callable[[subprocess.Popen, Path], dict] | None = None,
+) -> dict:
+    """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`.
+    `during(process, log)`, if given, acts while the command runs; its result is added."""
     log.parent.mkdir(parents=True, exist_ok=True)
     peak, samples, at_peak, peak_at = 0, 0, [], 0.0
     done = threading.Event()
@@ -145,6 +154,7 @@ def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        extra = during(child, log) if during else {}
         code = child.wait()
         wall = time.perf_counter() - started
         done.set()
@@ -159,6 +169,7 @@ def measure(command: list[str], *, env: dict[str, str], log: Path) -> dict:
         "peak_at_s": round(peak_at, 1),
         "peak_processes": at_peak,  # what the peak was made of
         "log": str(log.relative_to(ROOT)),
+        **extra,
     }
 
 
@@ -250,20 +261,52 @@ def project_counts(lake: Path, env: dict[str, str], log: Path) -> dict[str, int 
     }
 
 
-def new_accelerometer_file(landing: Path, target: Path, lines: int) -> int:
-    """A later delivery for the incremental measurement: the first `lines` readings of the
-    landing set's accelerometer files, as one new file. Returns the lines written."""
+def new_accelerometer_file(landing: Path, target: Path, lines: int, skip: int = 0) -> int:
+    """A later delivery for the incremental measurement: `lines` readings of the landing set's
+    accelerometer files after the first `skip`, as one new file. Returns the lines written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with target.open("w") as out_file:
         for source in sorted((landing / "accelerometer").rglob("*.json")):
             with source.open() as in_file:
                 for line in in_file:
+                    if skip:
+                        skip -= 1
+                        continue
                     if written == lines:
                         return written
                     out_file.write(line)
                     written += 1
     return written
+
+
+WATCH_RUN = re.compile(r"UTC · .* · ([\d.]+) s$", re.M)  # the line `watch` prints per run
+
+
+def watch_deliveries(landing: Path, lake: Path, lines: int, count: int) -> Callable:
+    """For `measure(during=...)` of `stedi-lake watch --runs <count>`: deliver one new
+    accelerometer file at a time, each once the watcher has printed the run of the one before;
+    per delivery, seconds from the file's arrival to its run's line, and the run's own."""
+
+    def during(process: subprocess.Popen, log: Path) -> dict:
+        runs = []
+        for i in range(1, count + 1):
+            target = lake / "landing" / "accelerometer" / "later" / f"accelerometer-watch-{i}.json"
+            new_accelerometer_file(landing, target, lines, skip=i * lines)
+            delivered = time.perf_counter()
+            while len(seen := WATCH_RUN.findall(log.read_text())) < i:
+                if process.poll() is not None:
+                    return {"runs": runs}
+                time.sleep(0.05)
+            runs.append(
+                {
+                    "arrival_to_run_done_s": round(time.perf_counter() - delivered, 3),
+                    "run_s": float(seen[i - 1]),
+                }
+            )
+        return {"runs": runs}
+
+    return during
 
 
 # table │ rows written │ replaced │ version │ seconds │
@@ -351,7 +394,13 @@ def systems_table(systems: dict[str, dict], records: int) -> Table:
 
 
 def incremental_table(runs: dict[str, dict]) -> Table:
-    table = Table(title="Later runs on the same lake (project)", title_justify="left")
+    table = Table(
+        title="Later runs on the same lake (project)",
+        title_justify="left",
+        caption="`watch` rows: seconds from the file's arrival to its run's end; memory: the "
+        "watcher's peak over both",
+        caption_justify="left",
+    )
     for column in ("run", "wall s", "share of cold run", "peak memory GiB", "exit"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for name, run in runs.items():
@@ -478,9 +527,27 @@ def main(argv: list[str] | None = None) -> int:
     out.print(f"project: a run after one new accelerometer file ({lines:,} lines) ...")
     one_file = measure(command, env=env, log=folder / "project-one-file.log")
     one_file["write_seconds"] = project_write_seconds(folder / "project-one-file.log")
+    # (d) the same deliveries to `stedi-lake watch`: its first run pays the JVM's start and
+    # warm-up like `run`; the later ones are what a watcher costs per delivery
+    out.print("project: `stedi-lake watch`, one new accelerometer file at a time, twice ...")
+    watcher = measure(
+        [*command[:1], "watch", *command[2:], "--every", str(WATCH_EVERY_S), "--runs", "2"],
+        env=env,
+        log=folder / "project-watch.log",
+        during=watch_deliveries(landing, lake, lines, count=2),
+    )
+    process_s = watcher.pop("wall_s")
+    watched = [
+        {**watcher, "process_s": process_s, "wall_s": run["arrival_to_run_done_s"], **run}
+        for run in watcher.pop("runs")
+    ]
     incremental = {
         "no new file": no_op,
         f"one new accelerometer file ({share:.0%})": {**one_file, "lines": lines},
+        **{
+            f"the same in `watch`, {which} delivery": {**run, "lines": lines}
+            for which, run in zip(("first", "second"), watched, strict=False)
+        },
     }
     for run in incremental.values():
         run["share_of_cold_run"] = round(run["wall_s"] / project["wall_s"], 3)
@@ -495,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(incremental_table(incremental))
     out.print(counts_table(counts))
     failed = [name for name, run in {**systems, **incremental}.items() if run["exit_code"] != 0]
+    if len(watched) < 2:
+        failed.append(f"`watch` (exit {watcher['exit_code']}, {len(watched)} of 2 runs)")
     ok = counts_match and not failed
 
     result = {
