@@ -68,6 +68,7 @@ SPARK_ENV: dict[str, dict[str, str]] = {
 }
 SAMPLE_EVERY_S = 0.2
 WATCH_EVERY_S = 0.5  # how often the measured `watch` looks for new files
+WATCH_TIMEOUT_S = 900  # a delivery whose run has not ended by then: the watcher is stopped
 GIB = 1024**3
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
@@ -296,6 +297,9 @@ def watch_deliveries(landing: Path, lake: Path, lines: int, count: int) -> Calla
             delivered = time.perf_counter()
             while len(seen := WATCH_RUN.findall(log.read_text())) < i:
                 if process.poll() is not None:
+                    return {"runs": runs}
+                if time.perf_counter() - delivered > WATCH_TIMEOUT_S:
+                    process.terminate()
                     return {"runs": runs}
                 time.sleep(0.05)
             runs.append(
