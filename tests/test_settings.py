@@ -53,4 +53,7 @@ def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
     monkeypatch.setenv("STEDI_PSEUDONYM_KEY", "s3cr3t")
     settings = load_settings("site")
     assert settings.pseudonym_key.get_secret_value() == "s3cr3t"
+    assert settings.pseudonym_key_bytes() == b"s3cr3t"
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
+    monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
+    assert load_settings("site").pseudonym_key_bytes() is None

@@ -119,11 +119,8 @@ def _promote(settings: Settings, stage: Stage) -> None:
 
     started = time.monotonic()
     stages, status = _stages(settings)
-    key = settings.pseudonym_key
     try:
-        report = run_stages(
-            stages, str(stage), pseudonym_key=key and key.get_secret_value().encode()
-        )
+        report = run_stages(stages, str(stage), pseudonym_key=settings.pseudonym_key_bytes())
     finally:
         status.stop()
     if report.writes:
@@ -169,13 +166,12 @@ def watch(
     with user_errors():
         settings = with_jit_for(_settings(profile, lake_root, rules), None)  # long-lived: full JIT
         lake, progress, status = _open(settings)
-        key = settings.pseudonym_key
         watching = f"watching {lake.root}/landing every {every:g} s · Ctrl-C stops"
         try:
             watch_lake(
                 lake,
                 rules=settings.rules,
-                pseudonym_key=key and key.get_secret_value().encode(),
+                pseudonym_key=settings.pseudonym_key_bytes(),
                 every=every,
                 runs=runs,
                 progress=progress,
@@ -351,11 +347,10 @@ def forget(
         settings = _settings(profile, lake_root)
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
-            key = settings.pseudonym_key
             report = erase(
                 lake,
                 email,
-                pseudonym_key=key and key.get_secret_value().encode(),
+                pseudonym_key=settings.pseudonym_key_bytes(),
                 progress=status.update,
             )
     out.print(erasure_table(report))

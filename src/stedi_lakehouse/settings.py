@@ -80,6 +80,10 @@ class Settings(BaseSettings):
             raise ConfigError("no lake root: pass --lake-root DIR or set STEDI_LAKE_ROOT")
         return self.lake_root
 
+    def pseudonym_key_bytes(self) -> bytes | None:
+        """The subject-key HMAC key as the stages take it (None when unset)."""
+        return self.pseudonym_key and self.pseudonym_key.get_secret_value().encode()
+
 
 _PROFILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("profile_data", default=None)
 
