@@ -207,7 +207,8 @@ class Lake:
         same commit. `append`: add the rows, replacing none (the caller knows the table holds
         none of them). `metadata` is recorded with the commit (beside the rules)."""
         writer = df.write.format("delta").mode("append" if append else "overwrite")
-        if where is None and not append:
+        whole = where is None and not append  # the table's every row replaced
+        if whole:
             writer = writer.option("overwriteSchema", "true")
             if statistics := CATALOGUE[name].statistics:
                 writer = writer.option(STATISTICS_PROPERTY, ",".join(statistics))
@@ -220,7 +221,7 @@ class Lake:
         unchecked = adds and where is not None and not append
         with self._conf(REPLACE_WHERE_CHECK, "false") if unchecked else nullcontext():
             # a table written whole may be new, or have moved: its catalog entry is checked
-            return self._committed(writer, name, check_location=where is None and not append)
+            return self._committed(writer, name, check_location=whole)
 
     @contextmanager
     def described(self, what: str) -> Iterator[None]:
