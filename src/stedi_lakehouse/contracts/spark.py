@@ -115,7 +115,8 @@ def _check(meta: Any) -> Check | None:
         case at.Lt(lt=v):
             return Check(lambda c, v=v: c < F.lit(v), f"must be < {v}")
         case at.MinLen(min_length=1):
-            return Check(lambda c: F.length(c) >= 1, "must not be empty")
+            # not `length(c) >= 1`: that counts every character of every value (e-mails, serials)
+            return Check(lambda c: c != F.lit(""), "must not be empty")
         case at.MinLen(min_length=n):
             return Check(lambda c, n=n: F.length(c) >= n, f"must have at least {n} characters")
     if getattr(meta, "allow_inf_nan", True) is False:
