@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.contracts.landing import AccelerometerReading
 from stedi_lakehouse.contracts.spark import columns, field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import ProcessedFile
-from stedi_lakehouse.io import local_frame
+from stedi_lakehouse.io import STATISTICS_PROPERTY, local_frame
 from stedi_lakehouse.session import build_session
 from stedi_lakehouse.settings import load_settings
 from stedi_lakehouse.transforms import validation as val
@@ -159,6 +159,19 @@ def main() -> None:
         "write accepted: Delta, statistics on 2 columns",
         lambda: good.write.format("delta").mode("overwrite").save(str(out / "two")),
     )
+    for label, stats in [
+        ("user, timestamp, source_file", "user,timestamp,source_file"),
+        ("timestamp, source_file", "timestamp,source_file"),
+    ]:
+        timed(
+            f"write accepted: Delta, statistics on {label}",
+            lambda stats=stats: (
+                good.write.format("delta")
+                .mode("overwrite")
+                .option(STATISTICS_PROPERTY, stats)
+                .save(str(out / stats.replace(",", "-")))
+            ),
+        )
     timed(
         "write accepted: plain Parquet",
         lambda: good.write.mode("overwrite").parquet(str(out / "parquet")),

@@ -183,24 +183,31 @@ def _spec(name: str, zone: Zone, contract: type[BaseModel], **kw) -> tuple[str, 
     return name, TableSpec(name, zone, contract, **kw)
 
 
-# Statistics columns: the keys runs look rows up by (person, device, time) and the landing file
-# (new files' rows are found, and replaced on a re-run, by `source_file`: its statistics let
-# Delta skip every file written from other landing files).
+# Statistics columns: the time of a reading and the landing file (new files' rows are found,
+# and replaced on a re-run, by `source_file`: its statistics let Delta skip every file written
+# from other landing files). The sensor tables keep none on the person or device (`user`,
+# `serialNumber`), although runs look rows up by them: every file holds readings of nearly
+# everybody, so their min/max skip no file, and keeping them cost a string copy per row
+# (docs/performance.md). The customer tables (one or two files) keep theirs.
 LINEAGE = ("source_file",)
 CUSTOMER_KEYS = ("email", "serialNumber")
-ACCEL_KEYS = ("user", "timestamp", *LINEAGE)
-STEP_KEYS = ("serialNumber", "sensorReadingTime", *LINEAGE)
+ACCEL_STATISTICS = ("timestamp", *LINEAGE)
+STEP_STATISTICS = ("sensorReadingTime", *LINEAGE)
 
 CATALOGUE: dict[str, TableSpec] = dict(
     [
         _spec(
             "customer_landing", Zone.LANDING, CustomerLanding, statistics=(*CUSTOMER_KEYS, *LINEAGE)
         ),
-        _spec("accelerometer_landing", Zone.LANDING, AccelerometerLanding, statistics=ACCEL_KEYS),
-        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding, statistics=STEP_KEYS),
+        _spec(
+            "accelerometer_landing", Zone.LANDING, AccelerometerLanding, statistics=ACCEL_STATISTICS
+        ),
+        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding, statistics=STEP_STATISTICS),
         _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted, statistics=CUSTOMER_KEYS),
-        _spec("accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted, statistics=ACCEL_KEYS),
-        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted, statistics=STEP_KEYS),
+        _spec(
+            "accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted, statistics=ACCEL_STATISTICS
+        ),
+        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted, statistics=STEP_STATISTICS),
         _spec("customer_curated", Zone.CURATED, CustomerCurated, statistics=CUSTOMER_KEYS),
         _spec(
             "machine_learning_curated",
