@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, RunRecord, Zone
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
@@ -74,6 +74,7 @@ def sample_run(request, spark, test_settings, tmp_path_factory):
     lake = Lake(spark, str(root), test_settings.catalog.database)
     stages = Stages(lake, rules=rules)
     report = stages.trusted().merge(stages.curated(pseudonym_key=KEY))
+    lake.registered()  # as `run_stages` does: registration runs beside the stages
     return lake, report, rules
 
 
@@ -130,6 +131,26 @@ def test_tables_are_registered_in_the_catalog(sample_run, spark):
     rows = written_rows(report)
     for name in ("customer_trusted", "machine_learning_curated", "accelerometer_quarantine"):
         assert spark.sql(f"SELECT count(*) AS n FROM stedi.{name}").first()["n"] == rows[name]
+
+
+def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypatch):
+    """A commit registers the table it creates (or writes whole); one that adds to a table
+    does not, while the metastore it was registered in is kept: booting the metastore cost a
+    small run about a second. Without it, every commit registers again."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    bookmark = local_frame(lake.spark, rows, spark_schema(ProcessedFile))
+    lake.append(bookmark, "processed_files")
+    lake.registered()
+    assert lake.spark.catalog.tableExists("stedi.processed_files")
+    asked: list[str] = []
+    monkeypatch.setattr(Lake, "register", lambda self, name, **_: asked.append(name))
+    lake.append(bookmark, "processed_files")
+    lake.registered()
+    assert asked == []
+    monkeypatch.setattr(Lake, "_metastore_kept", lambda self: False)
+    lake.append(bookmark, "processed_files")
+    lake.registered()
+    assert asked == ["processed_files"]
 
 
 def test_curated_refuses_trusted_tables_of_another_preset(sample_run):

@@ -32,6 +32,7 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.session import METASTORE_URL
 
 RULES_KEY = "rules"
 STATISTICS_PROPERTY = "delta.dataSkippingStatsColumns"
@@ -261,9 +262,10 @@ class Lake:
         if self._commits == self._fault_after:
             os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
         self._metadata.pop(name, None)
-        self._registrations.append(
-            self._registrar.submit(self.register, name, check_location=check_location)
-        )
+        if before is None or check_location or not self._metastore_kept():
+            self._registrations.append(
+                self._registrar.submit(self.register, name, check_location=check_location)
+            )
         metrics = commit.get("operationMetrics") or {}
         # a replaceWhere without deletion vectors rewrites the files it touches: their other
         # rows are "copied", not written by this run
@@ -346,6 +348,16 @@ class Lake:
         pending, self._registrations = self._registrations, []
         for registration in pending:
             registration.result()
+
+    def _metastore_kept(self) -> bool:
+        """Whether the session's embedded metastore (its Derby folder) exists. A table that
+        existed before a commit was registered then when it was created or last written whole,
+        so a commit that adds to it need not ask the metastore again: its first use (booting
+        the metastore) cost a run with one new file about a second (docs/performance.md). With
+        an external metastore (Glue), or once the folder is gone, every commit registers."""
+        url = self.spark.sparkContext.getConf().get(METASTORE_URL) or ""
+        derby = re.search(r"databaseName=([^;]+)", url)
+        return bool(derby) and Path(derby.group(1)).is_dir()
 
     def register(self, name: str, *, check_location: bool = True) -> None:
         """Point `database.name` at the table's location (external table; idempotent). A

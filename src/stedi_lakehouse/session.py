@@ -33,6 +33,10 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+# The embedded metastore's Derby database (`jdbc:derby:;databaseName=<folder>;create=true`).
+METASTORE_URL = "spark.hadoop.javax.jdo.option.ConnectionURL"
+
+
 def metastore_dir(settings: Settings, lake_root: str) -> Path:
     if settings.catalog.metastore_dir is not None:
         return settings.catalog.metastore_dir.resolve()
@@ -91,7 +95,7 @@ def _with_catalog(builder: Builder, settings: Settings, lake_root: str) -> Build
         return builder  # e.g. the Glue Data Catalog, configured by the cluster
     home = metastore_dir(settings, lake_root)
     url = f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
-    return builder.config("spark.hadoop.javax.jdo.option.ConnectionURL", url).config(
+    return builder.config(METASTORE_URL, url).config(
         "spark.sql.warehouse.dir", str(home / "warehouse")
     )
 
