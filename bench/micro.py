@@ -1,8 +1,8 @@
 """Micro-measurements behind docs/performance.md, on the M accelerometer feed (2M lines; run
 `make bench SCALE=M` once first). Each step is timed warm: best of three.
 
-    .venv/bin/python bench/micro.py                      # default JVM
-    STEDI_SPARK__JAVA_OPTIONS=-XX:+UseParallelGC .venv/bin/python bench/micro.py
+    .venv/bin/python bench/micro.py                      # the local profile (parallel collector)
+    STEDI_SPARK__JAVA_OPTIONS=-XX:+UseG1GC .venv/bin/python bench/micro.py   # G1 instead
 """
 
 import operator
