@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
@@ -355,9 +356,15 @@ class Lake:
         so a commit that adds to it need not ask the metastore again: its first use (booting
         the metastore) cost a run with one new file about a second (docs/performance.md). With
         an external metastore (Glue), or once the folder is gone, every commit registers."""
+        return self._derby_folder is not None and self._derby_folder.is_dir()
+
+    @cached_property
+    def _derby_folder(self) -> Path | None:
+        """The embedded metastore's folder, from the session's settings (read once: a
+        session's metastore does not change); None with an external metastore."""
         url = self.spark.sparkContext.getConf().get(METASTORE_URL) or ""
         derby = re.search(r"databaseName=([^;]+)", url)
-        return bool(derby) and Path(derby.group(1)).is_dir()
+        return Path(derby.group(1)) if derby else None
 
     def register(self, name: str, *, check_location: bool = True) -> None:
         """Point `database.name` at the table's location (external table; idempotent). A
