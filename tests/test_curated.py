@@ -16,7 +16,7 @@ from stedi_lakehouse.contracts.tables import (
     StepTrainerTrusted,
 )
 from stedi_lakehouse.transforms.curated import pair_same_person, pair_same_time
-from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
+from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex, subject_keys
 
 T0 = 1_655_564_376_000
 KEY = b"test-key"
@@ -36,6 +36,8 @@ def test_hmac_matches_the_standard_library_for_short_and_long_keys(spark):
             ).collect()
         }
         assert got == {e: hmac.new(key, e.encode(), hashlib.sha256).hexdigest() for e in got}
+        # the keys a run computes on the driver to scope its writes are the tables' keys
+        assert subject_keys(set(got), key=key) == set(got.values())
 
 
 def _inputs(spark):

@@ -123,7 +123,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
         **{quarantine_table(d): _line_mentions(person) for d in Dataset},
     }
     if ml_rules is Rules.PRIVACY:
-        keys = sorted(subject_keys(lake.spark, set(person.spellings), key=pseudonym_key))
+        keys = sorted(subject_keys(set(person.spellings), key=pseudonym_key))
         matches[ml] = keys, lambda key: F.col("t.subject_key") == key
     elif ml_rules is Rules.UDACITY:
         matches[ml] = (

@@ -590,7 +590,7 @@ class Stages:
             return pair(
                 steps, accelerometer_readings=readings, curated_customers=curated_customers
             ), Scope(whole=True)
-        keys = subject_keys(self.lake.spark, subjects, key=pseudonym_key)
+        keys = subject_keys(subjects, key=pseudonym_key)
         pairs = pair(
             steps,
             accelerometer_readings=people.rows(readings, email="user"),
