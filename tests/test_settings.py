@@ -57,3 +57,11 @@ def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
     monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
     assert load_settings("site").pseudonym_key_bytes() is None
+
+
+def test_empty_jvm_log_is_unset_and_a_folder_is_a_config_error(conf, monkeypatch):
+    monkeypatch.setenv("STEDI_SPARK__JVM_LOG", "")
+    assert load_settings("site").spark.jvm_log is None  # not the current folder
+    monkeypatch.setenv("STEDI_SPARK__JVM_LOG", str(conf))
+    with pytest.raises(ConfigError, match="spark.jvm_log: .* is a folder"):
+        load_settings("site")

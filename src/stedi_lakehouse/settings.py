@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stedi_lakehouse.errors import ConfigError
@@ -40,6 +40,19 @@ class SparkSettings(BaseModel):
         None, description="Where the local JVM's own stderr goes; None keeps the terminal's."
     )
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
+
+    @field_validator("jars_dir", "class_archive", "jvm_log", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # STEDI_SPARK__JVM_LOG= (empty) means "none", not the current folder
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jvm_log")
+    @classmethod
+    def _log_is_a_file(cls, value: Path | None) -> Path | None:
+        if value is not None and value.is_dir():
+            raise ValueError(f"{value} is a folder: name a file, or leave it unset")
+        return value
 
 
 class CatalogSettings(BaseModel):
