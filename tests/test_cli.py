@@ -70,6 +70,27 @@ def test_user_mistakes_end_with_one_line_and_exit_1(args, env, message):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def test_java_that_cannot_start_is_one_line_from_its_log(tmp_path):
+    """No java at JAVA_HOME: what the launcher said, which Java, where the log is; no
+    traceback. (A new process: in this one, Spark is already running.)"""
+    land_sample(tmp_path / "lake")
+    log = tmp_path / "jvm.log"
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "STEDI_SPARK__JVM_LOG": str(log)}
+    env["STEDI_CONF_DIR"] = str(ROOT / "conf")
+    done = subprocess.run(
+        [*CLI, "run", "--lake-root", str(tmp_path / "lake")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        f"error: Spark did not start: {tmp_path}/no-java/bin/java: No such file or directory "
+        f"(JAVA_HOME={tmp_path}/no-java; Spark runs on Java 17 or 21); the JVM's log: {log}"
+    ), done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_invalid_yaml_profile_is_one_line(tmp_path):
     (tmp_path / "broken.yaml").write_text("spark: [unclosed\n")
     result = invoke("status", "--profile", "broken", env={"STEDI_CONF_DIR": str(tmp_path)})

@@ -53,3 +53,22 @@ def test_new_landing_bytes_are_those_that_arrived_after_the_last_bookmark(tmp_pa
     os.link(landing / "new.json", landing / "linked.json")  # a second name: one more file
     assert new_landing_bytes(str(tmp_path)) == 14
     assert new_landing_bytes("s3://bucket/lake") is None
+
+
+def test_a_jvm_that_fails_in_spark_is_named_with_the_java_in_use(monkeypatch):
+    from py4j.protocol import Py4JJavaError
+
+    from stedi_lakehouse.session import _not_started
+
+    class JavaException:  # what py4j hands over: a reference to the JVM's exception
+        _target_id = "o1"
+
+        def toString(self):  # noqa: N802 (the Java method's name)
+            return "java.lang.UnsupportedOperationException: getSubject is not supported"
+
+    monkeypatch.setenv("JAVA_HOME", "/opt/java-25")
+    said = _not_started(Py4JJavaError("An error occurred", JavaException()), None, 0)
+    assert said == (
+        "Spark did not start: java.lang.UnsupportedOperationException: getSubject is not "
+        "supported (JAVA_HOME=/opt/java-25; Spark runs on Java 17 or 21)"
+    )

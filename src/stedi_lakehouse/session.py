@@ -7,12 +7,15 @@ from the standard AWS environment, and an embedded catalog.
 """
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
@@ -206,6 +209,32 @@ def _output_to(log_file: Path | None) -> Iterator[None]:
                 os.close(copy)
 
 
+# Lines of a failed start that say nothing about why: launcher notes, engine logs, stack frames.
+_NOISE = re.compile(
+    r"WARNING|Setting default log level|To adjust logging|\[cds\]|^\s*at |bad array subscript"
+)
+
+
+def _not_started(exc: Exception, log: Path | None, logged: int) -> str:
+    """One line on why Spark did not start (no Java at JAVA_HOME, a Java that Spark does not
+    run on): the JVM's or the launcher's own words, which Java, and where the JVM's log is."""
+    if isinstance(exc, Py4JJavaError):  # the JVM started, and Spark failed in it
+        said = [str(exc.java_exception.toString())]
+    else:  # the JVM exited before it could answer: it said why in its log
+        said = [str(exc)]
+        if log is not None and log.is_file():
+            with log.open("rb") as lines:
+                lines.seek(logged)
+                new = lines.read().decode(errors="replace").splitlines()
+            # "/.../bin/spark-class: line 71: /x/bin/java: No such file" -> "/x/bin/java: No ..."
+            new = [re.sub(r"^\S*spark-class: line \d+: ", "", line).strip() for line in new]
+            said = [line for line in new if line and not _NOISE.search(line)][:2] or said
+    java = os.environ.get("JAVA_HOME")
+    where = f"JAVA_HOME={java}" if java else "the java on the PATH (JAVA_HOME is not set)"
+    tail = f"; the JVM's log: {log}" if log is not None else ""
+    return f"Spark did not start: {'; '.join(said)} ({where}; Spark runs on Java 17 or 21){tail}"
+
+
 def configure(builder: Builder, settings: Settings, lake_root: str, *, submitted: bool) -> Builder:
     steps = SHARED_STEPS if submitted else LOCAL_STEPS + SHARED_STEPS
     for step in steps:
@@ -226,8 +255,13 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     home = metastore_dir(settings, lake_root)
     if embedded:
         home.mkdir(parents=True, exist_ok=True)
-    with _output_to(settings.spark.jvm_log):
-        spark = builder.getOrCreate()
+    log = settings.spark.jvm_log
+    logged = log.stat().st_size if log is not None and log.is_file() else 0
+    try:
+        with _output_to(log):
+            spark = builder.getOrCreate()
+    except (PySparkRuntimeError, Py4JJavaError) as exc:
+        raise ConfigError(_not_started(exc, log, logged)) from None
     spark.sparkContext.setLogLevel("ERROR")
     if embedded:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
