@@ -70,13 +70,30 @@ def test_user_mistakes_end_with_one_line_and_exit_1(args, env, message):
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_java_that_cannot_start_is_one_line_from_its_log(tmp_path):
-    """No java at JAVA_HOME: what the launcher said, which Java, where the log is; no
-    traceback. (A new process: in this one, Spark is already running.)"""
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"JAVA_HOME": "{tmp}/no-java"}, "{tmp}/no-java/bin/java: No such file or directory"),
+        (
+            {"STEDI_SPARK__CONF": '{"spark.sql.shuffle.partitions": "abc"}'},
+            "java.lang.IllegalArgumentException: spark.sql.shuffle.partitions should be int, "
+            "but was abc",
+        ),
+    ],
+    ids=["no java at JAVA_HOME", "a Spark setting Spark refuses"],
+)
+def test_spark_that_cannot_start_is_one_line(tmp_path, env, words):
+    """What the launcher or the JVM said, which Java, where the log is; no traceback. (A new
+    process: in this one, Spark is already running.)"""
     land_sample(tmp_path / "lake")
     log = tmp_path / "jvm.log"
-    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "STEDI_SPARK__JVM_LOG": str(log)}
-    env["STEDI_CONF_DIR"] = str(ROOT / "conf")
+    env = {
+        **os.environ,
+        "STEDI_CONF_DIR": str(ROOT / "conf"),
+        "STEDI_SPARK__JVM_LOG": str(log),
+        **{k: v.replace("{tmp}", str(tmp_path)) for k, v in env.items()},
+    }
+    java = f"JAVA_HOME={env['JAVA_HOME']}" if env.get("JAVA_HOME") else "the java on the PATH"
     done = subprocess.run(
         [*CLI, "run", "--lake-root", str(tmp_path / "lake")],
         env=env,
@@ -84,11 +101,12 @@ def test_java_that_cannot_start_is_one_line_from_its_log(tmp_path):
         text=True,
     )
     assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith(
-        f"error: Spark did not start: {tmp_path}/no-java/bin/java: No such file or directory "
-        f"(JAVA_HOME={tmp_path}/no-java; Spark runs on Java 17 or 21); the JVM's log: {log}"
-    ), done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    said = done.stderr.strip()
+    assert said.startswith(
+        f"error: Spark did not start: {words.replace('{tmp}', str(tmp_path))}. "
+    ), said
+    assert f"Java: {java}" in said and said.endswith(f"The JVM's log: {log}"), said
+    assert "Traceback" not in said and len(said.splitlines()) == 1
 
 
 def test_invalid_yaml_profile_is_one_line(tmp_path):

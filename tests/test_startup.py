@@ -63,12 +63,15 @@ def test_a_jvm_that_fails_in_spark_is_named_with_the_java_in_use(monkeypatch):
     class JavaException:  # what py4j hands over: a reference to the JVM's exception
         _target_id = "o1"
 
-        def toString(self):  # noqa: N802 (the Java method's name)
+        def toString(self):  # noqa: N802 (the Java methods' names)
             return "java.lang.UnsupportedOperationException: getSubject is not supported"
+
+        def getCause(self):  # noqa: N802
+            return None
 
     monkeypatch.setenv("JAVA_HOME", "/opt/java-25")
     said = _not_started(Py4JJavaError("An error occurred", JavaException()), None, 0)
     assert said == (
         "Spark did not start: java.lang.UnsupportedOperationException: getSubject is not "
-        "supported (JAVA_HOME=/opt/java-25; Spark runs on Java 17 or 21)"
+        "supported. Java: JAVA_HOME=/opt/java-25; Spark runs on 17 or 21."
     )

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkRuntimeError
+from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
@@ -217,9 +217,13 @@ _NOISE = re.compile(
 
 def _not_started(exc: Exception, log: Path | None, logged: int) -> str:
     """One line on why Spark did not start (no Java at JAVA_HOME, a Java that Spark does not
-    run on): the JVM's or the launcher's own words, which Java, and where the JVM's log is."""
-    if isinstance(exc, Py4JJavaError):  # the JVM started, and Spark failed in it
-        said = [str(exc.java_exception.toString())]
+    run on, a Spark setting it refuses): the JVM's or the launcher's own words, which Java,
+    and where the JVM's log is."""
+    thrown = exc.java_exception if isinstance(exc, Py4JJavaError) else getattr(exc, "_origin", None)
+    if thrown is not None:  # the JVM started, and Spark failed in it: its deepest cause
+        while thrown.getCause() is not None:
+            thrown = thrown.getCause()
+        said = [str(thrown.toString())]
     else:  # the JVM exited before it could answer: it said why in its log
         said = [str(exc)]
         if log is not None and log.is_file():
@@ -230,9 +234,10 @@ def _not_started(exc: Exception, log: Path | None, logged: int) -> str:
             new = [re.sub(r"^\S*spark-class: line \d+: ", "", line).strip() for line in new]
             said = [line for line in new if line and not _NOISE.search(line)][:2] or said
     java = os.environ.get("JAVA_HOME")
-    where = f"JAVA_HOME={java}" if java else "the java on the PATH (JAVA_HOME is not set)"
-    tail = f"; the JVM's log: {log}" if log is not None else ""
-    return f"Spark did not start: {'; '.join(said)} ({where}; Spark runs on Java 17 or 21){tail}"
+    where = f"JAVA_HOME={java}" if java else "the java on the PATH (no JAVA_HOME)"
+    tail = f" The JVM's log: {log}" if log is not None else ""
+    said = [line.rstrip(".") for line in said]
+    return f"Spark did not start: {'; '.join(said)}. Java: {where}; Spark runs on 17 or 21.{tail}"
 
 
 def configure(builder: Builder, settings: Settings, lake_root: str, *, submitted: bool) -> Builder:
@@ -260,7 +265,8 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     try:
         with _output_to(log):
             spark = builder.getOrCreate()
-    except (PySparkRuntimeError, Py4JJavaError) as exc:
+            spark._jsparkSession.sessionState()  # made at first use: a bad setting fails here
+    except (PySparkException, Py4JJavaError) as exc:
         raise ConfigError(_not_started(exc, log, logged)) from None
     spark.sparkContext.setLogLevel("ERROR")
     if embedded:
