@@ -4,6 +4,7 @@ catalog), started after a loopback S3 server (moto) so that S3A talks to it."""
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
+# A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="stedi-test-config-")
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",

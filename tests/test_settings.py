@@ -56,7 +56,10 @@ def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
     assert settings.pseudonym_key_bytes() == b"s3cr3t"
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings.model_dump())
     monkeypatch.delenv("STEDI_PSEUDONYM_KEY")
-    assert load_settings("site").pseudonym_key_bytes() is None
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(conf / "config"))
+    made = load_settings("site").resolved_key()  # a local lake: this user's own random key
+    assert made.created and made.secret != b"s3cr3t"
+    assert load_settings("site", lake_root="s3://bucket/lake").pseudonym_key_bytes() is None
 
 
 def test_empty_jvm_log_is_unset_and_a_folder_is_a_config_error(conf, monkeypatch):

@@ -19,3 +19,11 @@ class LakeError(StediError):
 
 class RulesMismatchError(StediError):
     """A stage was asked to build on tables that were made with another rules preset."""
+
+
+class KeyMismatchError(StediError):
+    """The pseudonym key differs from the one the lake's tables were built with."""
+
+
+class ReadOnlyError(StediError):
+    """A statement given to `query` would change the lake or reach outside it."""

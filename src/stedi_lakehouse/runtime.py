@@ -18,6 +18,14 @@ def check_local_root(root: str) -> None:
             raise LakeError(f"lake root {path} does not exist (or is not a folder)")
 
 
+def make_private_folder(path: Path) -> None:
+    """Create `path` (and missing parents) readable by its owner only; an existing folder
+    keeps the modes its owner chose."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)  # whatever the umask
+
+
 LOCK_FILE = "_lock"
 _held: dict[str, int] = {}  # lake root -> open descriptor of its lock, held until exit
 
@@ -29,7 +37,7 @@ def lock_lake(root: str) -> None:
     if not is_local_path(root) or root in _held:
         return
     path = local_path(root) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -110,6 +118,8 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
     keeping sub-folders; returns the number of files per dataset. A local lake gets plain file
     copies; any other (s3://) is written through `lake` (Hadoop's file system, S3A)."""
     found = files_to_land(source)
+    if is_local_path(lake_root):
+        make_private_folder(local_path(lake_root))
     for dataset, files in found.items():
         for file in files:
             relative = f"landing/{dataset}/{file.relative_to(source / dataset).as_posix()}"

@@ -20,6 +20,7 @@ from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.runtime import make_private_folder
 from stedi_lakehouse.settings import Settings
 
 Builder = SparkSession.Builder
@@ -69,8 +70,10 @@ def _with_delta_jars(builder: Builder, settings: Settings, lake_root: str) -> Bu
 
 
 def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builder:
-    """Python workers (small local DataFrames are built through them) run this interpreter,
-    whose environment has this package, not whatever `python3` is on the PATH."""
+    """Python workers (small local DataFrames, the subject-key HMAC, erasure matching) run
+    this interpreter, whose environment has this package, not whatever `python3` is on the
+    PATH. A SparkContext started from Python takes it from PYSPARK_PYTHON, not the setting."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return builder.config("spark.pyspark.python", sys.executable)
 
 
@@ -194,11 +197,12 @@ def _output_to(log_file: Path | None) -> Iterator[None]:
     if log_file is None:
         yield
         return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(log_file.parent)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with log_file.open("ab") as log:
+    descriptor = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "ab") as log:
         for fd in (1, 2):
             os.dup2(log.fileno(), fd)
         try:
@@ -259,7 +263,7 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     embedded = settings.catalog.metastore == "embedded"
     home = metastore_dir(settings, lake_root)
     if embedded:
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_folder(home)
     log = settings.spark.jvm_log
     logged = log.stat().st_size if log is not None and log.is_file() else 0
     try:

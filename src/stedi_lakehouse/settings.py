@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.keys import PseudonymKey, resolve_key
 from stedi_lakehouse.presets import Rules
 
 DEFAULT_PROFILE = "local"
@@ -50,9 +51,19 @@ class SparkSettings(BaseModel):
     @field_validator("jvm_log")
     @classmethod
     def _log_is_a_file(cls, value: Path | None) -> Path | None:
+        value = value.expanduser() if value is not None else None
         if value is not None and value.is_dir():
             raise ValueError(f"{value} is a folder: name a file, or leave it unset")
         return value
+
+
+class MaintenanceSettings(BaseModel):
+    retention_hours: float = Field(
+        168, ge=0, description="How long a replaced data file is kept (VACUUM's retention)."
+    )
+    every_hours: float = Field(
+        24, gt=0, description="`run` maintains the lake when the last maintenance is older."
+    )
 
 
 class CatalogSettings(BaseModel):
@@ -71,10 +82,14 @@ class Settings(BaseSettings):
     lake_root: str | None = Field(None, description="Folder or s3:// URI of the lake.")
     rules: Rules = Rules.PRIVACY
     pseudonym_key: SecretStr | None = Field(
-        None, description="Key of the subject-key HMAC; set STEDI_PSEUDONYM_KEY in production."
+        None, description="Key of the subject-key HMAC (STEDI_PSEUDONYM_KEY); see keys.py."
+    )
+    pseudonym_key_secret: str | None = Field(
+        None, description="AWS Secrets Manager secret (name or ARN) holding the key."
     )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -93,9 +108,15 @@ class Settings(BaseSettings):
             raise ConfigError("no lake root: pass --lake-root DIR or set STEDI_LAKE_ROOT")
         return self.lake_root
 
+    def resolved_key(self) -> PseudonymKey | None:
+        """The pseudonym key: set, in a secret, or this user's local key (`keys.py`)."""
+        value = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
+        return resolve_key(value, self.pseudonym_key_secret, self.lake_root)
+
     def pseudonym_key_bytes(self) -> bytes | None:
-        """The subject-key HMAC key as the stages take it (None when unset)."""
-        return self.pseudonym_key and self.pseudonym_key.get_secret_value().encode()
+        """The subject-key HMAC key as the stages take it (None when there is none)."""
+        key = self.resolved_key()
+        return key.secret if key else None
 
 
 _PROFILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("profile_data", default=None)
