@@ -131,7 +131,7 @@ def test_later_runs_do_not_bring_the_person_back(forgotten):
     line = {"user": "Larry.Clayton@test.com", "timestamp": 1655564000123, "x": 1, "y": 2, "z": 3}
     extra.write_text(json.dumps(line) + "\n")
     run(lake)
-    rules_changed = Stages(lake, rules=Rules.UDACITY)
+    rules_changed = Stages(lake, rules=Rules.UDACITY, pseudonym_key=KEY)
     rules_changed.trusted()  # a full rebuild from landing
     rules_changed.curated(pseudonym_key=KEY)
     assert files_naming(root, person["email"], person["serial"]) == []

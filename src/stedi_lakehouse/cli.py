@@ -87,6 +87,19 @@ def _settings(profile: str | None, lake_root: str | None, rules: Rules | None = 
     return load_settings(profile, lake_root=lake_root, rules=rules)
 
 
+def _key(settings: Settings) -> bytes | None:
+    """The pseudonym key (see keys.py); a key made now is announced with where it is kept."""
+    key = settings.resolved_key()
+    if key is not None and key.created:
+        err.print(
+            f"made a pseudonym key for this user's local lakes: {key.source} (mode 0600; keep "
+            "it: subject keys and erasures depend on it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return key.secret if key else None
+
+
 def _open(settings: Settings):
     """The lake on a started Spark, a progress callback and the status line it updates."""
     from stedi_lakehouse.runtime import new_landing_bytes, open_lake
@@ -120,13 +133,15 @@ def _promote(settings: Settings, stage: Stage) -> None:
     started = time.monotonic()
     stages, status = _stages(settings)
     try:
-        report = run_stages(stages, str(stage), pseudonym_key=settings.pseudonym_key_bytes())
+        report = run_stages(stages, str(stage), pseudonym_key=_key(settings))
     finally:
         status.stop()
     if report.writes:
         out.print(writes_table(report.writes))
         if report.datasets:
             out.print(records_table(report.datasets.values()))
+        if stage is Stage.ALL:
+            _maintain_if_due(stages.lake, settings)
     else:
         out.print("nothing new: no landing file arrived since the last run; no table written")
     out.print(
@@ -171,7 +186,7 @@ def watch(
             watch_lake(
                 lake,
                 rules=settings.rules,
-                pseudonym_key=settings.pseudonym_key_bytes(),
+                pseudonym_key=_key(settings),
                 every=every,
                 runs=runs,
                 progress=progress,
@@ -301,11 +316,21 @@ def query(
             "SELECT ... FROM stedi.customer_trusted VERSION AS OF 3.",
         ),
     ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="The catalog database to run in (default: the lake's, `stedi`; data "
+            "scientists' is `stedi_curated`, the curated tables only).",
+        ),
+    ] = None,
     profile: Profile = None,
 ) -> None:
-    """Run Spark SQL against the `stedi` database and print the result as a table."""
+    """Run one read-only Spark SQL statement (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE,
+    EXPLAIN) against the `stedi` database and print the result as a table."""
     from pyspark.errors import PySparkException
 
+    from stedi_lakehouse.readonly import RUN_SQL_ON_FILES, check_read_only
     from stedi_lakehouse.report import result_table
     from stedi_lakehouse.runtime import open_lake
 
@@ -315,11 +340,16 @@ def query(
         views: list[str] = []
         try:
             lake.spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.catalog.database}")
-            lake.spark.catalog.setCurrentDatabase(settings.catalog.database)
+            lake.spark.catalog.setCurrentDatabase(database or settings.catalog.database)
             if as_of is not None:
                 _time_travel(lake, sql, as_of, views)
-            result = lake.spark.sql(sql)
-            columns, rows = result.columns, result.limit(limit + 1).collect()
+            check_read_only(lake.spark, sql)
+            lake.spark.conf.set(RUN_SQL_ON_FILES, "false")  # Spark's own guard as well
+            try:
+                result = lake.spark.sql(sql)
+                columns, rows = result.columns, result.limit(limit + 1).collect()
+            finally:
+                lake.spark.conf.unset(RUN_SQL_ON_FILES)
         except PySparkException as exc:
             raise fail(str(exc).strip().splitlines()[0]) from None
         finally:  # the session may outlive the command (in-process callers, tests)
@@ -347,13 +377,56 @@ def forget(
         settings = _settings(profile, lake_root)
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
-            report = erase(
-                lake,
-                email,
-                pseudonym_key=settings.pseudonym_key_bytes(),
-                progress=status.update,
-            )
+            report = erase(lake, email, pseudonym_key=_key(settings), progress=status.update)
     out.print(erasure_table(report))
+
+
+def _maintain_if_due(lake, settings: Settings) -> None:
+    from stedi_lakehouse.maintenance import due, maintain
+
+    if due(lake, settings.maintenance):
+        with err.status("maintaining the lake") as status:
+            record = maintain(lake, settings.maintenance, progress=status.update)
+        out.print(
+            f"maintained {len(record.writes)} table(s) (due every "
+            f"{settings.maintenance.every_hours:g} h)"
+        )
+
+
+@app.command()
+def maintain(
+    lake_root: LakeRoot = None,
+    retention_hours: Annotated[
+        float | None,
+        typer.Option(
+            "--retention-hours",
+            min=0,
+            help="Keep replaced data files this long (default: maintenance.retention_hours, "
+            "168). Older files, and the versions needing them, are gone for good.",
+        ),
+    ] = None,
+    profile: Profile = None,
+) -> None:
+    """Compact every table's small files and delete replaced files past their retention
+    (VACUUM): data of people who withdrew consent leaves the storage. `run` does it when due."""
+    from stedi_lakehouse.maintenance import maintain as maintain_lake
+    from stedi_lakehouse.report import result_table
+    from stedi_lakehouse.runtime import open_lake
+
+    with user_errors():
+        settings = _settings(profile, lake_root)
+        if retention_hours is not None:
+            chosen = settings.maintenance.model_copy(update={"retention_hours": retention_hours})
+            settings = settings.model_copy(update={"maintenance": chosen})
+        with err.status("starting Spark") as status:
+            lake = open_lake(settings)
+            record = maintain_lake(lake, settings.maintenance, progress=status.update)
+    rows = [(w.table, f"{w.rows_removed:,}", w.version) for w in record.writes]
+    out.print(result_table(["table", "small files compacted", "version"], rows))
+    out.print(
+        f"replaced files older than {settings.maintenance.retention_hours:g} h deleted; "
+        "recorded in `runs` (command maintain)"
+    )
 
 
 @app.command()

@@ -1,159 +1,302 @@
-"""The right to erasure: one person out of every zone and every file of the lake.
+"""The right to erasure: one person out of every zone, every file and every version of the lake.
 
-`forget(lake, email)` removes the person's customer records, their accelerometer readings and
-the step-trainer readings of every device only they claimed, from the landing, quarantine,
-trusted and curated tables and from the raw landing files; then purges what could still hold
-them: the tables' old data files (VACUUM, its retention check lifted for this command only) and
-the transaction log before the erasure (whose per-file min/max statistics name values of the
-old files). Rows are removed with a MERGE against a small in-memory key table, so no commit's
-predicate spells the identifiers either. The erasure is recorded in `erasures` by counts only.
+`forget(lake, email)` runs these steps; each can be interrupted and the same command run again
+finishes the erasure (the journal, `PendingErasure`, holds keyed hashes, never the address):
 
-Landing files that held the person keep their names, so runs treat them as processed: no later
-run brings the person back from them.
+1. the journal entry, then the person's e-mail and own devices on the suppression list
+   (`suppressions`), so no run ingests them again;
+2. their rows, from every landing, quarantine, trusted and curated table (a MERGE against a
+   small key table, so no commit's predicate spells an identifier);
+3. their lines, from the raw landing files (matched by decoding each line: `identifiers.py`);
+4. the text of `runs` that names them (a failed run's error);
+5. every older version of every table (VACUUM with no retention, then the log before the
+   current version), whether or not the table held them today: a person who withdrew consent
+   is gone from the current version but still in the earlier ones;
+6. the erasure's record in `erasures` (counts only), then the journal entry.
+
+Devices only they claimed are theirs: those readings go too. Landing files keep their names, so
+runs treat them as processed.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import Column
+from pydantic import BaseModel
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import Dataset, Erasure, landing_table, quarantine_table
+from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
+    Dataset,
+    Erasure,
+    PendingErasure,
+    Suppression,
+    landing_table,
+    quarantine_table,
+)
 from stedi_lakehouse.errors import ConfigError, LakeError
+from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, check_fingerprint, fingerprint, keyed_hash
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
-WORD_CHAR = r"[A-Za-z0-9._%+\-]"  # what may surround an e-mail address or serial inside a word
+JOURNAL = "_erasures"
+ML = "machine_learning_curated"
+SUPPRESSIONS = "suppressions"
+REDACTED = "(redacted: it named an erased person)"
+
+
+class _Key(BaseModel):
+    key: str
 
 
 @dataclass
 class ErasureReport:
     rows_removed: dict[str, int] = field(default_factory=dict)
     landing_files_rewritten: int = 0
+    runs_redacted: int = 0
     tables_purged: list[str] = field(default_factory=list)
+    resumed: bool = False
 
 
-@dataclass(frozen=True)
-class Person:
-    email: str  # lower case: e-mail addresses are matched without regard to case
-    spellings: frozenset[str]  # as stored (subject keys are keyed on the exact text)
-    devices: frozenset[str]  # serial numbers only this person claimed
-
-    @property
-    def patterns(self) -> list[str]:
-        """Regular expressions (the same in Java and Python) finding the e-mail address or an
-        own serial number in a raw line, in any case, as a whole word: `a@b.com` does not
-        match inside `xa@b.com`."""
-        words = sorted({self.email, *(serial.lower() for serial in self.devices)})
-        return [rf"(?i)(?<!{WORD_CHAR}){re.escape(word)}(?!{WORD_CHAR})" for word in words]
-
-    def mentioned_in(self, text: Column) -> Column:
-        """Whether a raw line names the person or one of their devices."""
-        condition = F.lit(False)
-        for pattern in self.patterns:
-            condition = condition | text.rlike(pattern)
-        return condition
-
-    def mentions(self, line: str) -> bool:
-        """`mentioned_in`, for a line in Python."""
-        return any(re.search(pattern, line) for pattern in self.patterns)
+def pending_erasures(lake: Lake) -> list[str]:
+    """The journal entries of erasures that did not finish (keyed hashes)."""
+    return [name.removesuffix(".json") for name in lake.files_in(JOURNAL) if name.endswith(".json")]
 
 
-def find_person(lake: Lake, email: str) -> Person:
-    target = email.strip().lower()
-    if not target:
-        raise LakeError("--email must not be empty")
+def check_key(lake: Lake, key: bytes) -> None:
+    """Refuse a key other than the one the lake's keyed tables were built with."""
+    for table in (ML, SUPPRESSIONS):
+        check_fingerprint(table, lake.table_property(table, FINGERPRINT_PROPERTY), key)
+
+
+def _distinct(df: DataFrame, column: Column) -> set[str]:
+    return {r[0] for r in df.select(column.alias("v")).distinct().collect() if r[0] is not None}
+
+
+def _keys(lake: Lake, values: set[str]) -> DataFrame:
+    """The values as a small key table `s` (column `key`): joined, not spelt in a plan, so no
+    query plan or event log of an erasure names the person."""
+    schema = spark_schema(_Key)
+    return local_frame(lake.spark, [{"key": v} for v in sorted(values)], schema).alias("s")
+
+
+def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
+    """The landing files of `dataset` holding a line of the subject's. Spark finds the
+    candidates (the identifiers in the raw text or in a decoded identifier field, or a line
+    with JSON escapes); `Subject.names` decides, line by line."""
+    if not lake.landing_exists(dataset):
+        return []
+    words = {w.lower() for w in subject.emails | subject.serials} | set(subject.serials)
+    lines = lake.read_landing(dataset).alias("l")
+    key, value = F.col("s.key"), F.col("l.value")
+    field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
+    named = (
+        F.contains(F.lower(value), key)
+        | (F.lower(field["email"]) == key)
+        | (F.lower(field["user"]) == key)
+        | (F.get_json_object(value, "$.serialNumber") == key)
+    )
+    candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
+        lines.filter(F.contains(value, F.lit("\\u")))
+    )
+    files = _distinct(candidates, F.col("source_file"))
+    return sorted(f for f in files if any(subject.names(line) for line in lake.landing_lines(f)))
+
+
+def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
+    """Distinct values of a field of every raw landing line of `dataset` (decoded JSON)."""
+    lines = lake.read_landing(dataset)
+    return _distinct(lines, F.get_json_object("value", f"$.{name}"))
+
+
+def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
+    """The person's journal entry: a new one from what the lake holds, None if it holds
+    nothing of them."""
     spellings: set[str] = set()
     claimed: set[str] = set()
     if lake.exists(landing_table(Dataset.CUSTOMER)):
         customers = lake.read(landing_table(Dataset.CUSTOMER))
-        theirs = customers.filter(F.lower("email") == target).select("email", "serialNumber")
-        for row in theirs.collect():
-            spellings.add(row["email"])
-            claimed.add(row["serialNumber"])
-        others = customers.filter(
-            (F.lower("email") != target) & F.col("serialNumber").isin(sorted(claimed))
+        theirs = customers.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_semi")
+        spellings |= _distinct(theirs, F.col("email"))
+        claimed |= _distinct(theirs, F.col("serialNumber"))
+        claims = customers.join(
+            _keys(lake, claimed), F.col("serialNumber") == F.col("key"), "left_semi"
         )
-        claimed -= {r[0] for r in others.select("serialNumber").distinct().collect()}
+        others = claims.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_anti")
+        claimed -= _distinct(others, F.col("serialNumber"))
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
         readings = lake.read(landing_table(Dataset.ACCELEROMETER))
-        users = readings.filter(F.lower("user") == target).select("user").distinct()
-        spellings |= {r[0] for r in users.collect()}
-    return Person(target, frozenset(spellings), frozenset(claimed))
+        theirs = readings.join(_keys(lake, {email}), F.lower("user") == F.col("key"), "left_semi")
+        spellings |= _distinct(theirs, F.col("user"))
+    if not spellings and not claimed:
+        return None
+    return PendingErasure(
+        person=keyed_hash(key, "email", email),
+        devices=sorted(keyed_hash(key, "serial", s) for s in claimed),
+        subject_keys=sorted(subject_keys(spellings, key=key)),
+        key_fingerprint=fingerprint(key),
+        started_at=datetime.now(UTC),
+    )
+
+
+def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
+    """The serial numbers whose keyed hashes the journal holds, found among every serial the
+    landing lines name (the tables may no longer hold them after an interrupted erasure)."""
+    if not entry.devices:
+        return set()
+    wanted = set(entry.devices)
+    serials: set[str] = set()
+    for dataset in (Dataset.CUSTOMER, Dataset.STEP_TRAINER):
+        if lake.landing_exists(dataset):
+            serials |= _landing_fields(lake, dataset, "serialNumber")
+    return {s for s in serials if keyed_hash(key, "serial", s) in wanted}
 
 
 Match = tuple[list[str], Callable[[Column], Column]]  # keys, and when a row `t` matches one
 
 
-def _person_is(column: str, person: Person) -> Match:
-    return [person.email], lambda key: F.lower(F.col(f"t.{column}")) == key
+def _column_is(column: str, values: set[str], *, lower: bool = False) -> Match:
+    def matches(key: Column) -> Column:
+        value = F.col(f"t.{column}")
+        return (F.lower(value) if lower else value) == key
+
+    return sorted(values), matches
 
 
-def _device_is(column: str, person: Person) -> Match:
-    return sorted(person.devices), lambda key: F.col(f"t.{column}") == key
+def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
+    """The rows of `table` whose text in `column` is a record of the subject's: decided in
+    Python, line by line (few rows: quarantined lines, failed runs' errors)."""
+    rows = lake.read(table).select(column).filter(F.col(column).isNotNull()).distinct()
+    texts = {r[0] for r in rows.toLocalIterator() if subject.names(r[0])}
+    return sorted(texts), lambda key: F.col(f"t.{column}") == key
 
 
-def _line_mentions(person: Person) -> Match:
-    return person.patterns, lambda key: F.expr("t.raw_line RLIKE s.key")
+def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, Match]:
+    emails, serials = set(subject.emails), set(subject.serials)
+    matches: dict[str, Match] = {}
+    for prefix, column in (("customer", "email"), ("accelerometer", "user")):
+        for zone in ("landing", "trusted", "curated"):
+            if f"{prefix}_{zone}" in CATALOGUE:
+                matches[f"{prefix}_{zone}"] = _column_is(column, emails, lower=True)
+    for zone in ("landing", "trusted"):
+        matches[f"step_trainer_{zone}"] = _column_is("serialNumber", serials)
+    for dataset in Dataset:
+        table = quarantine_table(dataset)
+        if lake.exists(table):
+            matches[table] = _lines_of(lake, table, "raw_line", subject)
+    if lake.exists(ML) and lake.table_rules(ML) is Rules.UDACITY:
+        users, devices = _column_is("user", emails, lower=True), _column_is("serialNumber", serials)
+        matches[ML] = (
+            users[0] + devices[0],
+            lambda key: users[1](key) | devices[1](key),
+        )
+    else:
+        matches[ML] = _column_is("subject_key", set(entry.subject_keys))
+    return matches
 
 
 def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=print) -> ErasureReport:
     """Erase the person with this e-mail address from the lake (see the module's docstring)."""
-    person = find_person(lake, email)
-    report = ErasureReport()
-    ml = "machine_learning_curated"
-    ml_rules = lake.table_rules(ml) if lake.exists(ml) else None
-    if ml_rules is Rules.PRIVACY and not pseudonym_key:
+    target = email.strip().lower()
+    if not target:
+        raise LakeError("--email must not be empty")
+    if not pseudonym_key:
         raise ConfigError(
-            "no pseudonym key: set STEDI_PSEUDONYM_KEY, the key machine_learning_curated was "
-            "built with, so that the person's pairs can be found"
+            "no pseudonym key: set STEDI_PSEUDONYM_KEY, the key the lake was built with, so "
+            "that the person's pairs and later deliveries can be found"
         )
-    matches: dict[str, Match] = {
-        "customer_landing": _person_is("email", person),
-        "customer_trusted": _person_is("email", person),
-        "customer_curated": _person_is("email", person),
-        "accelerometer_landing": _person_is("user", person),
-        "accelerometer_trusted": _person_is("user", person),
-        "step_trainer_landing": _device_is("serialNumber", person),
-        "step_trainer_trusted": _device_is("serialNumber", person),
-        **{quarantine_table(d): _line_mentions(person) for d in Dataset},
-    }
-    if ml_rules is Rules.PRIVACY:
-        keys = sorted(subject_keys(set(person.spellings), key=pseudonym_key))
-        matches[ml] = keys, lambda key: F.col("t.subject_key") == key
-    elif ml_rules is Rules.UDACITY:
-        matches[ml] = (
-            [person.email, *sorted(person.devices)],
-            lambda key: (F.lower(F.col("t.user")) == key) | (F.col("t.serialNumber") == key),
-        )
+    check_key(lake, pseudonym_key)
+    person = keyed_hash(pseudonym_key, "email", target)
+    journal_file = f"{JOURNAL}/{person}.json"
+    report = ErasureReport()
+    stored = lake.read_file(journal_file)
+    if stored is not None:
+        entry = PendingErasure.model_validate_json(stored)
+        report.resumed = True
+        progress("finishing an erasure that did not finish")
+    else:
+        found = _find(lake, target, pseudonym_key)
+        if found is None:
+            raise LakeError("nobody with that e-mail address is in the lake: nothing was changed")
+        entry = found
 
-    for table, (keys, matching) in matches.items():
+    def save() -> None:
+        entry.rows_removed = report.rows_removed
+        entry.landing_files_rewritten = report.landing_files_rewritten
+        entry.runs_redacted = report.runs_redacted
+        lake.write_file(journal_file, entry.model_dump_json().encode())
+
+    if report.resumed:
+        report.rows_removed = dict(entry.rows_removed)
+        report.landing_files_rewritten = entry.landing_files_rewritten
+        report.runs_redacted = entry.runs_redacted
+    save()  # 1. the journal
+    _suppress(lake, entry, pseudonym_key)
+    subject = Subject(frozenset({target}), frozenset(_devices(lake, entry, pseudonym_key)))
+
+    for table, (keys, matching) in _matches(lake, subject, entry).items():  # 2. rows
         if lake.exists(table):
             progress(f"removing from {table}")
             if removed := lake.delete_rows(table, keys, matching):
-                report.rows_removed[table] = removed
+                report.rows_removed[table] = report.rows_removed.get(table, 0) + removed
+                save()
 
-    progress("rewriting landing files")
+    progress("rewriting landing files")  # 3. raw lines
     for dataset in Dataset:
-        for relative in lake.landing_files_mentioning(dataset, person.mentioned_in(F.col("value"))):
-            lake.rewrite_landing_file(relative, keep=lambda line: not person.mentions(line))
+        for relative in _landing_files_naming(lake, dataset, subject):
+            lake.rewrite_landing_file(relative, keep=lambda line: not subject.names(line))
             report.landing_files_rewritten += 1
-    if not report.rows_removed and not report.landing_files_rewritten:
-        raise LakeError("nobody with that e-mail address is in the lake: nothing was changed")
+            save()
 
-    for table in report.rows_removed:
-        progress(f"purging old files and log of {table}")
-        lake.purge_history(table)
-        report.tables_purged.append(table)
+    if lake.exists("runs"):  # 4. what runs said of them
+        keys, matching = _lines_of(lake, "runs", "error", subject)
+        if redacted := lake.delete_rows("runs", keys, matching, update={"error": F.lit(REDACTED)}):
+            report.runs_redacted += redacted
+            save()
+
+    for table in CATALOGUE:  # 5. every older version
+        if lake.exists(table):
+            progress(f"purging old files and log of {table}")
+            lake.purge_history(table)
+            report.tables_purged.append(table)
+
+    _record(lake, entry, report)  # 6.
+    progress("finishing")
+    lake.delete_file(journal_file)
+    lake.registered()
+    return report
+
+
+def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
+    """Put the person's hashes on the suppression list (once, also when resumed)."""
+    hashes = {entry.person: "email", **{device: "serial" for device in entry.devices}}
+    if lake.exists(SUPPRESSIONS):
+        listed = lake.read(SUPPRESSIONS).filter(F.col("identifier_hash").isin(sorted(hashes)))
+        for row in listed.select("identifier_hash").collect():
+            hashes.pop(row[0], None)
+    if hashes:
+        rows = [
+            {"identifier_hash": h, "kind": kind, "erased_at": entry.started_at}
+            for h, kind in sorted(hashes.items())
+        ]
+        lake.append(local_frame(lake.spark, rows, spark_schema(Suppression)), SUPPRESSIONS)
+    if lake.table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY) is None:
+        lake.set_table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY, fingerprint(key))
+
+
+def _record(lake: Lake, entry: PendingErasure, report: ErasureReport) -> None:
+    """The erasure's row in `erasures`, once: a rerun after it was written adds none."""
+    if lake.exists("erasures"):
+        recorded = lake.read("erasures").filter(F.col("erased_at") == F.lit(entry.started_at))
+        if recorded.limit(1).count():
+            return
     record = {
-        "erased_at": datetime.now(UTC),
+        "erased_at": entry.started_at,
         "rows_removed": report.rows_removed,
         "landing_files_rewritten": report.landing_files_rewritten,
     }
     lake.append(local_frame(lake.spark, [record], spark_schema(Erasure)), "erasures")
-    lake.registered()
-    return report

@@ -29,7 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.roots import is_local_path, local_path
@@ -292,9 +292,11 @@ class Lake:
             )
         reader = self.spark.read.format("delta")
         if version is not None:
-            latest = self.version(name)
-            if not 0 <= version <= latest:
-                raise LakeError(f"{name} has no version {version} (versions 0 to {latest})")
+            earliest, latest = self._versions(path)[-1], self.version(name)
+            if not earliest <= version <= latest:
+                raise LakeError(
+                    f"{name} has no version {version} (versions {earliest} to {latest})"
+                )
             reader = reader.option("versionAsOf", version)
         return reader.load(path)
 
@@ -366,11 +368,24 @@ class Lake:
         derby = re.search(r"databaseName=([^;]+)", url)
         return Path(derby.group(1)) if derby else None
 
+    @property
+    def curated_database(self) -> str:
+        """The database holding only the curated tables (what data scientists are granted)."""
+        return f"{self.database}_curated"
+
     def register(self, name: str, *, check_location: bool = True) -> None:
-        """Point `database.name` at the table's location (external table; idempotent). A
-        registered table's location is read (a Delta snapshot) only if `check_location`."""
-        path, qualified = self.table_path(name), f"{self.database}.{name}"
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        """Point `database.name` at the table's location (external table; idempotent), and a
+        curated table's `curated_database.name` too. A registered table's location is read (a
+        Delta snapshot) only if `check_location`."""
+        databases = [self.database]
+        if CATALOGUE[name].zone == Zone.CURATED:
+            databases.append(self.curated_database)
+        for database in databases:
+            self._register_in(database, name, check_location=check_location)
+
+    def _register_in(self, database: str, name: str, *, check_location: bool) -> None:
+        path, qualified = self.table_path(name), f"{database}.{name}"
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
         if self.spark.catalog.tableExists(qualified):
             if not check_location:
                 return
@@ -389,11 +404,18 @@ class Lake:
         return TableStatus(spec.name, str(spec.zone), rows, version, path)
 
     # -- erasure --------------------------------------------------------------------------
-    def delete_rows(self, name: str, keys: list[str], matches: Callable[[Column], Column]) -> int:
+    def delete_rows(
+        self,
+        name: str,
+        keys: list[str],
+        matches: Callable[[Column], Column],
+        *,
+        update: dict[str, Column] | None = None,
+    ) -> int:
         """Delete the rows of table `name` for which `matches(key)` holds for some key (the
         condition refers to the table as `t`), in one commit if any; the number deleted. The
         keys travel as a small DataFrame joined by MERGE: the commit records `t.x = s.key`,
-        never the keys themselves."""
+        never the keys themselves. With `update`, those rows get these values instead."""
         from delta.tables import DeltaTable
 
         if not keys:
@@ -405,11 +427,36 @@ class Lake:
             return 0
         table = DeltaTable.forPath(self.spark, self.table_path(name)).alias("t")
         with self._stating_rules(name):
-            table.merge(source, matches(F.col("s.key"))).whenMatchedDelete().execute()
+            merge = table.merge(source, matches(F.col("s.key")))
+            if update is None:
+                merge.whenMatchedDelete().execute()
+            else:
+                merge.whenMatchedUpdate(set=update).execute()
         self._commits += 1
         self._metadata.pop(name, None)
         metrics = self._last_commit(self.table_path(name)).get("operationMetrics") or {}
-        return int(metrics.get("numTargetRowsDeleted", 0))
+        counted = "numTargetRowsDeleted" if update is None else "numTargetRowsUpdated"
+        return int(metrics.get(counted, 0))
+
+    def compact(self, name: str) -> int:
+        """Rewrite the table's small files into few (OPTIMIZE); the number of files replaced.
+        The rows do not change."""
+        with self._stating_rules(name):
+            self.spark.sql(f"OPTIMIZE delta.`{self.table_path(name)}`").collect()
+        self._metadata.pop(name, None)
+        commit = self._last_commit(self.table_path(name))
+        if commit.get("operation") != "OPTIMIZE":
+            return 0
+        return int((commit.get("operationMetrics") or {}).get("numRemovedFiles", 0))
+
+    def vacuum(self, name: str, *, retention_hours: float) -> None:
+        """Delete the data files no version of the last `retention_hours` uses (a retention
+        below Delta's one-week safety check is the operator's explicit choice)."""
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        path = self.table_path(name)
+        with self._conf(check, "false"), self._stating_rules(name):
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours:g} HOURS").collect()
+        self._metadata.pop(name, None)
 
     def purge_history(self, name: str) -> None:
         """Make table `name`'s current version its only one: rewrite files carrying deletion
@@ -438,33 +485,69 @@ class Lake:
         jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
         self._metadata.pop(name, None)
 
-    def landing_files_mentioning(self, dataset: Dataset, mentions: Column) -> list[str]:
-        """The landing files of `dataset` with a line for which `mentions(value)` holds."""
-        if not self._exists(self.landing_dir(dataset)):
-            return []
-        lines = self.read_landing(dataset)
-        hits = lines.filter(mentions).select("source_file").distinct()
-        return sorted(r[0] for r in hits.collect())
+    def landing_exists(self, dataset: Dataset) -> bool:
+        return self._exists(self.landing_dir(dataset))
 
-    def rewrite_landing_file(self, relative: str, keep: Callable[[str], bool]) -> None:
-        """Rewrite a landing file (its path under the root) with only the lines `keep` keeps;
-        a local file is replaced atomically, an S3 object by one PUT."""
+    def landing_lines(self, relative: str) -> list[bytes]:
+        """The lines of a landing file (its path under the root), as bytes."""
+        return (self.read_file(relative) or b"").splitlines()
+
+    def read_file(self, relative: str) -> bytes | None:
+        """The bytes of `<lake root>/<relative>`, or None if there is no such file."""
         fs, path = self._hadoop(f"{self.root}/{relative}")
-        text = self._read_bytes(fs, path)
-        kept = "".join(
-            line for line in text.decode("utf-8").splitlines(keepends=True) if keep(line)
-        ).encode("utf-8")
+        return self._read_bytes(fs, path) if fs.exists(path) else None
+
+    def write_file(self, relative: str, data: bytes) -> None:
+        """Write `<lake root>/<relative>` whole: a local file is replaced atomically (readable
+        by its owner only), an S3 object by one PUT."""
         if is_local_path(self.root):
             target = local_path(self.root) / relative
-            temporary = target.with_name(f".{target.name}.rewrite")
-            temporary.write_bytes(kept)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temporary = target.with_name(f".{target.name}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             os.replace(temporary, target)
             return
+        fs, path = self._hadoop(f"{self.root}/{relative}")
         out = fs.create(path, True)
         try:
-            out.write(bytearray(kept))
+            out.write(bytearray(data))
         finally:
             out.close()
+
+    def delete_file(self, relative: str) -> None:
+        fs, path = self._hadoop(f"{self.root}/{relative}")
+        fs.delete(path, False)
+
+    def files_in(self, relative: str) -> list[str]:
+        """The names of the files directly in folder `<lake root>/<relative>` (none if it
+        does not exist)."""
+        fs, path = self._hadoop(f"{self.root}/{relative}")
+        if not fs.exists(path):
+            return []
+        return sorted(s.getPath().getName() for s in fs.listStatus(path) if s.isFile())
+
+    def rewrite_landing_file(self, relative: str, keep: Callable[[bytes], bool]) -> None:
+        """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
+        (lines as bytes, with their line ends)."""
+        data = self.read_file(relative) or b""
+        self.write_file(relative, b"".join(line for line in data.splitlines(True) if keep(line)))
+
+    def table_property(self, name: str, key: str) -> str | None:
+        """A table property of table `name` (None: not set, or no such table)."""
+        if not self.exists(name):
+            return None
+        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{self.table_path(name)}`").first()
+        return detail["properties"].get(key)
+
+    def set_table_property(self, name: str, key: str, value: str) -> None:
+        with self._stating_rules(name):
+            self.spark.sql(
+                f"ALTER TABLE delta.`{self.table_path(name)}` SET TBLPROPERTIES "
+                f"('{key}' = '{value}')"
+            )
+        self._metadata.pop(name, None)
 
     def _is_delta(self, path: str) -> bool:
         """Whether a Delta table with at least one commit is at `path` (a run killed during
@@ -486,17 +569,19 @@ class Lake:
         `userMetadata`, ...)."""
         return next(self._commits_newest_first(path))
 
+    def _versions(self, path: str) -> list[int]:
+        """The versions of the table's commit files in its log, newest first."""
+        fs, log = self._hadoop(f"{path}/_delta_log")
+        names = (status.getPath().getName() for status in fs.listStatus(log))
+        return sorted((int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True)
+
     def _commits_newest_first(self, path: str) -> Iterator[dict]:
         """The table's commits, newest first, each read from its commit file in the Delta log
         (`_delta_log/<20-digit version>.json`, one JSON action per line; the commit info is
         the action DESCRIBE HISTORY shows). A few milliseconds per commit, where DESCRIBE
         HISTORY costs a Spark job: 0.2 s warm and 1.8 s the first time, for each write."""
-        fs, log = self._hadoop(f"{path}/_delta_log")
-        names = (status.getPath().getName() for status in fs.listStatus(log))
-        versions = sorted(
-            (int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True
-        )
-        for version in versions:
+        fs = self._hadoop(f"{path}/_delta_log")[0]
+        for version in self._versions(path):
             text = self._read_bytes(fs, self._hadoop(f"{path}/_delta_log/{version:020d}.json")[1])
             actions = (json.loads(line) for line in text.decode("utf-8").splitlines() if line)
             info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})

@@ -30,6 +30,8 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from stedi_lakehouse import forget as erasure
+from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
@@ -39,8 +41,10 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.errors import ConfigError, LakeError
+from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
@@ -159,12 +163,29 @@ class Stages:
     """The stages of one lake under one rules preset, for one run."""
 
     def __init__(
-        self, lake: Lake, *, rules: Rules, progress: Progress = _quiet, run_id: str | None = None
+        self,
+        lake: Lake,
+        *,
+        rules: Rules,
+        progress: Progress = _quiet,
+        run_id: str | None = None,
+        pseudonym_key: bytes | None = None,
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
+        self.pseudonym_key = pseudonym_key
+        self._suppressed: sup.Suppressed | None = None
+        self._scrub: dict[Dataset, tuple[list[str], Subject]] = {}
+        self._checked_key: bytes | None = None
         self._looked_up: dict[tuple, set[str]] = {}
         self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
+
+    @property
+    def suppressed(self) -> sup.Suppressed:
+        """The suppression list (read once per run)."""
+        if self._suppressed is None:
+            self._suppressed = sup.Suppressed.of(self.lake, self.pseudonym_key)
+        return self._suppressed
 
     # -- writing --------------------------------------------------------------------------
     def _write(
@@ -215,7 +236,7 @@ class Stages:
         )
         metrics = observation.get
         counts.trusted = metrics.pop(tr.USABLE)
-        counts.excluded = {reason: n for reason, n in metrics.items() if n}
+        counts.excluded.update({reason: n for reason, n in metrics.items() if n})
 
     # -- bookmarks ------------------------------------------------------------------------
     def processed(self, stage: str) -> dict[str, str]:
@@ -359,18 +380,28 @@ class Stages:
         validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
             StorageLevel.MEMORY_AND_DISK
         )
+        accepted, quarantined = (
+            val.accepted(validated, contract=contract),
+            val.quarantined(validated),
+        )
         try:
-            good = self._write(val.accepted(validated, contract=contract), tables[0], report, scope)
+            erased = self.suppressed.subject(dataset, accepted, quarantined)
+            if erased:  # lines of people erased before: counted, never kept
+                kept = sup.not_erased(self.lake, accepted, dataset, erased)
+                kept_lines = sup.lines_not_erased(quarantined, erased)
+                dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
+                accepted, quarantined = kept, kept_lines
+                counts.excluded[sup.ERASED] = dropped
+                self._scrub[dataset] = (files, erased)
+            good = self._write(accepted, tables[0], report, scope)
         except BaseException:
             validated.unpersist()
             raise
-        counts.files, counts.accepted = len(files), good.rows
+        counts.files, counts.accepted = len(files), good.rows + counts.excluded.get(sup.ERASED, 0)
 
         def quarantine() -> None:
             try:
-                counts.quarantined = self._write(
-                    val.quarantined(validated), tables[1], report, scope
-                ).rows
+                counts.quarantined = self._write(quarantined, tables[1], report, scope).rows
             finally:
                 validated.unpersist()
 
@@ -391,6 +422,7 @@ class Stages:
         if not whole and not any(new.values()):
             self.progress("trusted: no new landing files")
             return report
+        self._check_key(self.pseudonym_key)
         with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
             quarantines = _together(
                 *[partial(self.ingest, d, new[d], report, background) for d in Dataset]
@@ -399,6 +431,8 @@ class Stages:
             for future in quarantines:
                 if future is not None:
                     future.result()
+        for files, erased in self._scrub.values():  # the raw lines too, once read
+            sup.scrub_landing(self.lake, files, erased)
         self._mark("trusted", new, report)
         return report
 
@@ -500,6 +534,7 @@ class Stages:
         if not whole and not any(pending.values()):
             self.progress("curated: nothing new since the last run")
             return report
+        self._check_key(pseudonym_key)
 
         ml = "machine_learning_curated"
         added, pairs_scope = Added(), Scope()
@@ -554,8 +589,21 @@ class Stages:
             _together(write_people, write_pairs)
         elif not scope.empty or added:
             write_pairs()
+        if self.rules is Rules.PRIVACY and pseudonym_key:
+            self._record_key(ml, pseudonym_key)
         self._mark("curated", pending, report)
         return report
+
+    def _check_key(self, key: bytes | None) -> None:
+        """Refuse, before any write, a key other than the one the lake was built with."""
+        if key and key != self._checked_key:
+            erasure.check_key(self.lake, key)
+            self._checked_key = key
+
+    def _record_key(self, table: str, key: bytes) -> None:
+        """The table records the fingerprint of the key its subject keys were made with."""
+        if self.lake.table_property(table, FINGERPRINT_PROPERTY) != fingerprint(key):
+            self.lake.set_table_property(table, FINGERPRINT_PROPERTY, fingerprint(key))
 
     def _pairs_same_time(
         self, steps: DataFrame, readings: DataFrame, scope: Scope
@@ -623,6 +671,13 @@ class Stages:
 def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:
     """Run the trusted stage, the curated stage or both (`all`), and record the run in `runs`,
     also when it fails; a run that found nothing to do writes nothing, not even its record."""
+    if pending := erasure.pending_erasures(stages.lake):
+        raise LakeError(
+            f"{len(pending)} erasure(s) did not finish: run the same `stedi-lake forget "
+            "--email ...` again to finish it before any run"
+        )
+    if stages.pseudonym_key is None:
+        stages.pseudonym_key = pseudonym_key
     started_at, report, error = datetime.now(UTC), StageReport(), None
     try:
         if command in ("trusted", "all"):

@@ -244,8 +244,11 @@ def erasure_table(report: Any) -> Group:
         report.rows_removed.items(), key=lambda kv: list(CATALOGUE).index(kv[0])
     ):
         table.add_row(name, f"{rows:,}")
+    resumed = "An erasure that had not finished, now finished: " if report.resumed else ""
     note = Text(
-        f"{report.landing_files_rewritten} landing file(s) rewritten; old versions purged from "
-        f"{len(report.tables_purged)} table(s); recorded in `erasures`."
+        f"{resumed}{report.landing_files_rewritten} landing file(s) rewritten; "
+        f"{report.runs_redacted} run error(s) redacted; old versions purged from "
+        f"{len(report.tables_purged)} table(s); later deliveries of this person are not "
+        "ingested; recorded in `erasures`."
     )
     return Group(table, note)

@@ -158,6 +158,29 @@ class Erasure(BaseModel):
     landing_files_rewritten: int = Field(description="Raw landing files rewritten.")
 
 
+class Suppression(BaseModel):
+    """One row per identifier of an erased person (their e-mail address, a device only they
+    claimed), as a keyed hash: later deliveries naming it are not ingested."""
+
+    identifier_hash: str = Field(description="Keyed hash of the identifier (never the value).")
+    kind: str = Field(description="`email` or `serial`.")
+    erased_at: datetime = Field(description="When the erasure started (UTC).")
+
+
+class PendingErasure(BaseModel):
+    """An erasure under way (`<lake root>/_erasures/<person>.json`): what a rerun of `forget`
+    needs to finish it, as keyed hashes and pseudonyms only, and the counts so far."""
+
+    person: str = Field(description="Keyed hash of the e-mail address.")
+    devices: list[str] = Field(description="Keyed hashes of the devices only they claimed.")
+    subject_keys: list[str] = Field(description="Their pseudonyms in machine_learning_curated.")
+    key_fingerprint: str = Field(description="Fingerprint of the key the hashes were made with.")
+    started_at: datetime = Field(description="When the erasure started (UTC).")
+    rows_removed: dict[str, int] = Field(default_factory=dict)
+    landing_files_rewritten: int = 0
+    runs_redacted: int = 0
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -221,6 +244,7 @@ CATALOGUE: dict[str, TableSpec] = dict(
         _spec("processed_files", Zone.SYSTEM, ProcessedFile),
         _spec("runs", Zone.SYSTEM, RunRecord),
         _spec("erasures", Zone.SYSTEM, Erasure),
+        _spec("suppressions", Zone.SYSTEM, Suppression),
     ]
 )
 

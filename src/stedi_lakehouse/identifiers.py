@@ -1,0 +1,69 @@
+"""Who a raw line is about: its identifier fields, read by decoding the line as JSON.
+
+A line is matched on what it says, not on how its bytes spell it: JSON escapes (`\\u0040`),
+letter case beyond ASCII and invalid UTF-8 all decode first. A line that names an address only
+inside another field (another person's line) is not theirs. A line that is not a JSON object
+(a broken delivery) is theirs if its decoded text holds the address or serial as a whole word.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+
+# The fields that say whose a record is, and what kind of identifier each holds.
+IDENTIFIER_FIELDS = {"email": "email", "user": "email", "serialNumber": "serial"}
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_WORD = r"[\w.%+\-@]"  # what may continue an address or serial inside a longer word
+
+
+def decoded(line: bytes | str) -> str:
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    return text.lstrip("\ufeff").strip()
+
+
+def normalised(kind: str, value: str) -> str:
+    return value.lower() if kind == "email" else value
+
+
+def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
+    """{kind: values} of the line's identifier fields; None if it is not a JSON object."""
+    try:
+        record = json.loads(decoded(line))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    found: dict[str, set[str]] = {"email": set(), "serial": set()}
+    for name, kind in IDENTIFIER_FIELDS.items():
+        value = record.get(name)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            found[kind].add(normalised(kind, str(value)))
+    return found
+
+
+def loose_text(line: bytes | str) -> str:
+    """A broken line's text as a reader would see it: escapes decoded, in lower case."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), decoded(line)).lower()
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The identifiers of one or more people to find: e-mail addresses (lower case) and
+    serial numbers of devices only they claimed."""
+
+    emails: frozenset[str] = frozenset()
+    serials: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.serials)
+
+    def names(self, line: bytes | str) -> bool:
+        """Whether the line is a record of theirs (see the module's docstring)."""
+        found = fields_of(line)
+        if found is not None:
+            return bool(found["email"] & self.emails or found["serial"] & self.serials)
+        text = loose_text(line)
+        words = self.emails | {s.lower() for s in self.serials}
+        return any(
+            re.search(rf"(?<!{_WORD}){re.escape(word)}(?!{_WORD})", text) for word in words if word
+        )

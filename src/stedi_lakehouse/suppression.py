@@ -1,0 +1,106 @@
+"""Erasure that stays: a person `forget` erased is not ingested again when delivered later.
+
+`suppressions` holds keyed hashes of their e-mail address and of the devices only they
+claimed. A run finds which identifiers of its new rows hash to one of them (distinct values,
+hashed on the driver: no key in any plan), then drops those rows and quarantined lines under
+the exclusion `erased person`, and removes the lines from the raw landing files.
+"""
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from stedi_lakehouse.contracts.tables import Dataset
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.identifiers import Subject
+from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.keys import keyed_hash
+
+SUPPRESSIONS = "suppressions"
+ERASED = "erased person"
+IDENTIFIER = {  # the column naming whose a record is, and its kind
+    Dataset.CUSTOMER: ("email", "email"),
+    Dataset.ACCELEROMETER: ("user", "email"),
+    Dataset.STEP_TRAINER: ("serialNumber", "serial"),
+}
+_EMAIL_LIKE = r"[^\s\"',;:<>(){}\[\]\\]+@[^\s\"',;:<>(){}\[\]\\]+"
+
+
+@dataclass
+class Suppressed:
+    """The suppression list as a run uses it (read once per run)."""
+
+    key: bytes | None
+    hashes: frozenset[str] = frozenset()
+    found: dict[Dataset, Subject] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lake: Lake, key: bytes | None) -> "Suppressed":
+        if not lake.exists(SUPPRESSIONS):
+            return cls(key)
+        hashes = frozenset(
+            r[0] for r in lake.read(SUPPRESSIONS).select("identifier_hash").collect()
+        )
+        if hashes and not key:
+            raise ConfigError(
+                "no pseudonym key: this lake has erased people whose later deliveries must be "
+                "recognised; set STEDI_PSEUDONYM_KEY"
+            )
+        return cls(key, hashes)
+
+    def _erased(self, kind: str, values: set[str]) -> set[str]:
+        assert self.key is not None
+        return {v for v in values if keyed_hash(self.key, kind, v) in self.hashes}
+
+    def subject(self, dataset: Dataset, accepted: DataFrame, quarantined: DataFrame) -> Subject:
+        """Whose records, among these new ones, are of erased people."""
+        if not self.hashes:
+            return Subject()
+        column, kind = IDENTIFIER[dataset]
+        values = _distinct(accepted, F.lower(column) if kind == "email" else F.col(column))
+        raw = F.col("raw_line")
+        for name in ("email", "user", "serialNumber"):
+            values |= _distinct(quarantined, F.get_json_object(raw, f"$.{name}"))
+        tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
+        values |= _distinct(quarantined, tokens)
+        emails = self._erased("email", {v.lower() for v in values})
+        serials = self._erased("serial", values)
+        subject = Subject(frozenset(emails), frozenset(serials))
+        if subject:
+            self.found[dataset] = subject
+        return subject
+
+
+def _distinct(df: DataFrame, column: Column) -> set[str]:
+    rows = df.select(column.alias("v")).distinct().collect()
+    return {r[0] for r in rows if r[0] is not None}
+
+
+def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) -> DataFrame:
+    """Accepted rows less those of the subject (values joined as data, never spelt)."""
+    if not subject:
+        return df
+    column, kind = IDENTIFIER[dataset]
+    values = subject.emails if kind == "email" else subject.serials
+    schema = T.StructType([T.StructField("erased", T.StringType())])
+    keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
+    value = F.lower(column) if kind == "email" else F.col(column)
+    return df.join(F.broadcast(keys), value == F.col("erased"), "left_anti")
+
+
+def lines_not_erased(quarantined: DataFrame, subject: Subject) -> DataFrame:
+    """Quarantined lines less the subject's (decided line by line, as `forget` does)."""
+    if not subject:
+        return quarantined
+    names = F.udf(lambda line: line is not None and subject.names(line), T.BooleanType())
+    return quarantined.filter(~names(F.col("raw_line")))
+
+
+def scrub_landing(lake: Lake, files: list[str], subject: Subject) -> None:
+    """Remove the subject's lines from these raw landing files."""
+    for relative in files:
+        lines = lake.landing_lines(relative)
+        if any(subject.names(line) for line in lines):
+            lake.rewrite_landing_file(relative, keep=lambda line: not subject.names(line))

@@ -1,0 +1,329 @@
+"""Privacy under sequences of events, on real Spark and Delta: withdraw then forget, a forget
+interrupted after any step then run again, a forgotten person delivered again, another key,
+and `query` kept to reading. Every file under the lake root is scanned (Parquet decoded, the
+Delta log, checkpoints and .crc files included)."""
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from typer.testing import CliRunner
+
+from stedi_lakehouse.cli import app
+from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.forget import JOURNAL, forget
+from stedi_lakehouse.io import Lake
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
+from stedi_lakehouse.maintenance import due
+from stedi_lakehouse.pipeline import Stages, run_stages
+from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.settings import MaintenanceSettings
+from tests.conftest import land_sample
+from tests.test_forget import files_naming, pick_person
+from tests.test_incremental import KEY, subject_key
+
+runner = CliRunner()
+
+
+def run(lake: Lake):
+    return run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+
+
+def cli(root: Path, *args: str, env: dict | None = None):
+    return runner.invoke(app, [*args, "--profile", "test", "-l", str(root)], env=env)
+
+
+def copy_lake(source: Path, target: Path, spark, test_settings) -> Lake:
+    shutil.copytree(source, target)
+    return Lake(spark, str(target), test_settings.catalog.database)
+
+
+def withdrawal(lake: Lake, email: str) -> dict:
+    """The person's latest customer record, updated later without research consent."""
+    latest = (
+        lake.read("customer_landing")
+        .filter(F.lower("email") == email.lower())
+        .orderBy(F.col("lastUpdateDate").desc())
+        .first()
+        .asDict()
+    )
+    latest.pop("source_file")
+    return {
+        **latest,
+        "lastUpdateDate": latest["lastUpdateDate"] + 1000,
+        "shareWithResearchAsOfDate": None,
+    }
+
+
+def sample_run(spark, test_settings, root: Path) -> tuple[Lake, dict]:
+    """The sample landed in a new lake at `root` and run; a curated person to erase."""
+    root.mkdir(parents=True)
+    land_sample(root)
+    lake = Lake(spark, str(root), test_settings.catalog.database)
+    run(lake)
+    return lake, pick_person(lake)
+
+
+@pytest.fixture(scope="module")
+def withdrawn(spark, test_settings, tmp_path_factory):
+    """The sample, run; then one curated person withdraws consent, and a run applies it."""
+    root = tmp_path_factory.mktemp("withdrawn") / "lake"
+    lake, person = sample_run(spark, test_settings, root)
+    update = root / "landing" / "customer" / "withdrawal.json"
+    update.write_text(json.dumps(withdrawal(lake, person["email"])) + "\n")
+    run(lake)
+    return root, person
+
+
+def test_a_withdrawal_leaves_the_current_version_but_not_the_storage(withdrawn):
+    root, person = withdrawn
+    assert files_naming(root / "delta" / "trusted" / "customer_trusted", person["email"])
+
+
+def test_forget_after_a_withdrawal_reaches_every_version(withdrawn, spark, test_settings, tmp_path):
+    source, person = withdrawn
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    assert (
+        lake.read("customer_trusted").filter(F.lower("email") == person["email"].lower()).count()
+        == 0
+    )
+    old = lake.read("customer_trusted", version=0).filter(
+        F.lower("email") == person["email"].lower()
+    )
+    assert old.count() == 1  # the withdrawn person, still in an earlier version
+    result = cli(Path(lake.root), "forget", "--email", person["email"].upper())
+    assert result.exit_code == 0, result.output
+    assert files_naming(Path(lake.root), person["email"], person["serial"]) == []
+    assert lake.history("customer_trusted")[-1]["version"] > 0  # only the current one is left
+    with pytest.raises(LakeError, match="has no version 0"):
+        lake.read("customer_trusted", version=0)
+    journal = Path(lake.root) / JOURNAL
+    assert not journal.exists() or list(journal.iterdir()) == []
+
+
+def test_maintenance_removes_withdrawn_data_from_storage(withdrawn, spark, test_settings, tmp_path):
+    source, person = withdrawn
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    delta = Path(lake.root) / "delta"
+
+    def data_files_naming() -> list[str]:
+        """Data files of the zones consent governs (landing keeps records as delivered)."""
+        named = files_naming(delta / "trusted", person["email"])
+        named += files_naming(delta / "curated", person["email"])
+        return [f for f in named if "_delta_log" not in f]
+
+    assert data_files_naming()  # the versions before the withdrawal still hold them
+    kept = cli(Path(lake.root), "maintain")  # within the retention: nothing of theirs goes
+    assert kept.exit_code == 0, kept.output
+    assert data_files_naming()
+    gone = cli(Path(lake.root), "maintain", "--retention-hours", "0")
+    assert gone.exit_code == 0, gone.output
+    assert data_files_naming() == []
+    assert lake.read("customer_trusted").count() > 0
+    maintained = lake.read("runs").filter(F.col("command") == "maintain").count()
+    assert maintained == 2
+    settings = MaintenanceSettings(every_hours=24)
+    assert not due(lake, settings)  # just maintained
+    assert due(lake, settings, now=datetime.now(UTC) + timedelta(hours=25))
+
+
+STEPS = [
+    "removing from step_trainer_landing",  # customer rows gone: devices come from the journal
+    "rewriting landing files",
+    "purging old files and log of customer_trusted",
+    "finishing",  # the erasure recorded, the journal not yet removed
+]
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step: str):
+    def progress(message: str) -> None:
+        if message == step:
+            raise Crash(step)
+
+    return progress
+
+
+@pytest.fixture(scope="module")
+def sample_lake(spark, test_settings, tmp_path_factory):
+    root = tmp_path_factory.mktemp("privacy-sample") / "lake"
+    return root, sample_run(spark, test_settings, root)[1]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_forget_interrupted_after_a_step_is_finished_by_the_next(
+    step, sample_lake, spark, test_settings, tmp_path
+):
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    with pytest.raises(Crash):
+        forget(lake, person["email"], pseudonym_key=KEY, progress=crash_at(step))
+    pending = list((Path(lake.root) / JOURNAL).iterdir())
+    assert len(pending) == 1
+    assert person["email"].lower() not in pending[0].read_text().lower()  # hashes only
+    with pytest.raises(LakeError, match="erasure\\(s\\) did not finish"):
+        run(lake)
+    report = forget(lake, person["email"], pseudonym_key=KEY, progress=lambda _: None)
+    assert report.resumed
+    assert files_naming(Path(lake.root), person["email"], person["serial"]) == []
+    assert list((Path(lake.root) / JOURNAL).iterdir()) == []
+    assert lake.read("erasures").count() == 1
+    ml = lake.read("machine_learning_curated")
+    assert ml.filter(F.col("subject_key") == subject_key(person["email"])).count() == 0
+    assert run(lake).writes == []  # the lake runs again, and has nothing to do
+
+
+def test_a_forgotten_person_delivered_again_is_not_ingested(
+    sample_lake, spark, test_settings, tmp_path
+):
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    forget(lake, person["email"], pseudonym_key=KEY, progress=lambda _: None)
+    root, email = Path(lake.root), person["email"]
+    escaped = email.upper().replace("@", "\\u0040")
+    accelerometer = root / "landing" / "accelerometer" / "again.json"
+    accelerometer.write_text(
+        f'{{"user": "{escaped}", "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}}\n'
+        f'{{"user": "{email}", "timestamp": "broken", "x": 1, "y": 2, "z": 3}}\n'
+        '{"user": "Somebody.Else@test.com", "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}\n'
+    )
+    steps = root / "landing" / "step_trainer" / "again.json"
+    steps.write_text(
+        json.dumps(
+            {
+                "sensorReadingTime": 1655564444103,
+                "serialNumber": person["serial"],
+                "distanceFromObject": 5,
+            }
+        )
+        + "\n"
+    )
+    other = {
+        "customerName": f"Friend of {email}",
+        "email": "friend@test.com",
+        "phone": "1",
+        "birthDay": "1990-01-01",
+        "serialNumber": "friend-device",
+        "registrationDate": 1655564000000,
+        "lastUpdateDate": 1655564000000,
+        "shareWithResearchAsOfDate": 1655564000000,
+    }
+    customers = root / "landing" / "customer" / "again.json"
+    customers.write_text(json.dumps(other) + "\n")
+    report = run(lake)
+    counts = report.datasets
+    assert counts["accelerometer"].excluded.get("erased person") == 2
+    assert (
+        counts["accelerometer"].read
+        == 3
+        == counts["accelerometer"].accepted + counts["accelerometer"].quarantined
+    )
+    assert counts["step_trainer"].excluded.get("erased person") == 1
+    assert "erased person" not in counts["customer"].excluded
+    assert files_naming(root / "delta", person["serial"]) == []
+    # the address is left only where the friend's record names it, as a name
+    holding = files_naming(root, email)
+    assert "landing/customer/again.json" in holding
+    assert set(holding) <= set(files_naming(root, "friend@test.com"))
+    for table, column in [("customer_landing", "email"), ("accelerometer_landing", "user")]:
+        assert lake.read(table).filter(F.lower(column) == email.lower()).count() == 0
+    assert "Somebody.Else@test.com" in accelerometer.read_text()
+    assert steps.read_text() == ""
+    kept = lake.read("customer_landing").filter(F.col("email") == "friend@test.com").count()
+    assert kept == 1
+
+
+def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root = Path(lake.root)
+    assert lake.table_property("machine_learning_curated", FINGERPRINT_PROPERTY) == fingerprint(KEY)
+    shutil.copyfile(
+        root / "landing" / "accelerometer" / "accelerometer-1.json",
+        root / "landing" / "accelerometer" / "more.json",
+    )
+    before = {t: lake.version(t) for t in ("accelerometer_landing", "machine_learning_curated")}
+    env = {"STEDI_PSEUDONYM_KEY": "another-key"}
+    for args in (["run"], ["forget", "--email", person["email"]]):
+        result = cli(root, *args, env=env)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(
+            "error: machine_learning_curated was built with another pseudonym key"
+        ), result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert {t: lake.version(t) for t in before} == before  # nothing written
+
+
+REFUSED = [
+    "DELETE FROM customer_quarantine",
+    "RESTORE TABLE customer_curated TO VERSION AS OF 0",
+    "INSERT INTO customer_quarantine VALUES ('x', 'y', 'z')",
+    "SELECT * FROM text.`/etc/passwd`",
+    "SELECT * FROM `json`.`/etc`",
+    "SELECT * FROM IDENTIFIER('text.`/etc/passwd`')",
+    "SELECT TRANSFORM(email) USING 'cat' FROM customer_curated",
+    "SELECT * FROM customer_curated WHERE email IN (SELECT TRANSFORM(email) USING 'id' AS (e) "
+    "FROM customer_curated)",
+    "SELECT reflect('java.lang.System', 'getenv', 'STEDI_PSEUDONYM_KEY')",
+    "SELECT java_method('java.lang.System', 'getenv', 'HOME')",
+    "SET spark.sql.runSQLOnFiles=true",
+    "CACHE TABLE customer_curated",
+    "VACUUM customer_curated",
+    "DROP TABLE customer_curated",
+    "CREATE TABLE x AS SELECT * FROM customer_curated",
+    "SELECT 1; DELETE FROM customer_quarantine",
+]
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_query_refuses_what_is_not_a_read(sql, sample_lake):
+    root, _ = sample_lake
+    before = cli(root, "query", "SELECT count(*) FROM customer_quarantine")
+    result = cli(root, "query", sql)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: "), result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert cli(root, "query", "SELECT count(*) FROM customer_quarantine").output == before.output
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM machine_learning_curated",
+        "WITH c AS (SELECT * FROM customer_curated) SELECT count(*) FROM c",
+        "SHOW TABLES",
+        "DESCRIBE customer_curated",
+        "EXPLAIN SELECT * FROM customer_curated",
+        "VALUES (1, 2)",
+        "TABLE erasures",
+        "SELECT * FROM customer_trusted VERSION AS OF 0",
+    ],
+)
+def test_query_runs_reads(sql, sample_lake):
+    root, _ = sample_lake
+    result = cli(root, "query", sql)
+    assert result.exit_code == 0, result.output
+
+
+def test_data_scientists_database_holds_the_curated_tables_only(sample_lake):
+    root, _ = sample_lake
+    result = cli(root, "query", "--database", "stedi_curated", "SHOW TABLES")
+    assert result.exit_code == 0, result.output
+    shown = {
+        name
+        for name in (
+            "customer_curated",
+            "machine_learning_curated",
+            "customer_trusted",
+            "accelerometer_landing",
+            "runs",
+        )
+        if name in result.output
+    }
+    assert shown == {"customer_curated", "machine_learning_curated"}
