@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stedi_lakehouse import __version__
-from stedi_lakehouse.errors import StediError
+from stedi_lakehouse.errors import StediError, failure_text
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import Settings, load_settings
 
@@ -66,6 +66,11 @@ def user_errors() -> Iterator[None]:
         yield
     except StediError as exc:
         raise fail(str(exc)) from None
+    except Exception as exc:
+        if getattr(exc, "java_exception", None) is None:
+            raise
+        # Spark's own message may quote a record: named by its classes only
+        raise fail(f"Spark failed: {failure_text(exc)} (the JVM's log has the details)") from None
 
 
 def _version(value: bool) -> None:

@@ -51,6 +51,19 @@ FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
+# How much of a landing file's start is looked at to tell a binary file from text.
+SNIFFED_BYTES = 8000
+BINARY = "binary file (not UTF-8 text): not read"
+LANDING_SUFFIXES = (".json", ".json.gz")
+
+
+def looks_binary(head: bytes) -> bool:
+    """Whether a file that starts with `head` is binary: more than a third of its characters
+    are not UTF-8 or are control characters other than tab and line ends (Perl's -B test). A
+    text file with a few hostile lines is read line by line; a UTF-16 file or an image is not."""
+    text = head.decode("utf-8", errors="replace")
+    strange = sum(c == "\ufffd" or (c < " " and c not in "\t\n\r") for c in text)
+    return strange * 3 > len(text)
 
 
 def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> DataFrame:
@@ -153,8 +166,8 @@ class Lake:
 
     # -- landing --------------------------------------------------------------------------
     def landing_files(self, dataset: Dataset) -> list[str]:
-        """Every *.json file under landing/<dataset>/ (nested folders too), as the tables'
-        `source_file` names it."""
+        """Every *.json and *.json.gz file under landing/<dataset>/ (nested folders too), as
+        the tables' `source_file` names it."""
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
@@ -164,9 +177,38 @@ class Lake:
         found, files = fs.listFiles(path, True), []
         while found.hasNext():
             name = found.next().getPath().toString()
-            if name.endswith(".json"):
+            if name.endswith(LANDING_SUFFIXES):
                 files.append(name.removeprefix(self._qualified_root))
         return sorted(files)
+
+    def unreadable(self, files: list[str]) -> dict[str, str]:
+        """Of the landing files given (paths under the root), those that cannot be read as text
+        lines, with why: binary (see `looks_binary`), or a compressed file that does not
+        decompress to its end (a truncated or false .gz). Only what a decoder says is kept,
+        never the file's content."""
+        jvm = self.spark.sparkContext._jvm
+        codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+            self.spark.sparkContext._jsc.hadoopConfiguration()
+        )
+        found = {}
+        for file in files:
+            fs, path = self._hadoop(f"{self.root}/{file}")
+            stream = None
+            try:
+                stream = fs.open(path)
+                if codec := codecs.getCodec(path):
+                    stream = codec.createInputStream(stream)
+                head = jvm.org.apache.commons.io.input.BoundedInputStream(stream, SNIFFED_BYTES)
+                if looks_binary(bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(head))):
+                    found[file] = BINARY
+                elif codec:
+                    jvm.org.apache.commons.io.IOUtils.consume(stream)
+            except Py4JJavaError as exc:
+                found[file] = f"file cannot be read: {_said(exc)}"
+            finally:
+                if stream is not None:
+                    stream.close()
+        return found
 
     @property
     def _qualified_root(self) -> str:

@@ -35,11 +35,12 @@ from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
     ProcessedFile,
+    Quarantined,
     RunRecord,
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.errors import ConfigError, failure_text
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
@@ -355,7 +356,8 @@ class Stages:
             return None
         self.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
         contract = RECORD_CONTRACTS[dataset]
-        lines = self.lake.read_landing(dataset, files)
+        unreadable = self.lake.unreadable(files)
+        lines = self.lake.read_landing(dataset, [f for f in files if f not in unreadable])
         validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
             StorageLevel.MEMORY_AND_DISK
         )
@@ -368,9 +370,8 @@ class Stages:
 
         def quarantine() -> None:
             try:
-                counts.quarantined = self._write(
-                    val.quarantined(validated), tables[1], report, scope
-                ).rows
+                rows = val.quarantined(validated).unionByName(self._unreadable_rows(unreadable))
+                counts.quarantined = self._write(rows, tables[1], report, scope).rows
             finally:
                 validated.unpersist()
 
@@ -378,6 +379,11 @@ class Stages:
             quarantine()
             return None
         return background.submit(quarantine)
+
+    def _unreadable_rows(self, unreadable: dict[str, str]) -> DataFrame:
+        """One quarantine row for each landing file that cannot be read, with why."""
+        rows = [{"raw_line": "", "reason": why, "source_file": f} for f, why in unreadable.items()]
+        return local_frame(self.lake.spark, rows, spark_schema(Quarantined))
 
     # -- trusted --------------------------------------------------------------------------
     def trusted(self) -> StageReport:
@@ -689,7 +695,7 @@ def run_record(
         "started_at": started_at,
         "ended_at": datetime.now(UTC),
         "outcome": "failed" if error else "succeeded",
-        "error": f"{type(error).__name__}: {error}"[:1000] if error else None,
+        "error": failure_text(error)[:1000] if error else None,
         "datasets": [
             {
                 "dataset": str(c.dataset),
