@@ -118,9 +118,17 @@ def _stages(settings: Settings):
     return Stages(lake, rules=settings.rules, progress=progress), status
 
 
-def _promote(settings: Settings, stage: Stage) -> None:
+def show(renderable) -> None:
+    """Print a result; a table too wide for the console is printed as plain lines, so that no
+    number is cut (in a log file or CI output the console is 80 columns)."""
+    from stedi_lakehouse.report import fitted
+
+    out.print(fitted(renderable, out.width))
+
+
+def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
     from stedi_lakehouse.pipeline import run_stages
-    from stedi_lakehouse.report import records_table, writes_table
+    from stedi_lakehouse.report import records_table, run_json, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
@@ -128,10 +136,14 @@ def _promote(settings: Settings, stage: Stage) -> None:
         report = run_stages(stages, str(stage), pseudonym_key=settings.pseudonym_key_bytes())
     finally:
         status.stop()
+        if as_json and stages.record is not None:  # a failed run's record too
+            sys.stdout.write(run_json(stages.record) + "\n")
+    if as_json:
+        return
     if report.writes:
-        out.print(writes_table(report.writes))
+        show(writes_table(report.writes))
         if report.datasets:
-            out.print(records_table(report.datasets.values()))
+            show(records_table(report.datasets.values()))
     else:
         out.print("nothing new: no landing file arrived since the last run; no table written")
     out.print(
@@ -139,11 +151,22 @@ def _promote(settings: Settings, stage: Stage) -> None:
     )
 
 
+AsJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print the run's record (the fields of the `runs` table) as JSON."),
+]
+
+
 @app.command()
-def run(lake_root: LakeRoot = None, rules: RulesOption = None, profile: Profile = None) -> None:
+def run(
+    lake_root: LakeRoot = None,
+    rules: RulesOption = None,
+    profile: Profile = None,
+    as_json: AsJson = False,
+) -> None:
     """Run every stage: landing files -> trusted -> curated."""
     with user_errors():
-        _promote(_settings(profile, lake_root, rules), Stage.ALL)
+        _promote(_settings(profile, lake_root, rules), Stage.ALL, as_json=as_json)
 
 
 @app.command()
@@ -231,9 +254,9 @@ def status(
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
         sys.stdout.write(json.dumps({"tables": tables, "runs": last_runs}, indent=2) + "\n")
     else:
-        out.print(status_table(statuses))
+        show(status_table(statuses))
         if last_runs:
-            out.print(runs_table(last_runs))
+            show(runs_table(last_runs))
 
 
 @app.command()
@@ -258,7 +281,7 @@ def history(
             raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
         lake = open_lake(_settings(profile, lake_root), work=0)  # reads the Delta log only
         commits = lake.history(name, limit)
-    out.print(history_table(name, commits))
+    show(history_table(name, commits))
     if len(commits) == limit and commits[-1]["version"] > 0:
         out.print(f"(latest {limit} versions shown; use --limit to see more)")
 

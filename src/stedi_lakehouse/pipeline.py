@@ -165,6 +165,7 @@ class Stages:
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
         self._looked_up: dict[tuple, set[str]] = {}
+        self.record: dict | None = None  # the run's `runs` row, once `run_stages` has run
         self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
 
     # -- writing --------------------------------------------------------------------------
@@ -628,7 +629,8 @@ class Stages:
 
 def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:
     """Run the trusted stage, the curated stage or both (`all`), and record the run in `runs`,
-    also when it fails; a run that found nothing to do writes nothing, not even its record."""
+    also when it fails; a run that found nothing to do writes nothing, not even its record
+    (which `stages.record` holds either way)."""
     started_at, report, error = datetime.now(UTC), StageReport(), None
     try:
         if command in ("trusted", "all"):
@@ -640,9 +642,10 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
         error = exc
         raise
     finally:
+        stages.record = run_record(stages, command, started_at, report, error)
         if report.writes or error:
             try:
-                record_run(stages.lake, run_record(stages, command, started_at, report, error))
+                record_run(stages.lake, stages.record)
             except Exception:
                 if error is None:
                     raise  # else the run's own failure is the one to show
