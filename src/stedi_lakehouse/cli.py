@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.errors import StediError, failure_text
@@ -126,6 +127,14 @@ def show(renderable) -> None:
     out.print(fitted(renderable, out.width))
 
 
+def _say_skipped(skipped: dict[str, str]) -> None:
+    """Files in a landing folder that a run does not read, by name, never in silence."""
+    if skipped:
+        out.print(f"not read: {len(skipped):,} file(s) in the landing folders:", highlight=False)
+        for name, why in skipped.items():
+            out.print(Text(f"  {name}: {why}"), soft_wrap=True)
+
+
 def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
     from stedi_lakehouse.pipeline import run_stages
     from stedi_lakehouse.report import records_table, run_json, writes_table
@@ -140,6 +149,7 @@ def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None
             sys.stdout.write(run_json(stages.record) + "\n")
     if as_json:
         return
+    _say_skipped(report.skipped)
     if report.writes:
         show(writes_table(report.writes))
         if report.datasets:

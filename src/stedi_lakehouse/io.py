@@ -32,7 +32,7 @@ from pyspark.sql import types as T
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
 from stedi_lakehouse.session import METASTORE_URL
 
 RULES_KEY = "rules"
@@ -54,7 +54,9 @@ METADATA_DEPTH = 20  # how many recent commits are searched for the latest user 
 # How much of a landing file's start is looked at to tell a binary file from text.
 SNIFFED_BYTES = 8000
 BINARY = "binary file (not UTF-8 text): not read"
-LANDING_SUFFIXES = (".json", ".json.gz")
+# Spark's reader takes every path as a glob pattern: these characters are escaped to mean
+# themselves.
+GLOB_CHARACTERS = re.compile(r"([{}\[\]*?\\])")
 
 
 def looks_binary(head: bytes) -> bool:
@@ -155,7 +157,8 @@ class Lake:
         """Copy a local file to `<lake root>/<relative>` (any file system Spark reaches)."""
         try:
             fs, target = self._hadoop(f"{self.root}/{relative}")
-            _, source = self._hadoop(local_file.resolve().as_uri())
+            # not as_uri(): Hadoop takes a path's '%' literally, so %-encoded names are not found
+            _, source = self._hadoop(f"file:{local_file.resolve()}")
             fs.copyFromLocalFile(False, True, source, target)
         except Py4JJavaError as exc:
             raise LakeError(f"cannot write {self.root}/{relative}: {_said(exc)}") from None
@@ -168,18 +171,25 @@ class Lake:
     def landing_files(self, dataset: Dataset) -> list[str]:
         """Every *.json and *.json.gz file under landing/<dataset>/ (nested folders too), as
         the tables' `source_file` names it."""
+        return self.landing_listing(dataset)[0]
+
+    def landing_listing(self, dataset: Dataset) -> tuple[list[str], dict[str, str]]:
+        """The landing files of `dataset` to read (see `landing_files`), and the other files
+        under its folder, with why each is not read (`skipped_because`)."""
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
         if not self._is_folder(folder):
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
         fs, path = self._hadoop(folder)
-        found, files = fs.listFiles(path, True), []
+        found, files, skipped = fs.listFiles(path, True), [], {}
         while found.hasNext():
-            name = found.next().getPath().toString()
-            if name.endswith(LANDING_SUFFIXES):
-                files.append(name.removeprefix(self._qualified_root))
-        return sorted(files)
+            name = found.next().getPath().toString().removeprefix(self._qualified_root)
+            if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
+                skipped[name] = why
+            else:
+                files.append(name)
+        return sorted(files), dict(sorted(skipped.items()))
 
     def unreadable(self, files: list[str]) -> dict[str, str]:
         """Of the landing files given (paths under the root), those that cannot be read as text
@@ -224,8 +234,12 @@ class Lake:
         if not files:
             return self.spark.createDataFrame([], "value string, source_file string")
         root = self._qualified_root
-        lines = self.spark.read.text([f"{root}{f}" for f in files])
-        source = F.col("_metadata.file_path")
+        lines = self.spark.read.text([GLOB_CHARACTERS.sub(r"\\\1", f"{root}{f}") for f in files])
+        path = F.col("_metadata.file_path")
+        # the reader names a file by its URI: '%', spaces, brackets, braces are %-encoded; a
+        # '+' is itself, which url_decode would read as a space
+        decoded = F.url_decode(F.replace(path, F.lit("+"), F.lit("%2B")))
+        source = F.when(path.contains("%"), decoded).otherwise(path)
         if any(root in f for f in files):  # the root again inside a path: cut the prefix only
             cut = F.substring(source, len(root) + 1, 1 << 20)
         else:  # the same result; on 2M lines 0.14 s over the bare path, substring 0.52 s

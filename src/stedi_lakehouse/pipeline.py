@@ -85,9 +85,14 @@ class DatasetCounts:
 class StageReport:
     writes: list[TableWrite] = field(default_factory=list)
     datasets: dict[str, DatasetCounts] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # landing file not read -> why
 
     def merge(self, other: "StageReport") -> "StageReport":
-        return StageReport([*self.writes, *other.writes], {**self.datasets, **other.datasets})
+        return StageReport(
+            [*self.writes, *other.writes],
+            {**self.datasets, **other.datasets},
+            {**self.skipped, **other.skipped},
+        )
 
 
 @dataclass(frozen=True)
@@ -391,7 +396,10 @@ class Stages:
         """New landing files -> landing and quarantine tables -> trusted tables. Independent
         writes run side by side: on few cores a small job or a Delta commit leaves them idle."""
         report = StageReport()
-        listed = {d: self.lake.landing_files(d) for d in Dataset}
+        listed = {}
+        for d in Dataset:
+            listed[d], skipped = self.lake.landing_listing(d)
+            report.skipped.update(skipped)
         done = self.processed("trusted")
         new = {d: [f for f in files if f not in done] for d, files in listed.items()}
         whole = not self._built_with_rules(TRUSTED_TABLES)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
 from stedi_lakehouse.settings import Settings
 
 
@@ -95,10 +95,19 @@ def open_lake(settings: Settings, *, must_exist: bool = True, work: int | None =
 
 
 def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
-    """The JSON-lines files under `source/<dataset>/`, per dataset found."""
+    """The landing files under `source/<dataset>/` (what a run reads: see `skipped_because`),
+    per dataset found."""
     if not source.is_dir():
         raise LakeError(f"source folder {source} does not exist")
-    found = {d: sorted((source / d).rglob("*.json")) for d in Dataset if (source / d).is_dir()}
+    found = {
+        d: sorted(
+            f
+            for f in (source / d).rglob("*")
+            if f.is_file() and not skipped_because(f.relative_to(source / d).as_posix())
+        )
+        for d in Dataset
+        if (source / d).is_dir()
+    }
     if not found:
         names = ", ".join(f"{d}/" for d in Dataset)
         raise LakeError(f"{source} has none of the dataset folders {names}")
