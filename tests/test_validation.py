@@ -224,3 +224,20 @@ def test_the_quarantine_holds_valid_utf8(spark):
     validated = validate(_byte_lines(spark, b"\xff\xfe{"), contract=AccelerometerReading)
     kept = quarantined(validated).select(F.is_valid_utf8("raw_line").alias("valid"), "raw_line")
     assert [tuple(r) for r in kept.collect()] == [(True, "\ufffd\ufffd{")]
+
+
+def test_a_customer_record_from_a_clock_in_the_future_is_quarantined(spark):
+    """A record dated after the run's limit (a day after it is read) would win the
+    latest-record rule until that day came."""
+    base = (
+        '{"email":"a@test.com","serialNumber":"s1","registrationDate":1655564444103,'
+        '"lastUpdateDate":%d}'
+    )
+    limit = 1700000000000
+    lines = _lines(spark, base % limit, base % (limit + 1))
+    validated = validate(lines, contract=CustomerRecord, not_after={"lastUpdateDate": limit})
+    assert {r["raw_line"]: r["reason"] for r in quarantined(validated).collect()} == {
+        base % (limit + 1): f"'lastUpdateDate' must be <= {limit} (a day after it was read), "
+        f"got '{limit + 1}'"
+    }
+    assert accepted(validated, contract=CustomerRecord).count() == 1

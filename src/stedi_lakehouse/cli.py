@@ -217,6 +217,10 @@ def watch(
                     run_line(report.writes, report.datasets.values(), s), soft_wrap=True
                 ),
                 on_idle=lambda written: status.update(watching),
+                on_failure=lambda error, delay: err.print(
+                    Text(f"run failed: {failure_text(error)}; looking again in {delay:g} s"),
+                    soft_wrap=True,
+                ),
             )
         except KeyboardInterrupt:
             status.stop()

@@ -56,6 +56,10 @@ CURATED_TABLES = ("customer_curated", "machine_learning_curated")
 # Above this many keys a replaceWhere predicate gets slow to plan; the table is rebuilt whole
 # instead (the same result).
 KEY_LIMIT = 10_000
+# The field the latest customer record is chosen by, and how far ahead of the run it may be.
+LATEST_RECORD_FIELD, DAY_MS = "lastUpdateDate", 86_400_000
+# After a failed run, `watch` waits its interval doubled per failure in a row, up to this.
+MAX_BACKOFF_SECONDS = 600.0
 # Recorded with each commit: the run that made it, and whether it added rows outside its scope.
 RUN_KEY, ADDS_KEY = "run_id", "adds"
 
@@ -169,6 +173,7 @@ class Stages:
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
+        self.started_at = datetime.now(UTC)
         self._looked_up: dict[tuple, set[str]] = {}
         self.record: dict | None = None  # the run's `runs` row, once `run_stages` has run
         self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
@@ -364,9 +369,8 @@ class Stages:
         contract = RECORD_CONTRACTS[dataset]
         unreadable = self.lake.unreadable(files)
         lines = self.lake.read_landing(dataset, [f for f in files if f not in unreadable])
-        validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
+        checked = val.validate(lines, contract=contract, not_after=self._not_after(dataset))
+        validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             good = self._write(val.accepted(validated, contract=contract), tables[0], report, scope)
         except BaseException:
@@ -385,6 +389,13 @@ class Stages:
             quarantine()
             return None
         return background.submit(quarantine)
+
+    def _not_after(self, dataset: Dataset) -> dict[str, int]:
+        """A customer record dated more than a day after this run reads it comes from a clock
+        in the future: accepted, it would win the latest-record rule until that day came."""
+        if dataset is not Dataset.CUSTOMER:
+            return {}
+        return {LATEST_RECORD_FIELD: int(self.started_at.timestamp() * 1000) + DAY_MS}
 
     def _unreadable_rows(self, unreadable: dict[str, str]) -> DataFrame:
         """One quarantine row for each landing file that cannot be read, with why."""
@@ -670,18 +681,31 @@ def watch(
     progress: Progress = _quiet,
     on_run: Callable[[StageReport, float], None] = lambda report, seconds: None,
     on_idle: Callable[[int], None] = lambda written: None,
+    on_failure: Callable[[BaseException, float], None] = lambda error, delay: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run every stage now, then again every `every` seconds, in this one Spark session, until
     `runs` runs have written something (0: until interrupted). Each run is a run of its own
     (its own id, bookmarks and `runs` record); later runs find the JVM's code compiled and
     Delta's snapshots cached, so a new file costs them much less than a `run` command.
-    Returns the number of runs that wrote something."""
-    written = 0
+    A failed run is recorded (`run_stages`), told to `on_failure` with the seconds until the
+    next look, and tried again with later deliveries after a backoff; only a configuration
+    error stops the watcher. Returns the number of runs that wrote something."""
+    written = failures = 0
     while True:
         started = time.monotonic()
         stages = Stages(lake, rules=rules, progress=progress)
-        report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
+        try:
+            report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
+        except ConfigError:
+            raise  # no later look can succeed
+        except Exception as error:
+            failures += 1
+            delay = min(every * 2**failures, max(every, MAX_BACKOFF_SECONDS))
+            on_failure(error, delay)
+            sleep(delay)
+            continue
+        failures = 0
         if report.writes:
             written += 1
             on_run(report, time.monotonic() - started)

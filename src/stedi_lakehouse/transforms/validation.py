@@ -7,6 +7,7 @@ malformed input into null (a reason), never into an exception.
 """
 
 import operator
+from dataclasses import replace
 from functools import reduce
 
 from pydantic import BaseModel
@@ -14,7 +15,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.spark import FieldRule, columns, field_rules, spark_schema
+from stedi_lakehouse.contracts.spark import Check, FieldRule, columns, field_rules, spark_schema
 
 RECORD = "_record"
 REASON = "reason"
@@ -124,13 +125,27 @@ def reason_column(rules: list[FieldRule]) -> Column:
     return F.when(any_null, full).when(~all_hold, _joined(value_reasons))
 
 
-def validate(lines: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
-    """(value, source_file) -> (value, source_file, _record, reason); reason null = valid."""
+def validate(
+    lines: DataFrame, *, contract: type[BaseModel], not_after: dict[str, int] | None = None
+) -> DataFrame:
+    """(value, source_file) -> (value, source_file, _record, reason); reason null = valid.
+    `not_after`: field -> the latest value it may take in this run (a time the record cannot
+    have been made after, whatever its contract allows)."""
+    rules = [
+        replace(rule, checks=(*rule.checks, _not_after(limit)))
+        if (limit := (not_after or {}).get(rule.name)) is not None
+        else rule
+        for rule in field_rules(contract)
+    ]
     return (
         non_blank(lines.withColumn("value", _without_bom(F.col("value"))))
         .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract), JSON_OPTIONS))
-        .withColumn(REASON, reason_column(field_rules(contract)))
+        .withColumn(REASON, reason_column(rules))
     )
+
+
+def _not_after(limit: int) -> Check:
+    return Check(lambda c: c <= F.lit(limit), f"must be <= {limit} (a day after it was read)")
 
 
 def without_good_lines(validated: DataFrame) -> DataFrame:
