@@ -150,6 +150,10 @@ def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None
     if as_json:
         return
     _say_skipped(report.skipped)
+    if report.changed:
+        out.print("changed since processed (a new delivery: its rows replaced):")
+        for name in report.changed:
+            out.print(Text(f"  {name}"), soft_wrap=True)
     if report.writes:
         show(writes_table(report.writes))
         if report.datasets:
@@ -191,6 +195,12 @@ def watch(
         int,
         typer.Option("--runs", min=0, help="Stop after N runs that wrote tables (0: never)."),
     ] = 0,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle", min=0, help="Leave a file modified in the last SECONDS for a later look."
+        ),
+    ] = 10.0,
 ) -> None:
     """Keep Spark running; run every stage whenever new landing files arrive (Ctrl-C stops).
 
@@ -212,6 +222,7 @@ def watch(
                 pseudonym_key=settings.pseudonym_key_bytes(),
                 every=every,
                 runs=runs,
+                settle_seconds=settle,
                 progress=progress,
                 on_run=lambda report, s: out.print(
                     run_line(report.writes, report.datasets.values(), s), soft_wrap=True

@@ -24,11 +24,12 @@ from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
-from py4j.protocol import Py4JJavaError
+from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
@@ -59,6 +60,25 @@ BINARY = "binary file (not UTF-8 text): not read"
 GLOB_CHARACTERS = re.compile(r"([{}\[\]*?\\])")
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A landing file as listed: what it holds (`version`) and when it last changed."""
+
+    version: str
+    modified_ms: int
+
+
+def _version(status) -> str:
+    """What a listed file holds, as far as the store tells without reading it: S3's ETag (a
+    digest of the content), else its size and modification time."""
+    try:
+        if etag := status.getEtag():
+            return f"etag:{etag}"
+    except Py4JError:  # a file system without ETags
+        pass
+    return f"{status.getLen()}:{status.getModificationTime()}"
+
+
 def looks_binary(head: bytes) -> bool:
     """Whether a file that starts with `head` is binary: more than a third of its characters
     are not UTF-8 or are control characters other than tab and line ends (Perl's -B test). A
@@ -77,7 +97,9 @@ def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> 
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
     except ImportError:
-        return spark.createDataFrame([tuple(row[f] for f in schema.names) for row in rows], schema)
+        return spark.createDataFrame(
+            [tuple(row.get(f) for f in schema.names) for row in rows], schema
+        )
     table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
     return spark.createDataFrame(table, schema=schema)
 
@@ -171,25 +193,27 @@ class Lake:
     def landing_files(self, dataset: Dataset) -> list[str]:
         """Every *.json and *.json.gz file under landing/<dataset>/ (nested folders too), as
         the tables' `source_file` names it."""
-        return self.landing_listing(dataset)[0]
+        return list(self.landing_listing(dataset)[0])
 
-    def landing_listing(self, dataset: Dataset) -> tuple[list[str], dict[str, str]]:
-        """The landing files of `dataset` to read (see `landing_files`), and the other files
-        under its folder, with why each is not read (`skipped_because`)."""
+    def landing_listing(self, dataset: Dataset) -> tuple[dict[str, Listed], dict[str, str]]:
+        """The landing files of `dataset` to read (see `landing_files`) with their version and
+        modification time, and the other files under its folder, with why each is not read
+        (`skipped_because`)."""
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
         if not self._is_folder(folder):
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
         fs, path = self._hadoop(folder)
-        found, files, skipped = fs.listFiles(path, True), [], {}
+        found, files, skipped = fs.listFiles(path, True), {}, {}
         while found.hasNext():
-            name = found.next().getPath().toString().removeprefix(self._qualified_root)
+            status = found.next()
+            name = status.getPath().toString().removeprefix(self._qualified_root)
             if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
                 skipped[name] = why
             else:
-                files.append(name)
-        return sorted(files), dict(sorted(skipped.items()))
+                files[name] = Listed(_version(status), int(status.getModificationTime()))
+        return dict(sorted(files.items())), dict(sorted(skipped.items()))
 
     def unreadable(self, files: list[str]) -> dict[str, str]:
         """Of the landing files given (paths under the root), those that cannot be read as text
@@ -304,7 +328,9 @@ class Lake:
 
     def append(self, df: DataFrame, name: str) -> TableWrite:
         """Add rows to table `name` (the bookkeeping tables) in one commit."""
-        return self._committed(df.write.format("delta").mode("append"), name)
+        # a bookkeeping table of an older lake gains the columns added since
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        return self._committed(writer, name)
 
     def _committed(self, writer, name: str, *, check_location: bool = False) -> TableWrite:
         path = self.table_path(name)
@@ -504,7 +530,8 @@ class Lake:
 
     def rewrite_landing_file(self, relative: str, keep: Callable[[str], bool]) -> None:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps;
-        a local file is replaced atomically, an S3 object by one PUT."""
+        a local file is replaced atomically, an S3 object by one PUT. Its bookmarks follow it
+        (`_rebookmark`): a rewrite is not a new delivery."""
         fs, path = self._hadoop(f"{self.root}/{relative}")
         text = self._read_bytes(fs, path)
         kept = "".join(
@@ -515,12 +542,25 @@ class Lake:
             temporary = target.with_name(f".{target.name}.rewrite")
             temporary.write_bytes(kept)
             os.replace(temporary, target)
+        else:
+            out = fs.create(path, True)
+            try:
+                out.write(bytearray(kept))
+            finally:
+                out.close()
+        self._rebookmark(relative, _version(fs.getFileStatus(path)))
+
+    def _rebookmark(self, relative: str, version: str) -> None:
+        """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
+        the run that processed it), so later runs keep taking it as processed."""
+        if not self.exists("processed_files"):
             return
-        out = fs.create(path, True)
-        try:
-            out.write(bytearray(kept))
-        finally:
-            out.close()
+        marks = self.read("processed_files").filter(F.col("path") == relative)
+        rows = [row.asDict() | {"version": version} for row in marks.collect()]
+        unique = list({(r["stage"], r["run_id"]): r for r in rows}.values())
+        if unique:
+            schema = spark_schema(CATALOGUE["processed_files"].contract)
+            self.append(local_frame(self.spark, unique, schema), "processed_files")
 
     def _is_delta(self, path: str) -> bool:
         """Whether a Delta table with at least one commit is at `path` (a run killed during

@@ -116,8 +116,9 @@ def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
 
 def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
     """Deliver JSON-lines files from `source/<dataset>/` into `<lake root>/landing/<dataset>/`,
-    keeping sub-folders; returns the number of files per dataset. A local lake gets plain file
-    copies; any other (s3://) is written through `lake` (Hadoop's file system, S3A)."""
+    keeping sub-folders; returns the number of files per dataset. A local lake gets file copies,
+    each renamed into place once whole; any other (s3://) is written through `lake` (Hadoop's
+    file system, S3A: an object appears whole, when its upload completes)."""
     found = files_to_land(source)
     for dataset, files in found.items():
         for file in files:
@@ -125,7 +126,10 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
             if is_local_path(lake_root):
                 target = local_path(lake_root) / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(file, target)
+                # under a hidden name until whole: a run never reads a half-copied file
+                partial = target.with_name(f".{target.name}.landing")
+                shutil.copyfile(file, partial)
+                os.replace(partial, target)
             else:
                 lake.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}

@@ -113,6 +113,11 @@ class ProcessedFile(BaseModel):
     dataset: str = Field(description="Its feed: customer, accelerometer or step_trainer.")
     stage: str = Field(description="`trusted` (landing, quarantine, trusted) or `curated`.")
     run_id: str = Field(description="The run that processed it (see `runs`).")
+    version: str | None = Field(
+        None,
+        description="What the file was when processed: `<bytes>:<modified, epoch ms>`, on S3 "
+        "its ETag. A file whose version changes is a new delivery of it, processed again.",
+    )
 
 
 class TableRun(BaseModel):
