@@ -164,3 +164,22 @@ def test_catalog_persists_for_a_new_process(tmp_path):
         text=True,
     )
     assert " 296 " in query.stdout
+
+
+def test_run_json_prints_the_runs_record(spark, tmp_path):
+    """`run --json`: the run's record on stdout, with the fields of the `runs` table."""
+    from stedi_lakehouse.contracts.spark import columns
+    from stedi_lakehouse.contracts.tables import RunRecord
+
+    land_sample(tmp_path)
+    env = {"STEDI_PROFILE": "test"}
+    result = invoke("run", "--lake-root", str(tmp_path), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert list(record) == columns(RunRecord)
+    assert record["outcome"] == "succeeded" and record["error"] is None
+    counts = {d["dataset"]: d for d in record["datasets"]}
+    assert (counts["customer"]["accepted"], counts["customer"]["quarantined"]) == (94, 37)
+    assert "machine_learning_curated" in {w["table"] for w in record["writes"]}
+    status = json.loads(invoke("status", "--lake-root", str(tmp_path), "--json", env=env).stdout)
+    assert status["runs"][0]["run_id"] == record["run_id"]

@@ -2,6 +2,7 @@
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.landing import (
     AccelerometerReading,
@@ -141,3 +142,102 @@ def test_phone_may_be_a_number_or_a_string(spark):
     )
     phones = {r["phone"] for r in accepted(validated, contract=CustomerRecord).collect()}
     assert phones == {"8015551212", "801-555"}
+
+
+def _byte_lines(spark, *lines: bytes):
+    """Lines as raw bytes (not necessarily UTF-8), as Spark's text reader hands them over."""
+    rows = [(bytearray(line), "f.json") for line in lines]
+    frame = spark.createDataFrame(rows, "b binary, source_file string")
+    return frame.selectExpr("cast(b AS string) AS value", "source_file")
+
+
+FIELDS = b'"timestamp":1655564444103,"x":1,"y":1,"z":1'
+HOSTILE = {
+    "single quotes and a null": (
+        b"{'user':null,'timestamp':1655564444103,'x':1,'y':1,'z':1}",
+        "not a JSON object",
+    ),
+    "single quotes, all valid": (
+        b"{'user':'a@test.com','timestamp':1655564444103,'x':1,'y':1,'z':1}",
+        "not a JSON object",
+    ),
+    "NaN beside a null": (
+        b'{"user":null,"timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
+        "'user' is null; 'x' must be a finite number, got 'NaN'",
+    ),
+    "NaN beside an object in a string field": (
+        b'{"user":{"a":1},"timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
+        "'user' must be a string, got '{\"a\":1}'; 'x' must be a finite number, got 'NaN'",
+    ),
+    "a key twice, null": (b'{"user":null,"user":null,' + FIELDS + b"}", "'user' is null"),
+    "unquoted key": (b'{user:"a@test.com",' + FIELDS + b"}", "not a JSON object"),
+    "comment": (b'{"user":"a@test.com",/* hi */' + FIELDS + b"}", "not a JSON object"),
+    "not UTF-8 in a field": (
+        b'{"user":"a\xff\xfe@test.com",' + FIELDS + b"}",
+        "'user' is not valid UTF-8",
+    ),
+    "not UTF-8, not JSON": (b"\xff\xfe{\x00", "not valid UTF-8"),
+    "NUL byte": (b'{"user":"a@test.com",\x00' + FIELDS + b"}", "not a JSON object"),
+    "raw control character in a string": (
+        b'{"user":"a\x01@test.com",' + FIELDS + b"}",
+        "not a JSON object",
+    ),
+    "terminal escape": (b"\x1b[31m red \x1b[0m", "not a JSON object"),
+    "nested 5,000 deep": (
+        b'{"user":"a@test.com",' + FIELDS + b',"w":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "not a JSON object",
+    ),
+    "a number of 5,000 digits": (
+        b'{"user":"a@test.com","timestamp":' + b"9" * 5000 + b',"x":1,"y":1,"z":1}',
+        "not a JSON object",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_hostile_line_is_quarantined_with_a_reason_never_an_exception(spark, kind):
+    line, reason = HOSTILE[kind]
+    validated = validate(_byte_lines(spark, line), contract=AccelerometerReading)
+    assert [r["reason"] for r in quarantined(validated).collect()] == [reason]
+    assert accepted(validated, contract=AccelerometerReading).count() == 0
+
+
+def test_a_byte_order_mark_is_not_part_of_the_record(spark):
+    validated = validate(
+        _byte_lines(spark, b'\xef\xbb\xbf{"user":"a@test.com",' + FIELDS + b"}"),
+        contract=AccelerometerReading,
+    )
+    assert [r["user"] for r in accepted(validated, contract=AccelerometerReading).collect()] == [
+        "a@test.com"
+    ]
+
+
+def test_the_quarantine_keeps_64_kib_of_a_huge_line_and_says_so(spark):
+    line = b'{"user":null,' + FIELDS + b',"big":"' + b"a" * (21 * 2**20) + b'"}'
+    validated = validate(_byte_lines(spark, line), contract=AccelerometerReading)
+    [row] = quarantined(validated).collect()
+    assert len(row["raw_line"]) == 65536 and line.decode().startswith(row["raw_line"])
+    assert row["reason"].endswith(f"raw line cut to its first 65,536 of {len(line):,} characters")
+
+
+def test_the_quarantine_holds_valid_utf8(spark):
+    validated = validate(_byte_lines(spark, b"\xff\xfe{"), contract=AccelerometerReading)
+    kept = quarantined(validated).select(F.is_valid_utf8("raw_line").alias("valid"), "raw_line")
+    assert [tuple(r) for r in kept.collect()] == [(True, "\ufffd\ufffd{")]
+
+
+def test_a_customer_record_from_a_clock_in_the_future_is_quarantined(spark):
+    """A record dated after the run's limit (a day after it is read) would win the
+    latest-record rule until that day came."""
+    base = (
+        '{"email":"a@test.com","serialNumber":"s1","registrationDate":1655564444103,'
+        '"lastUpdateDate":%d}'
+    )
+    limit = 1700000000000
+    lines = _lines(spark, base % limit, base % (limit + 1))
+    validated = validate(lines, contract=CustomerRecord, not_after={"lastUpdateDate": limit})
+    assert {r["raw_line"]: r["reason"] for r in quarantined(validated).collect()} == {
+        base % (limit + 1): "'lastUpdateDate' must not be more than a day after it was read, "
+        f"got '{limit + 1}'"
+    }
+    assert accepted(validated, contract=CustomerRecord).count() == 1

@@ -15,9 +15,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from stedi_lakehouse import __version__
-from stedi_lakehouse.errors import StediError
+from stedi_lakehouse.errors import StediError, failure_text
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import Settings, load_settings
 
@@ -66,6 +67,11 @@ def user_errors() -> Iterator[None]:
         yield
     except StediError as exc:
         raise fail(str(exc)) from None
+    except Exception as exc:
+        if getattr(exc, "java_exception", None) is None:
+            raise
+        # Spark's own message may quote a record: named by its classes only
+        raise fail(f"Spark failed: {failure_text(exc)} (the JVM's log has the details)") from None
 
 
 def _version(value: bool) -> None:
@@ -126,9 +132,25 @@ def _stages(settings: Settings):
     return Stages(lake, rules=settings.rules, progress=progress), status
 
 
-def _promote(settings: Settings, stage: Stage) -> None:
+def show(renderable) -> None:
+    """Print a result; a table too wide for the console is printed as plain lines, so that no
+    number is cut (in a log file or CI output the console is 80 columns)."""
+    from stedi_lakehouse.report import fitted
+
+    out.print(fitted(renderable, out.width))
+
+
+def _say_skipped(skipped: dict[str, str]) -> None:
+    """Files in a landing folder that a run does not read, by name, never in silence."""
+    if skipped:
+        out.print(f"not read: {len(skipped):,} file(s) in the landing folders:", highlight=False)
+        for name, why in skipped.items():
+            out.print(Text(f"  {name}: {why}"), soft_wrap=True)
+
+
+def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
     from stedi_lakehouse.pipeline import run_stages
-    from stedi_lakehouse.report import records_table, writes_table
+    from stedi_lakehouse.report import records_table, run_json, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
@@ -136,10 +158,19 @@ def _promote(settings: Settings, stage: Stage) -> None:
         report = run_stages(stages, str(stage), pseudonym_key=_key(settings))
     finally:
         status.stop()
+        if as_json and stages.record is not None:  # a failed run's record too
+            sys.stdout.write(run_json(stages.record) + "\n")
+    if as_json:
+        return
+    _say_skipped(report.skipped)
+    if report.changed:
+        out.print("changed since processed (a new delivery: its rows replaced):")
+        for name in report.changed:
+            out.print(Text(f"  {name}"), soft_wrap=True)
     if report.writes:
-        out.print(writes_table(report.writes))
+        show(writes_table(report.writes))
         if report.datasets:
-            out.print(records_table(report.datasets.values()))
+            show(records_table(report.datasets.values()))
         if stage is Stage.ALL:
             _maintain_if_due(stages.lake, settings)
     else:
@@ -149,11 +180,22 @@ def _promote(settings: Settings, stage: Stage) -> None:
     )
 
 
+AsJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print the run's record (the fields of the `runs` table) as JSON."),
+]
+
+
 @app.command()
-def run(lake_root: LakeRoot = None, rules: RulesOption = None, profile: Profile = None) -> None:
+def run(
+    lake_root: LakeRoot = None,
+    rules: RulesOption = None,
+    profile: Profile = None,
+    as_json: AsJson = False,
+) -> None:
     """Run every stage: landing files -> trusted -> curated."""
     with user_errors():
-        _promote(_settings(profile, lake_root, rules), Stage.ALL)
+        _promote(_settings(profile, lake_root, rules), Stage.ALL, as_json=as_json)
 
 
 @app.command()
@@ -168,6 +210,12 @@ def watch(
         int,
         typer.Option("--runs", min=0, help="Stop after N runs that wrote tables (0: never)."),
     ] = 0,
+    settle: Annotated[
+        float,
+        typer.Option(
+            "--settle", min=0, help="Leave a file modified in the last SECONDS for a later look."
+        ),
+    ] = 10.0,
 ) -> None:
     """Keep Spark running; run every stage whenever new landing files arrive (Ctrl-C stops).
 
@@ -189,11 +237,16 @@ def watch(
                 pseudonym_key=_key(settings),
                 every=every,
                 runs=runs,
+                settle_seconds=settle,
                 progress=progress,
                 on_run=lambda report, s: out.print(
                     run_line(report.writes, report.datasets.values(), s), soft_wrap=True
                 ),
                 on_idle=lambda written: status.update(watching),
+                on_failure=lambda error, delay: err.print(
+                    Text(f"run failed: {failure_text(error)}; looking again in {delay:g} s"),
+                    soft_wrap=True,
+                ),
             )
         except KeyboardInterrupt:
             status.stop()
@@ -241,9 +294,9 @@ def status(
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
         sys.stdout.write(json.dumps({"tables": tables, "runs": last_runs}, indent=2) + "\n")
     else:
-        out.print(status_table(statuses))
+        show(status_table(statuses))
         if last_runs:
-            out.print(runs_table(last_runs))
+            show(runs_table(last_runs))
 
 
 @app.command()
@@ -268,7 +321,7 @@ def history(
             raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
         lake = open_lake(_settings(profile, lake_root), work=0)  # reads the Delta log only
         commits = lake.history(name, limit)
-    out.print(history_table(name, commits))
+    show(history_table(name, commits))
     if len(commits) == limit and commits[-1]["version"] > 0:
         out.print(f"(latest {limit} versions shown; use --limit to see more)")
 

@@ -1,7 +1,8 @@
 """Named exceptions for user-facing failures.
 
 Each one carries a message that says what was expected and what was found; the CLI prints it as
-one line on stderr and exits non-zero. Anything else is a bug and keeps its traceback.
+one line on stderr and exits non-zero. A failure inside Spark is shown by `failure_text`, which
+never quotes data; anything else is a bug and keeps its traceback.
 """
 
 
@@ -27,3 +28,20 @@ class KeyMismatchError(StediError):
 
 class ReadOnlyError(StediError):
     """A statement given to `query` would change the lake or reach outside it."""
+
+
+def failure_text(error: BaseException) -> str:
+    """A failure in one line that carries no data. Spark's messages may quote a record (a
+    malformed one, a failed cast), so a Spark or Java failure is named by its classes and error
+    condition only; the JVM's log has the rest."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:  # py4j: walk to the deepest cause, which says what broke
+        names = []
+        while java is not None and len(names) < 10:
+            names.append(str(java.getClass().getSimpleName()))
+            java = java.getCause()
+        return f"{type(error).__name__}: {' <- '.join(dict.fromkeys(names))}"
+    if callable(condition := getattr(error, "getCondition", None)):  # a PySparkException
+        return f"{type(error).__name__}: [{condition()}]"
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"

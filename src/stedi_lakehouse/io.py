@@ -12,6 +12,7 @@ predicate selects (`replaceWhere`), replaced atomically. For tests of crash safe
 STEDI_FAULT_AFTER_WRITES=N kills the process (SIGKILL) right after its N-th commit.
 """
 
+import gzip
 import json
 import os
 import re
@@ -24,15 +25,16 @@ from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
-from py4j.protocol import Py4JJavaError
+from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
 from stedi_lakehouse.session import METASTORE_URL
 
 RULES_KEY = "rules"
@@ -51,6 +53,40 @@ FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
+# How much of a landing file's start is looked at to tell a binary file from text.
+SNIFFED_BYTES = 8000
+BINARY = "binary file (not UTF-8 text): not read"
+# Spark's reader takes every path as a glob pattern: these characters are escaped to mean
+# themselves.
+GLOB_CHARACTERS = re.compile(r"([{}\[\]*?\\])")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A landing file as listed: what it holds (`version`) and when it last changed."""
+
+    version: str
+    modified_ms: int
+
+
+def _version(status) -> str:
+    """What a listed file holds, as far as the store tells without reading it: S3's ETag (a
+    digest of the content), else its size and modification time."""
+    try:
+        if etag := status.getEtag():
+            return f"etag:{etag}"
+    except Py4JError:  # a file system without ETags
+        pass
+    return f"{status.getLen()}:{status.getModificationTime()}"
+
+
+def looks_binary(head: bytes) -> bool:
+    """Whether a file that starts with `head` is binary: more than a third of its characters
+    are not UTF-8 or are control characters other than tab and line ends (Perl's -B test). A
+    text file with a few hostile lines is read line by line; a UTF-16 file or an image is not."""
+    text = head.decode("utf-8", errors="replace")
+    strange = sum(c == "\ufffd" or (c < " " and c not in "\t\n\r") for c in text)
+    return strange * 3 > len(text)
 
 
 def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> DataFrame:
@@ -62,7 +98,9 @@ def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> 
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
     except ImportError:
-        return spark.createDataFrame([tuple(row[f] for f in schema.names) for row in rows], schema)
+        return spark.createDataFrame(
+            [tuple(row.get(f) for f in schema.names) for row in rows], schema
+        )
     table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
     return spark.createDataFrame(table, schema=schema)
 
@@ -142,7 +180,8 @@ class Lake:
         """Copy a local file to `<lake root>/<relative>` (any file system Spark reaches)."""
         try:
             fs, target = self._hadoop(f"{self.root}/{relative}")
-            _, source = self._hadoop(local_file.resolve().as_uri())
+            # not as_uri(): Hadoop takes a path's '%' literally, so %-encoded names are not found
+            _, source = self._hadoop(f"file:{local_file.resolve()}")
             fs.copyFromLocalFile(False, True, source, target)
         except Py4JJavaError as exc:
             raise LakeError(f"cannot write {self.root}/{relative}: {_said(exc)}") from None
@@ -153,20 +192,58 @@ class Lake:
 
     # -- landing --------------------------------------------------------------------------
     def landing_files(self, dataset: Dataset) -> list[str]:
-        """Every *.json file under landing/<dataset>/ (nested folders too), as the tables'
-        `source_file` names it."""
+        """Every *.json and *.json.gz file under landing/<dataset>/ (nested folders too), as
+        the tables' `source_file` names it."""
+        return list(self.landing_listing(dataset)[0])
+
+    def landing_listing(self, dataset: Dataset) -> tuple[dict[str, Listed], dict[str, str]]:
+        """The landing files of `dataset` to read (see `landing_files`) with their version and
+        modification time, and the other files under its folder, with why each is not read
+        (`skipped_because`)."""
         folder = self.landing_dir(dataset)
         if not self._exists(folder):
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
         if not self._is_folder(folder):
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
         fs, path = self._hadoop(folder)
-        found, files = fs.listFiles(path, True), []
+        found, files, skipped = fs.listFiles(path, True), {}, {}
         while found.hasNext():
-            name = found.next().getPath().toString()
-            if name.endswith(".json"):
-                files.append(name.removeprefix(self._qualified_root))
-        return sorted(files)
+            status = found.next()
+            name = status.getPath().toString().removeprefix(self._qualified_root)
+            if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
+                skipped[name] = why
+            else:
+                files[name] = Listed(_version(status), int(status.getModificationTime()))
+        return dict(sorted(files.items())), dict(sorted(skipped.items()))
+
+    def unreadable(self, files: list[str]) -> dict[str, str]:
+        """Of the landing files given (paths under the root), those that cannot be read as text
+        lines, with why: binary (see `looks_binary`), or a compressed file that does not
+        decompress to its end (a truncated or false .gz). Only what a decoder says is kept,
+        never the file's content."""
+        jvm = self.spark.sparkContext._jvm
+        codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+            self.spark.sparkContext._jsc.hadoopConfiguration()
+        )
+        found = {}
+        for file in files:
+            fs, path = self._hadoop(f"{self.root}/{file}")
+            stream = None
+            try:
+                stream = fs.open(path)
+                if codec := codecs.getCodec(path):
+                    stream = codec.createInputStream(stream)
+                head = jvm.org.apache.commons.io.input.BoundedInputStream(stream, SNIFFED_BYTES)
+                if looks_binary(bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(head))):
+                    found[file] = BINARY
+                elif codec:
+                    jvm.org.apache.commons.io.IOUtils.consume(stream)
+            except Py4JJavaError as exc:
+                found[file] = f"file cannot be read: {_said(exc)}"
+            finally:
+                if stream is not None:
+                    stream.close()
+        return found
 
     @property
     def _qualified_root(self) -> str:
@@ -182,8 +259,12 @@ class Lake:
         if not files:
             return self.spark.createDataFrame([], "value string, source_file string")
         root = self._qualified_root
-        lines = self.spark.read.text([f"{root}{f}" for f in files])
-        source = F.col("_metadata.file_path")
+        lines = self.spark.read.text([GLOB_CHARACTERS.sub(r"\\\1", f"{root}{f}") for f in files])
+        path = F.col("_metadata.file_path")
+        # the reader names a file by its URI: '%', spaces, brackets, braces are %-encoded; a
+        # '+' is itself, which url_decode would read as a space
+        decoded = F.url_decode(F.replace(path, F.lit("+"), F.lit("%2B")))
+        source = F.when(path.contains("%"), decoded).otherwise(path)
         if any(root in f for f in files):  # the root again inside a path: cut the prefix only
             cut = F.substring(source, len(root) + 1, 1 << 20)
         else:  # the same result; on 2M lines 0.14 s over the bare path, substring 0.52 s
@@ -248,7 +329,9 @@ class Lake:
 
     def append(self, df: DataFrame, name: str) -> TableWrite:
         """Add rows to table `name` (the bookkeeping tables) in one commit."""
-        return self._committed(df.write.format("delta").mode("append"), name)
+        # a bookkeeping table of an older lake gains the columns added since
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        return self._committed(writer, name)
 
     def _committed(self, writer, name: str, *, check_location: bool = False) -> TableWrite:
         path = self.table_path(name)
@@ -489,8 +572,18 @@ class Lake:
         return self._exists(self.landing_dir(dataset))
 
     def landing_lines(self, relative: str) -> list[bytes]:
-        """The lines of a landing file (its path under the root), as bytes."""
-        return (self.read_file(relative) or b"").splitlines()
+        """The lines of a landing file (its path under the root), as bytes (a .gz file's
+        decompressed; one that does not decompress has none)."""
+        return self._landing_bytes(relative).splitlines()
+
+    def _landing_bytes(self, relative: str) -> bytes:
+        data = self.read_file(relative) or b""
+        if not relative.endswith(".gz"):
+            return data
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError):
+            return b""
 
     def read_file(self, relative: str) -> bytes | None:
         """The bytes of `<lake root>/<relative>`, or None if there is no such file."""
@@ -528,11 +621,29 @@ class Lake:
             return []
         return sorted(s.getPath().getName() for s in fs.listStatus(path) if s.isFile())
 
-    def rewrite_landing_file(self, relative: str, keep: Callable[[bytes], bool]) -> None:
+    def rewrite_landing_file(self, relative: str, keep: Callable[[bytes], bool]) -> str:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
-        (lines as bytes, with their line ends)."""
-        data = self.read_file(relative) or b""
-        self.write_file(relative, b"".join(line for line in data.splitlines(True) if keep(line)))
+        (lines as bytes, with their line ends); its new version. Its bookmarks follow it
+        (`_rebookmark`): a rewrite is not a new delivery."""
+        lines = self._landing_bytes(relative).splitlines(True)
+        kept = b"".join(line for line in lines if keep(line))
+        self.write_file(relative, gzip.compress(kept) if relative.endswith(".gz") else kept)
+        fs, path = self._hadoop(f"{self.root}/{relative}")
+        version = _version(fs.getFileStatus(path))
+        self._rebookmark(relative, version)
+        return version
+
+    def _rebookmark(self, relative: str, version: str) -> None:
+        """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
+        the run that processed it), so later runs keep taking it as processed."""
+        if not self.exists("processed_files"):
+            return
+        marks = self.read("processed_files").filter(F.col("path") == relative)
+        rows = [row.asDict() | {"version": version} for row in marks.collect()]
+        unique = list({(r["stage"], r["run_id"]): r for r in rows}.values())
+        if unique:
+            schema = spark_schema(CATALOGUE["processed_files"].contract)
+            self.append(local_frame(self.spark, unique, schema), "processed_files")
 
     def table_property(self, name: str, key: str) -> str | None:
         """A table property of table `name` (None: not set, or no such table)."""

@@ -37,11 +37,12 @@ from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
     ProcessedFile,
+    Quarantined,
     RunRecord,
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.errors import ConfigError, LakeError
+from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
 from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
@@ -59,6 +60,10 @@ CURATED_TABLES = ("customer_curated", "machine_learning_curated")
 # Above this many keys a replaceWhere predicate gets slow to plan; the table is rebuilt whole
 # instead (the same result).
 KEY_LIMIT = 10_000
+# The field the latest customer record is chosen by, and how far ahead of the run it may be.
+LATEST_RECORD_FIELD, DAY_MS = "lastUpdateDate", 86_400_000
+# After a failed run, `watch` waits its interval doubled per failure in a row, up to this.
+MAX_BACKOFF_SECONDS = 600.0
 # Recorded with each commit: the run that made it, and whether it added rows outside its scope.
 RUN_KEY, ADDS_KEY = "run_id", "adds"
 
@@ -88,9 +93,16 @@ class DatasetCounts:
 class StageReport:
     writes: list[TableWrite] = field(default_factory=list)
     datasets: dict[str, DatasetCounts] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # landing file not read -> why
+    changed: list[str] = field(default_factory=list)  # processed files delivered again
 
     def merge(self, other: "StageReport") -> "StageReport":
-        return StageReport([*self.writes, *other.writes], {**self.datasets, **other.datasets})
+        return StageReport(
+            [*self.writes, *other.writes],
+            {**self.datasets, **other.datasets},
+            {**self.skipped, **other.skipped},
+            sorted({*self.changed, *other.changed}),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,15 +182,20 @@ class Stages:
         progress: Progress = _quiet,
         run_id: str | None = None,
         pseudonym_key: bytes | None = None,
+        settle_seconds: float = 0.0,
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
+        self.settle_seconds = settle_seconds
+        self._settled: dict[Dataset, list[str]] = {}  # the landing files this run may read
         self.run_id = run_id or uuid.uuid4().hex
         self.pseudonym_key = pseudonym_key
         self._suppressed: sup.Suppressed | None = None
         self._scrub: dict[Dataset, tuple[list[str], Subject]] = {}
         self._checked_key: bytes | None = None
+        self.started_at = datetime.now(UTC)
         self._looked_up: dict[tuple, set[str]] = {}
-        self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
+        self.record: dict | None = None  # the run's `runs` row, once `run_stages` has run
+        self._marks: list[tuple] | None = None  # processed_files rows
 
     @property
     def suppressed(self) -> sup.Suppressed:
@@ -244,17 +261,36 @@ class Stages:
         return {path: dataset for path, dataset, _ in self._bookmarks(stage)}
 
     def _bookmarks(self, stage: str) -> list[tuple[str, str, str]]:
-        """(path, dataset, run_id) of each landing file `stage` has processed. The table is
-        read once per run; this run's own marks are added as it makes them."""
+        """(path, dataset, run_id) of each landing file `stage` has processed."""
+        return [
+            (path, dataset, run)
+            for path, dataset, marked, run, _ in self._rows()
+            if marked == stage
+        ]
+
+    def _versions(self, stage: str) -> dict[str, set[str | None]]:
+        """path -> every version of the file `stage` has processed (None: bookmarked before
+        versions were kept, taken as the file's current one)."""
+        versions: dict[str, set[str | None]] = {}
+        for path, _, marked, _, version in self._rows():
+            if marked == stage:
+                versions.setdefault(path, set()).add(version)
+        return versions
+
+    def _rows(self) -> list[tuple]:
+        """The rows of `processed_files`, read once per run; this run's own marks are added as
+        it makes them."""
         if self._marks is None:
             self._marks = []
             if self.lake.exists("processed_files"):
-                table = self.lake.read("processed_files").select(*columns(ProcessedFile))
+                table = self.lake.read("processed_files")
+                kept = [
+                    F.col(c) if c in table.columns else F.lit(None).cast("string").alias(c)
+                    for c in columns(ProcessedFile)
+                ]
                 with self.lake.described("read processed_files"):
-                    self._marks = [tuple(r) for r in table.collect()]
-        return [
-            (path, dataset, run) for path, dataset, marked, run in self._marks if marked == stage
-        ]
+                    self._marks = [tuple(r) for r in table.select(*kept).collect()]
+        return self._marks
 
     def _only_new_rows(self, table: str, scope: Scope) -> bool:
         """Whether the table holds none of the rows of `scope`, which then need no replacing:
@@ -284,10 +320,18 @@ class Stages:
         finished = {run for _, _, run in self._bookmarks(stage)}
         return self.lake.table_metadata(table).get(RUN_KEY) in finished
 
-    def _mark(self, stage: str, files: dict[Dataset, list[str]], report: StageReport) -> None:
-        rows = [(path, str(d), stage, self.run_id) for d, paths in files.items() for path in paths]
+    def _mark(
+        self, stage: str, files: dict[Dataset, dict[str, set[str | None]]], report: StageReport
+    ) -> None:
+        """Bookmark the files (path -> the versions processed) for `stage`."""
+        rows = [
+            (path, str(d), stage, self.run_id, version)
+            for d, paths in files.items()
+            for path, versions in paths.items()
+            for version in sorted(versions, key=str)
+        ]
         if rows:
-            self._bookmarks(stage)  # read before this run's first mark
+            self._rows()  # read before this run's first mark
             names = columns(ProcessedFile)
             records = [dict(zip(names, row, strict=True)) for row in rows]
             df = local_frame(self.lake.spark, records, spark_schema(ProcessedFile))
@@ -371,19 +415,19 @@ class Stages:
         scope = Scope.of(source_file=files)
         if scope.whole or not all(self.lake.exists(t) for t in tables):
             # too many new files for one predicate, or a table missing: every file, whole
-            files, scope = self.lake.landing_files(dataset), Scope(whole=True)
+            files = self._settled.get(dataset)
+            files = self.lake.landing_files(dataset) if files is None else files
+            scope = Scope(whole=True)
         if scope.empty:
             return None
         self.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
         contract = RECORD_CONTRACTS[dataset]
-        lines = self.lake.read_landing(dataset, files)
-        validated = val.without_good_lines(val.validate(lines, contract=contract)).persist(
-            StorageLevel.MEMORY_AND_DISK
-        )
-        accepted, quarantined = (
-            val.accepted(validated, contract=contract),
-            val.quarantined(validated),
-        )
+        unreadable = self.lake.unreadable(files)
+        lines = self.lake.read_landing(dataset, [f for f in files if f not in unreadable])
+        checked = val.validate(lines, contract=contract, not_after=self._not_after(dataset))
+        validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
+        accepted = val.accepted(validated, contract=contract)
+        quarantined = val.quarantined(validated)
         try:
             erased = self.suppressed.subject(dataset, accepted, quarantined)
             if erased:  # lines of people erased before: counted, never kept
@@ -401,7 +445,8 @@ class Stages:
 
         def quarantine() -> None:
             try:
-                counts.quarantined = self._write(quarantined, tables[1], report, scope).rows
+                rows = quarantined.unionByName(self._unreadable_rows(unreadable))
+                counts.quarantined = self._write(rows, tables[1], report, scope).rows
             finally:
                 validated.unpersist()
 
@@ -410,15 +455,34 @@ class Stages:
             return None
         return background.submit(quarantine)
 
+    def _not_after(self, dataset: Dataset) -> dict[str, int]:
+        """A customer record dated more than a day after this run reads it comes from a clock
+        in the future: accepted, it would win the latest-record rule until that day came."""
+        if dataset is not Dataset.CUSTOMER:
+            return {}
+        return {LATEST_RECORD_FIELD: int(self.started_at.timestamp() * 1000) + DAY_MS}
+
+    def _unreadable_rows(self, unreadable: dict[str, str]) -> DataFrame:
+        """One quarantine row for each landing file that cannot be read, with why."""
+        rows = [{"raw_line": "", "reason": why, "source_file": f} for f, why in unreadable.items()]
+        return local_frame(self.lake.spark, rows, spark_schema(Quarantined))
+
     # -- trusted --------------------------------------------------------------------------
     def trusted(self) -> StageReport:
         """New landing files -> landing and quarantine tables -> trusted tables. Independent
         writes run side by side: on few cores a small job or a Delta commit leaves them idle."""
         report = StageReport()
-        listed = {d: self.lake.landing_files(d) for d in Dataset}
-        done = self.processed("trusted")
-        new = {d: [f for f in files if f not in done] for d, files in listed.items()}
-        whole = not self._built_with_rules(TRUSTED_TABLES)
+        listed = self._listed(report)
+        done = self._versions("trusted")
+        new = {
+            d: [f for f, v in files.items() if not done.get(f, set()) & {v, None}]
+            for d, files in listed.items()
+        }
+        report.changed = sorted(f for files in new.values() for f in files if f in done)
+        if report.changed:
+            self.progress(f"{len(report.changed):,} file(s) changed since processed: rebuilding")
+        # a file delivered again may drop records: whose, only its earlier content could say
+        whole = not self._built_with_rules(TRUSTED_TABLES) or bool(report.changed)
         if not whole and not any(new.values()):
             self.progress("trusted: no new landing files")
             return report
@@ -431,10 +495,30 @@ class Stages:
             for future in quarantines:
                 if future is not None:
                     future.result()
-        for files, erased in self._scrub.values():  # the raw lines too, once read
-            sup.scrub_landing(self.lake, files, erased)
-        self._mark("trusted", new, report)
+        for dataset, (files, erased) in self._scrub.items():  # the raw lines too, once read
+            listed[dataset].update(sup.scrub_landing(self.lake, files, erased))
+        self._mark("trusted", {d: {f: {listed[d][f]} for f in new[d]} for d in Dataset}, report)
         return report
+
+    def _listed(self, report: StageReport) -> dict[Dataset, dict[str, str]]:
+        """Per dataset, the landing files this run may read -> their version. The others are
+        told in `report.skipped`: a name that is not a landing file's, or (settle_seconds) a
+        file modified so recently that it may still be being written."""
+        listed: dict[Dataset, dict[str, str]] = {}
+        settled_before = (time.time() - self.settle_seconds) * 1000
+        for d in Dataset:
+            files, skipped = self.lake.landing_listing(d)
+            report.skipped.update(skipped)
+            listed[d] = {}
+            for path, file in files.items():
+                if file.modified_ms > settled_before:
+                    report.skipped[path] = (
+                        f"modified in the last {self.settle_seconds:g} s: read once it settles"
+                    )
+                else:
+                    listed[d][path] = file.version
+            self._settled[d] = list(listed[d])
+        return listed
 
     def _classify(self, report: StageReport, new: dict[Dataset, list[str]], whole: bool) -> None:
         """The trusted tables, for the landing files `new` (all of them if `whole`)."""
@@ -525,12 +609,13 @@ class Stages:
         steps = self.lake.read("step_trainer_trusted", rules=self.rules)
         if self.rules is Rules.PRIVACY and not pseudonym_key:
             raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
-        done = self.processed("curated")
+        done, versions = self._versions("curated"), self._versions("trusted")
         pending: dict[Dataset, list[str]] = {d: [] for d in Dataset}
         for path, dataset in sorted(self.processed("trusted").items()):
-            if path not in done:
+            if not versions[path] <= done.get(path, set()) and None not in done.get(path, ()):
                 pending[Dataset(dataset)].append(path)
-        whole = not self._built_with_rules(CURATED_TABLES)
+        changed = any(path in done for paths in pending.values() for path in paths)
+        whole = not self._built_with_rules(CURATED_TABLES) or changed
         if not whole and not any(pending.values()):
             self.progress("curated: nothing new since the last run")
             return report
@@ -591,7 +676,9 @@ class Stages:
             write_pairs()
         if self.rules is Rules.PRIVACY and pseudonym_key:
             self._record_key(ml, pseudonym_key)
-        self._mark("curated", pending, report)
+        self._mark(
+            "curated", {d: {p: versions[p] for p in paths} for d, paths in pending.items()}, report
+        )
         return report
 
     def _check_key(self, key: bytes | None) -> None:
@@ -670,7 +757,8 @@ class Stages:
 
 def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:
     """Run the trusted stage, the curated stage or both (`all`), and record the run in `runs`,
-    also when it fails; a run that found nothing to do writes nothing, not even its record."""
+    also when it fails; a run that found nothing to do writes nothing, not even its record
+    (which `stages.record` holds either way)."""
     if pending := erasure.pending_erasures(stages.lake):
         raise LakeError(
             f"{len(pending)} erasure(s) did not finish: run the same `stedi-lake forget "
@@ -689,9 +777,10 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
         error = exc
         raise
     finally:
+        stages.record = run_record(stages, command, started_at, report, error)
         if report.writes or error:
             try:
-                record_run(stages.lake, run_record(stages, command, started_at, report, error))
+                record_run(stages.lake, stages.record)
             except Exception:
                 if error is None:
                     raise  # else the run's own failure is the one to show
@@ -705,21 +794,37 @@ def watch(
     pseudonym_key: bytes | None,
     every: float,
     runs: int = 0,
+    settle_seconds: float = 0.0,
     progress: Progress = _quiet,
     on_run: Callable[[StageReport, float], None] = lambda report, seconds: None,
     on_idle: Callable[[int], None] = lambda written: None,
+    on_failure: Callable[[BaseException, float], None] = lambda error, delay: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run every stage now, then again every `every` seconds, in this one Spark session, until
-    `runs` runs have written something (0: until interrupted). Each run is a run of its own
-    (its own id, bookmarks and `runs` record); later runs find the JVM's code compiled and
-    Delta's snapshots cached, so a new file costs them much less than a `run` command.
-    Returns the number of runs that wrote something."""
-    written = 0
+    `runs` runs have written something (0: until interrupted). A file modified in the last
+    `settle_seconds` may still be being written: it is left for a later look. Each run is a
+    run of its own (its own id, bookmarks and `runs` record); later runs find the JVM's code
+    compiled and Delta's snapshots cached, so a new file costs them much less than a `run`
+    command.
+    A failed run is recorded (`run_stages`), told to `on_failure` with the seconds until the
+    next look, and tried again with later deliveries after a backoff; only a configuration
+    error stops the watcher. Returns the number of runs that wrote something."""
+    written = failures = 0
     while True:
         started = time.monotonic()
-        stages = Stages(lake, rules=rules, progress=progress)
-        report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
+        stages = Stages(lake, rules=rules, progress=progress, settle_seconds=settle_seconds)
+        try:
+            report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
+        except ConfigError:
+            raise  # no later look can succeed
+        except Exception as error:
+            failures += 1
+            delay = min(every * 2**failures, max(every, MAX_BACKOFF_SECONDS))
+            on_failure(error, delay)
+            sleep(delay)
+            continue
+        failures = 0
         if report.writes:
             written += 1
             on_run(report, time.monotonic() - started)
@@ -744,7 +849,7 @@ def run_record(
         "started_at": started_at,
         "ended_at": datetime.now(UTC),
         "outcome": "failed" if error else "succeeded",
-        "error": f"{type(error).__name__}: {error}"[:1000] if error else None,
+        "error": failure_text(error)[:1000] if error else None,
         "datasets": [
             {
                 "dataset": str(c.dataset),

@@ -1,15 +1,51 @@
 """How results look in a terminal: tables, not dict dumps."""
 
+import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
+
+
+def fitted(renderable: RenderableType, width: int) -> RenderableType:
+    """A table as it fits in `width` columns: itself when every cell fits whole, else each row
+    as `header: value` pairs, so that no number is ever cut (a log file or CI output gets 80
+    columns, where a table squeezed by rich would show `10,008,…`). Groups are fitted part by
+    part; anything else is returned as it is."""
+    if isinstance(renderable, Group):
+        return Group(*(fitted(part, width) for part in renderable.renderables))
+    if not isinstance(renderable, Table) or _natural_width(renderable) <= width:
+        return renderable
+    return _plain(renderable, width)
+
+
+def _natural_width(table: Table) -> int:
+    """The width the table takes when nothing limits it."""
+    return Console(width=1 << 16, file=io.StringIO()).measure(table).maximum
+
+
+def _plain(table: Table, width: int) -> Text:
+    """The table's title, then each row as `header: value` pairs, as many to a line as fit in
+    `width` (a pair alone wider than that is printed whole, never cut)."""
+    headers = [str(column.header) for column in table.columns]
+    rows = zip(*(list(column.cells) for column in table.columns), strict=True)
+    lines = [str(table.title)] if table.title else []
+    for row in rows:
+        cells = (cell.plain if isinstance(cell, Text) else str(cell) for cell in row)
+        line = ""
+        for pair in (f"{h}: {c}" for h, c in zip(headers, cells, strict=True)):
+            if line and len(line) + len(pair) + 3 > width:
+                lines.append(line)
+                line = "  "  # the row goes on
+            line = f"{line} · {pair}" if line.strip() else f"{line}{pair}"
+        lines.append(line)
+    return Text("\n".join(lines), no_wrap=True, overflow="ignore")
 
 
 def writes_table(writes: Iterable[Any]) -> Table:
@@ -193,6 +229,13 @@ def history_table(name: str, commits: Iterable[dict[str, Any]]) -> Table:
             commit_rules(commit.get("userMetadata")),
         )
     return table
+
+
+def run_json(record: dict[str, Any]) -> str:
+    """A run's `runs` row as JSON (times in ISO 8601, UTC)."""
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()}, indent=2
+    )
 
 
 def run_summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
 from stedi_lakehouse.settings import Settings
 
 
@@ -103,10 +103,19 @@ def open_lake(settings: Settings, *, must_exist: bool = True, work: int | None =
 
 
 def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
-    """The JSON-lines files under `source/<dataset>/`, per dataset found."""
+    """The landing files under `source/<dataset>/` (what a run reads: see `skipped_because`),
+    per dataset found."""
     if not source.is_dir():
         raise LakeError(f"source folder {source} does not exist")
-    found = {d: sorted((source / d).rglob("*.json")) for d in Dataset if (source / d).is_dir()}
+    found = {
+        d: sorted(
+            f
+            for f in (source / d).rglob("*")
+            if f.is_file() and not skipped_because(f.relative_to(source / d).as_posix())
+        )
+        for d in Dataset
+        if (source / d).is_dir()
+    }
     if not found:
         names = ", ".join(f"{d}/" for d in Dataset)
         raise LakeError(f"{source} has none of the dataset folders {names}")
@@ -115,8 +124,9 @@ def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
 
 def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
     """Deliver JSON-lines files from `source/<dataset>/` into `<lake root>/landing/<dataset>/`,
-    keeping sub-folders; returns the number of files per dataset. A local lake gets plain file
-    copies; any other (s3://) is written through `lake` (Hadoop's file system, S3A)."""
+    keeping sub-folders; returns the number of files per dataset. A local lake gets file copies,
+    each renamed into place once whole; any other (s3://) is written through `lake` (Hadoop's
+    file system, S3A: an object appears whole, when its upload completes)."""
     found = files_to_land(source)
     if is_local_path(lake_root):
         make_private_folder(local_path(lake_root))
@@ -126,7 +136,10 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
             if is_local_path(lake_root):
                 target = local_path(lake_root) / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(file, target)
+                # under a hidden name until whole: a run never reads a half-copied file
+                partial = target.with_name(f".{target.name}.landing")
+                shutil.copyfile(file, partial)
+                os.replace(partial, target)
             else:
                 lake.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}

@@ -98,9 +98,13 @@ def lines_not_erased(quarantined: DataFrame, subject: Subject) -> DataFrame:
     return quarantined.filter(~names(F.col("raw_line")))
 
 
-def scrub_landing(lake: Lake, files: list[str], subject: Subject) -> None:
-    """Remove the subject's lines from these raw landing files."""
+def scrub_landing(lake: Lake, files: list[str], subject: Subject) -> dict[str, str]:
+    """Remove the subject's lines from these raw landing files; the new version of each file
+    rewritten (what the run bookmarks)."""
+    rewritten = {}
     for relative in files:
         lines = lake.landing_lines(relative)
         if any(subject.names(line) for line in lines):
-            lake.rewrite_landing_file(relative, keep=lambda line: not subject.names(line))
+            keep = lambda line: not subject.names(line)  # noqa: E731
+            rewritten[relative] = lake.rewrite_landing_file(relative, keep=keep)
+    return rewritten

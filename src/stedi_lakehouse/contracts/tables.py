@@ -62,9 +62,12 @@ class StepTrainerLanding(Lineage, StepTrainerReading):
 
 
 class Quarantined(BaseModel):
-    """One row per record that broke its contract."""
+    """One row per record that broke its contract, or per landing file that cannot be read."""
 
-    raw_line: str = Field(description="The line exactly as delivered.")
+    raw_line: str = Field(
+        description="The line as delivered (bytes that are not UTF-8 replaced, cut at 64 KiB); "
+        "empty for a file that cannot be read."
+    )
     reason: str = Field(description="Every rule the record broke, separated by '; '.")
     source_file: str = Field(description="The landing file it came from, under the lake root.")
 
@@ -110,6 +113,11 @@ class ProcessedFile(BaseModel):
     dataset: str = Field(description="Its feed: customer, accelerometer or step_trainer.")
     stage: str = Field(description="`trusted` (landing, quarantine, trusted) or `curated`.")
     run_id: str = Field(description="The run that processed it (see `runs`).")
+    version: str | None = Field(
+        None,
+        description="What the file was when processed: `<bytes>:<modified, epoch ms>`, on S3 "
+        "its ETag. A file whose version changes is a new delivery of it, processed again.",
+    )
 
 
 class TableRun(BaseModel):

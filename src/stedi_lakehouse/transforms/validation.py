@@ -2,10 +2,12 @@
 
 Each line is parsed once with the typed schema derived from the contract. Only when a field
 came out null (absent, null, wrong type) is the line parsed again as a map of raw values to
-say why, so valid records pay for one parse.
+say why, so valid records pay for one parse. No line can fail the run: every parse here turns
+malformed input into null (a reason), never into an exception.
 """
 
 import operator
+from dataclasses import replace
 from functools import reduce
 
 from pydantic import BaseModel
@@ -13,12 +15,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.spark import FieldRule, columns, field_rules, spark_schema
+from stedi_lakehouse.contracts.spark import Check, FieldRule, columns, field_rules, spark_schema
 
 RECORD = "_record"
 REASON = "reason"
 NOT_AN_OBJECT = "not a JSON object"
+NOT_UTF8 = "not valid UTF-8"
 SHOWN_CHARS = 40  # how much of an offending value a reason quotes
+KEPT_CHARS = 64 * 1024  # how much of a quarantined line the quarantine keeps
+BOM = "\ufeff"
+REPLACEMENT = "\ufffd"  # what the JSON parser reads bytes that are not UTF-8 as
+# Strict JSON, as the oracle's json.loads reads it: no single quotes. NaN and Infinity tokens
+# are read, so that the reason can say the number is not finite.
+JSON_OPTIONS = {"allowSingleQuotes": "false"}
 
 
 def non_blank(lines: DataFrame) -> DataFrame:
@@ -27,6 +36,12 @@ def non_blank(lines: DataFrame) -> DataFrame:
     on every line, runs only on the others."""
     value = F.col("value")
     return lines.filter(value.startswith("{") | ~value.rlike(r"^\s*$"))
+
+
+def _without_bom(value: Column) -> Column:
+    """A file saved with a byte-order mark starts its first line with it: not part of the
+    record."""
+    return F.when(value.startswith(BOM), F.substring(value, 2, 1 << 30)).otherwise(value)
 
 
 def _shown(value: Column) -> Column:
@@ -42,7 +57,9 @@ def _not_text(rule: FieldRule, typed: Column) -> Column:
     a JSON string or number. Values that look like a boolean, object or array are checked
     against the line's real JSON kind (rare, so the extra parse is cheap)."""
     looks_wrong = _looks_like_no_text(typed)
-    kind = F.schema_of_variant(F.variant_get(F.parse_json("value"), f"$.{rule.name}", "variant"))
+    parsed = F.variant_get(F.try_parse_json("value"), f"$.{rule.name}", "variant")
+    # a line the strict parser refuses (NaN tokens) cannot show the kind: taken as not text
+    kind = F.coalesce(F.schema_of_variant(parsed), F.lit("unknown"))
     return F.when(
         looks_wrong & (kind != "STRING"),
         F.concat(F.lit(f"'{rule.name}' must be {rule.type_word}, got "), _shown(typed)),
@@ -60,6 +77,7 @@ def _value_reasons(rule: FieldRule, typed: Column) -> list[Column]:
         for check in rule.checks
     ]
     if rule.data_type == T.StringType():
+        broken.append(F.when(typed.contains(REPLACEMENT), F.lit(f"'{rule.name}' is {NOT_UTF8}")))
         return [F.coalesce(_not_text(rule, typed), _joined(broken))]
     return broken
 
@@ -86,6 +104,7 @@ def _may_hold(rule: FieldRule, typed: Column) -> Column:
     conditions = [typed.isNull() | check.holds(typed) for check in rule.checks]
     if rule.data_type == T.StringType():
         conditions.append(typed.isNull() | ~_looks_like_no_text(typed))
+        conditions.append(typed.isNull() | ~typed.contains(REPLACEMENT))
     return reduce(operator.and_, conditions, F.lit(True))
 
 
@@ -93,22 +112,41 @@ def reason_column(rules: list[FieldRule]) -> Column:
     """Every rule a record breaks, '; '-separated; null for a valid record."""
     typed = {rule.name: F.col(RECORD)[rule.name] for rule in rules}
     value_reasons = [r for rule in rules for r in _value_reasons(rule, typed[rule.name])]
-    raw = F.from_json(F.col("value"), "map<string,string>")
-    full = F.when(raw.isNull(), F.lit(NOT_AN_OBJECT)).otherwise(
-        _joined([_null_reason(rule, typed[rule.name], raw) for rule in rules] + value_reasons)
+    raw = F.from_json(F.col("value"), "map<string,string>", JSON_OPTIONS)
+    full = (
+        F.when(~F.is_valid_utf8("value"), F.lit(NOT_UTF8))
+        .when(raw.isNull(), F.lit(NOT_AN_OBJECT))
+        .otherwise(
+            _joined([_null_reason(rule, typed[rule.name], raw) for rule in rules] + value_reasons)
+        )
     )
     any_null = reduce(operator.or_, [typed[rule.name].isNull() for rule in rules])
     all_hold = reduce(operator.and_, [_may_hold(rule, typed[rule.name]) for rule in rules])
     return F.when(any_null, full).when(~all_hold, _joined(value_reasons))
 
 
-def validate(lines: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
-    """(value, source_file) -> (value, source_file, _record, reason); reason null = valid."""
+def validate(
+    lines: DataFrame, *, contract: type[BaseModel], not_after: dict[str, int] | None = None
+) -> DataFrame:
+    """(value, source_file) -> (value, source_file, _record, reason); reason null = valid.
+    `not_after`: field -> the latest value it may take in this run (a time the record cannot
+    have been made after, whatever its contract allows)."""
+    rules = [
+        replace(rule, checks=(*rule.checks, _not_after(limit)))
+        if (limit := (not_after or {}).get(rule.name)) is not None
+        else rule
+        for rule in field_rules(contract)
+    ]
     return (
-        non_blank(lines)
-        .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract)))
-        .withColumn(REASON, reason_column(field_rules(contract)))
+        non_blank(lines.withColumn("value", _without_bom(F.col("value"))))
+        .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract), JSON_OPTIONS))
+        .withColumn(REASON, reason_column(rules))
     )
+
+
+def _not_after(limit: int) -> Check:
+    # the reason does not name the limit: it moves with the clock, the reason must not
+    return Check(lambda c: c <= F.lit(limit), "must not be more than a day after it was read")
 
 
 def without_good_lines(validated: DataFrame) -> DataFrame:
@@ -125,7 +163,15 @@ def accepted(validated: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
 
 
 def quarantined(validated: DataFrame) -> DataFrame:
-    """The records that broke the contract: raw line, reason, source file."""
+    """The records that broke the contract: raw line (made valid UTF-8, and cut to its first
+    KEPT_CHARS characters, which the reason then says), reason, source file."""
+    line = F.make_valid_utf8(F.col("value"))
+    cut = F.length(line) > KEPT_CHARS
+    said = F.format_string(
+        f"; raw line cut to its first {KEPT_CHARS:,} of %,d characters", F.length(line)
+    )
     return validated.filter(F.col(REASON).isNotNull()).select(
-        F.col("value").alias("raw_line"), REASON, "source_file"
+        F.when(cut, F.substring(line, 1, KEPT_CHARS)).otherwise(line).alias("raw_line"),
+        F.when(cut, F.concat(F.col(REASON), said)).otherwise(F.col(REASON)).alias(REASON),
+        "source_file",
     )
