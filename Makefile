@@ -25,7 +25,7 @@ $(VENV_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,generate]'
+	$(BIN)/pip install --quiet -e '.[dev,generate,ml]'
 	@touch $@
 
 $(JARS_STAMP): jars/pom.xml
@@ -68,7 +68,7 @@ docs: setup ## Regenerate the README's table catalogue from the contracts
 	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'
 
 $(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev,generate,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,generate,ml,bench]'
 	@touch $@
 
 bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts, then later runs (SCALE=SAMPLE|S|M|L)

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.errors import StediError
+from stedi_lakehouse.export import Format
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import Settings, load_settings
 
@@ -328,6 +329,47 @@ def query(
     out.print(result_table(columns, rows[:limit]))
     if len(rows) > limit:
         out.print(f"(first {limit} rows shown; use --limit to see more)")
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) folder to write.")],
+    lake_root: LakeRoot = None,
+    table: Annotated[
+        str, typer.Option("--table", help="A table with a subject_key column.")
+    ] = "machine_learning_curated",
+    as_of: Annotated[
+        int | None,
+        typer.Option("--as-of", metavar="VERSION", min=0, help="The table's Delta version."),
+    ] = None,
+    splits: Annotated[
+        str, typer.Option("--splits", help="Fractions per split, summing to 1.")
+    ] = "train=0.8,validation=0.1,test=0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Which people go where.")] = 0,
+    fmt: Annotated[
+        Format, typer.Option("--format", case_sensitive=False, help="File format.")
+    ] = Format.PARQUET,
+    profile: Profile = None,
+) -> None:
+    """Training sets split by person (nobody in two splits), with a dataset card:
+    OUT/<split>/ files, OUT/card.json, OUT/README.md. Reads Delta directly: no Spark."""
+    from stedi_lakehouse.export import export as export_sets
+    from stedi_lakehouse.report import export_table
+    from stedi_lakehouse.splits import parse_splits
+
+    with user_errors():
+        fractions = parse_splits(splits)
+        settings = _settings(profile, lake_root)
+        card = export_sets(
+            settings.require_lake_root(),
+            out_dir,
+            table=table,
+            as_of=as_of,
+            fractions=fractions,
+            seed=seed,
+            fmt=fmt,
+        )
+    out.print(export_table(card, out_dir))
 
 
 @app.command()

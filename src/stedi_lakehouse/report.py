@@ -249,3 +249,17 @@ def erasure_table(report: Any) -> Group:
         f"{len(report.tables_purged)} table(s); recorded in `erasures`."
     )
     return Group(table, note)
+
+
+def export_table(card: dict[str, Any], out_dir: Any) -> Group:
+    """What `stedi-lake export` wrote: rows and people per split, and where."""
+    table = Table(
+        title=f"{card['table']} version {card['delta_version']} ({card['rules']}), "
+        f"split by person with seed {card['seed']}",
+        title_justify="left",
+    )
+    for column in ("split", "fraction", "rows", "people", "files"):
+        table.add_column(column, justify="left" if column in ("split", "files") else "right")
+    for name, s in card["splits"].items():
+        table.add_row(name, f"{s['fraction']:g}", f"{s['rows']:,}", f"{s['people']:,}", s["files"])
+    return Group(table, Text(f"in {out_dir}, with the dataset card: README.md and card.json"))
