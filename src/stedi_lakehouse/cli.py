@@ -331,6 +331,17 @@ def query(
         out.print(f"(first {limit} rows shown; use --limit to see more)")
 
 
+def _require_ml_extra(command: str) -> None:
+    """The packages of the `ml` extra, or one error line saying how to install them."""
+    try:
+        import deltalake  # noqa: F401
+        import plotly  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        hint = "pip install 'stedi-lakehouse[ml]'"
+        raise fail(f"stedi-lake {command} needs {exc.name}: {hint}") from None
+
+
 @app.command()
 def export(
     out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) folder to write.")],
@@ -357,6 +368,7 @@ def export(
     from stedi_lakehouse.report import export_table
     from stedi_lakehouse.splits import parse_splits
 
+    _require_ml_extra("export")
     with user_errors():
         fractions = parse_splits(splits)
         settings = _settings(profile, lake_root)
@@ -370,6 +382,25 @@ def export(
             fmt=fmt,
         )
     out.print(export_table(card, out_dir))
+
+
+@app.command()
+def report(
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    lake_root: LakeRoot = None,
+    profile: Profile = None,
+) -> None:
+    """The lake's health as one self-contained HTML page (nothing fetched from the network):
+    the funnel, quarantine reasons, runs, consent, the training table, the data dictionary.
+    Reads Delta directly: no Spark."""
+    from stedi_lakehouse.html_report import render
+    from stedi_lakehouse.lake_summary import summarise
+
+    _require_ml_extra("report")
+    with user_errors():
+        summary = summarise(_settings(profile, lake_root).require_lake_root())
+        out_file.write_text(render(summary), encoding="utf-8")
+    out.print(f"wrote {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

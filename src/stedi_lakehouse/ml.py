@@ -13,9 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.lake_read import open_table
 from stedi_lakehouse.splits import DEFAULT_SPLITS, assign, parse_splits
 
 if TYPE_CHECKING:
@@ -39,18 +38,6 @@ class Snapshot:
     rows: "pa.Table"
 
 
-def table_uri(lake_root: str, table: str) -> str:
-    """Where the table lives (as `io.Lake.table_path` has it), checked for a local root."""
-    if table not in CATALOGUE:
-        raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
-    if is_local_path(lake_root):
-        root = local_path(lake_root).resolve()
-        if not root.is_dir():
-            raise LakeError(f"lake root {root} does not exist")
-        lake_root = str(root)
-    return f"{lake_root.rstrip('/')}/delta/{CATALOGUE[table].zone}/{table}"
-
-
 def _rules_at(history: list[dict], version: int) -> str | None:
     """The rules preset of the latest commit at or before `version` that states one."""
     for commit in sorted(history, key=lambda c: c.get("version", -1), reverse=True):
@@ -64,24 +51,7 @@ def _rules_at(history: list[dict], version: int) -> str | None:
 
 def read_snapshot(lake_root: str, table: str = ML_TABLE, as_of: int | None = None) -> Snapshot:
     """Table `table` of the lake as of Delta version `as_of` (default: the latest)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-
-    uri = table_uri(lake_root, table)
-    try:
-        delta = DeltaTable(uri)
-    except TableNotFoundError:
-        raise LakeError(
-            f"table {table} not found at {uri}: promote the stage before it first"
-        ) from None
-    latest = delta.version()
-    if as_of is not None:
-        if not 0 <= as_of <= latest:
-            raise LakeError(f"{table} has no version {as_of} (versions 0 to {latest})")
-        try:
-            delta.load_as_version(as_of)
-        except DeltaError as exc:  # an erasure purges old versions
-            raise LakeError(f"{table} version {as_of} can no longer be read: {exc}") from None
+    delta = open_table(lake_root, table, as_of)
     version = delta.version()
     rows = delta.to_pyarrow_table()
     if SUBJECT not in rows.column_names:

@@ -1,0 +1,240 @@
+"""`stedi-lake report`: the lake's health as one self-contained HTML page, pictures first.
+
+Every script, style and picture is inside the page (plotly.js inline, figures as JSON drawn by
+it), so it opens offline and fetches nothing. The numbers come from `lake_summary.summarise`.
+"""
+
+from collections import Counter
+from html import escape
+from typing import Any
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border-bottom: 1px solid #eee; padding: .25rem .6rem; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.note { color: #666; font-size: .9rem; } details { margin: .3rem 0; }
+"""
+FEED_COLOURS = {"customer": "#4C78A8", "accelerometer": "#F58518", "step_trainer": "#54A24B"}
+OUTCOME_COLOURS = {"succeeded": "#54A24B", "failed": "#E45756"}
+
+
+def _figure_html(fig, name: str) -> str:
+    fig.update_layout(margin={"l": 40, "r": 20, "t": 50, "b": 40}, template="plotly_white")
+    div = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{name}",  # sections have ids of their own
+        config={"displaylogo": False},
+    )
+    return f'<figure class="chart" data-chart="{name}">{div}</figure>'
+
+
+def funnel_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+    from plotly.subplots import make_subplots
+
+    feeds = list(summary["funnel"])
+    fig = make_subplots(rows=1, cols=len(feeds), subplot_titles=feeds)
+    for i, feed in enumerate(feeds, start=1):
+        labels, values = zip(*summary["funnel"][feed], strict=True)
+        fig.add_trace(
+            go.Funnel(
+                y=list(labels),
+                x=list(values),
+                name=feed,
+                marker={"color": FEED_COLOURS.get(feed)},
+                textinfo="value+percent initial",
+            ),
+            row=1,
+            col=i,
+        )
+    fig.update_layout(title="From landing to curated, per feed", showlegend=False, height=380)
+    return fig
+
+
+def exclusions_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+
+    totals: dict[str, Counter] = {}
+    for run in summary["runs"]:
+        for feed, reasons in run["excluded"].items():
+            totals.setdefault(feed, Counter()).update(reasons)
+    reasons = sorted({r for c in totals.values() for r in c})
+    fig = go.Figure(
+        [go.Bar(name=r, x=list(totals), y=[totals[f][r] for f in totals]) for r in reasons]
+    )
+    fig.update_layout(
+        title="Kept out of trusted, by reason (summed over the recorded runs)",
+        barmode="stack",
+        height=360,
+    )
+    return fig
+
+
+def quarantine_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+
+    fig = go.Figure()
+    for feed, reasons in summary["quarantine_reasons"].items():
+        fig.add_trace(
+            go.Bar(
+                name=feed,
+                y=list(reasons),
+                x=list(reasons.values()),
+                orientation="h",
+                marker={"color": FEED_COLOURS.get(feed)},
+            )
+        )
+    rows = sum(len(r) for r in summary["quarantine_reasons"].values())
+    fig.update_layout(
+        title="Quarantined lines by rule broken",
+        barmode="stack",
+        height=max(320, 22 * rows),
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def runs_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+    from plotly.subplots import make_subplots
+
+    runs = summary["runs"]
+    when = [r["started_at"] for r in runs]
+    colours = [OUTCOME_COLOURS.get(r["outcome"], "#999") for r in runs]
+    hover = [f"{r['run_id'][:8]} {r['outcome']}" for r in runs]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, subplot_titles=["records", "seconds"])
+    fig.add_trace(
+        go.Bar(x=when, y=[r["records"] for r in runs], marker={"color": colours}, hovertext=hover),
+        row=1,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=when,
+            y=[r["seconds"] for r in runs],
+            mode="markers+lines",
+            marker={"color": colours, "size": 10},
+            hovertext=hover,
+        ),
+        row=2,
+        col=1,
+    )
+    fig.update_layout(
+        title="Runs over time (green: succeeded, red: failed)", showlegend=False, height=420
+    )
+    return fig
+
+
+def consent_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+
+    consent = summary["consent"]
+    fig = go.Figure(
+        go.Bar(
+            x=list(consent),
+            y=list(consent.values()),
+            text=list(consent.values()),
+            marker={"color": ["#4C78A8", "#54A24B", "#EECA3B"]},
+        )
+    )
+    fig.update_layout(title="Consent: customers, consenting, consented after registering")
+    fig.update_layout(height=340)
+    return fig
+
+
+def readings_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+
+    fig = go.Figure(go.Histogram(x=summary["ml"]["readings_per_person"], marker_color="#72B7B2"))
+    fig.update_layout(
+        title="Readings per person in machine_learning_curated",
+        xaxis_title="rows of one subject_key",
+        yaxis_title="people",
+        height=340,
+    )
+    return fig
+
+
+def distributions_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+    from plotly.subplots import make_subplots
+
+    values = summary["ml"]["values"]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=list(values))
+    for i, (column, data) in enumerate(values.items()):
+        fig.add_trace(go.Histogram(x=data, name=column), row=i // 2 + 1, col=i % 2 + 1)
+    fig.update_layout(title="Values in machine_learning_curated", showlegend=False, height=520)
+    return fig
+
+
+def tables_html(summary: dict[str, Any]) -> str:
+    """Rows and Delta version per table: the numbers of `stedi-lake status --json`."""
+    rows = []
+    for name, t in summary["tables"].items():
+        shown = ["-" if t[k] is None else f"{t[k]:,}" for k in ("rows", "version")]
+        rows.append(
+            f'<tr data-table="{name}"><td>{name}</td><td>{t["zone"]}</td>'
+            f'<td class="n" data-rows="{t["rows"]}">{shown[0]}</td>'
+            f'<td class="n" data-version="{t["version"]}">{shown[1]}</td></tr>'
+        )
+    head = "<tr><th>table</th><th>zone</th><th>rows</th><th>Delta version</th></tr>"
+    return f'<table id="tables">{head}{"".join(rows)}</table>'
+
+
+def dictionary_html(summary: dict[str, Any]) -> str:
+    parts = []
+    for entry in summary["dictionary"]:
+        columns = "".join(
+            f"<tr><td><code>{c['name']}</code></td><td>{c['type']}</td>"
+            f"<td>{escape(c['meaning'])}</td></tr>"
+            for c in entry["columns"]
+        )
+        parts.append(
+            f"<details><summary><b>{entry['table']}</b> ({entry['zone']}): "
+            f"{escape(entry['grain'])}</summary><table><tr><th>column</th><th>type</th>"
+            f"<th>meaning</th></tr>{columns}</table></details>"
+        )
+    return "".join(parts)
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The whole page, plotly.js included."""
+    from plotly.offline import get_plotlyjs
+
+    charts = [
+        ("funnel", funnel_figure),
+        ("exclusions", exclusions_figure),
+        ("quarantine", quarantine_figure),
+        ("runs", runs_figure),
+        ("consent", consent_figure),
+        ("readings", readings_figure),
+        ("distributions", distributions_figure),
+    ]
+    figures = {name: _figure_html(make(summary), name) for name, make in charts}
+    script = get_plotlyjs().replace("</script", "<\\/script")
+    sections = [
+        ("Tables", tables_html(summary)),
+        ("The funnel", figures["funnel"] + figures["exclusions"]),
+        ("Quarantine", figures["quarantine"]),
+        ("Runs", figures["runs"]),
+        ("Expectations", EXPECTATIONS_PLACEHOLDER),
+        ("Consent", figures["consent"]),
+        ("The training table", figures["readings"] + figures["distributions"]),
+        ("Data dictionary", dictionary_html(summary)),
+    ]
+    body = "".join(
+        f'<section id="{title.lower().replace(" ", "-")}"><h2>{title}</h2>{html}</section>'
+        for title, html in sections
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>STEDI lake report</title><style>{STYLE}</style>"
+        f"<script>{script}</script></head><body><h1>STEDI lake report</h1>"
+        f"<p class='note'>{escape(summary['lake_root'])}</p>{body}</body></html>"
+    )
+
+
+EXPECTATIONS_PLACEHOLDER = "<p class='note'>No expectation outcomes are recorded in this lake.</p>"
