@@ -17,7 +17,16 @@ from tests.browser import Browser, chromium
 from tests.conftest import land_sample
 
 KEY = b"test-key"
-CHARTS = ["funnel", "exclusions", "quarantine", "runs", "consent", "readings", "distributions"]
+CHARTS = [
+    "funnel",
+    "exclusions",
+    "quarantine",
+    "runs",
+    "expectations",
+    "consent",
+    "readings",
+    "distributions",
+]
 
 
 # Plotly draws asynchronously: wait (up to 20 s) until every figure has its SVG.
@@ -66,6 +75,7 @@ def rendered(sample_report):
             "tables: Object.fromEntries([...document.querySelectorAll('#tables tr[data-table]')]"
             "  .map(r => [r.dataset.table, [r.cells[2].textContent, r.cells[3].textContent]])),"
             "funnel: document.getElementById('chart-funnel').data.map(t => [t.name, t.y, t.x]),"
+            "unmet: [...document.querySelectorAll('#unmet li')].map(li => li.textContent),"
             "external: document.querySelectorAll('script[src], link[href], img[src], iframe')"
             "  .length,"
             "})"
@@ -106,6 +116,14 @@ def test_the_numbers_shown_are_those_of_status_json(sample_report, rendered):
     }
     assert drawn["tables"] == expected
     assert drawn["tables"]["machine_learning_curated"] == ["221", "0"]
+    quality = json.loads(status.stdout)["quality"]
+    unmet = [
+        f"{table} ({level}): {name}"
+        for table, check in quality.items()
+        for level, names in (("failed", check["failed"]), ("warning", check["warnings"]))
+        for name in names
+    ]
+    assert drawn["unmet"] == unmet and len(unmet) == 4
 
 
 def test_the_funnel_shows_the_tables_counts(sample_report, rendered):

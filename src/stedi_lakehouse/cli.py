@@ -111,12 +111,12 @@ def _stages(settings: Settings):
     from stedi_lakehouse.pipeline import Stages
 
     lake, progress, status = _open(settings)
-    return Stages(lake, rules=settings.rules, progress=progress), status
+    return Stages(lake, rules=settings.rules, progress=progress, quality=settings.quality), status
 
 
 def _promote(settings: Settings, stage: Stage) -> None:
     from stedi_lakehouse.pipeline import run_stages
-    from stedi_lakehouse.report import records_table, writes_table
+    from stedi_lakehouse.report import records_table, unmet_table, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
@@ -128,6 +128,8 @@ def _promote(settings: Settings, stage: Stage) -> None:
         out.print(writes_table(report.writes))
         if report.datasets:
             out.print(records_table(report.datasets.values()))
+        if unmet := [o for o in stages.outcomes if not o.passed]:
+            out.print(unmet_table(unmet))
     else:
         out.print("nothing new: no landing file arrived since the last run; no table written")
     out.print(
@@ -173,6 +175,7 @@ def watch(
                 lake,
                 rules=settings.rules,
                 pseudonym_key=settings.pseudonym_key_bytes(),
+                quality=settings.quality,
                 every=every,
                 runs=runs,
                 progress=progress,
@@ -212,7 +215,14 @@ def status(
 ) -> None:
     """Every table with its row count, Delta version and path; then the last runs."""
     from stedi_lakehouse.contracts.tables import CATALOGUE
-    from stedi_lakehouse.report import run_summary, runs_table, status_table
+    from stedi_lakehouse.quality import latest_checks
+    from stedi_lakehouse.report import (
+        latest_quality,
+        quality_table,
+        run_summary,
+        runs_table,
+        status_table,
+    )
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
@@ -223,13 +233,20 @@ def status(
         if runs and recorded:
             newest = lake.read("runs").sort("started_at", ascending=False).limit(runs)
             last_runs = [run_summary(row.asDict(recursive=True)) for row in newest.collect()]
+        quality = {}
+        if lake.exists("quality"):
+            latest = latest_checks(lake.read("quality")).collect()
+            quality = latest_quality(row.asDict() for row in latest)
     if as_json:
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
-        sys.stdout.write(json.dumps({"tables": tables, "runs": last_runs}, indent=2) + "\n")
+        shown = {"tables": tables, "runs": last_runs, "quality": quality}
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
         out.print(status_table(statuses))
         if last_runs:
             out.print(runs_table(last_runs))
+        if quality:
+            out.print(quality_table(quality))
 
 
 @app.command()

@@ -128,6 +128,47 @@ def runs_figure(summary: dict[str, Any]):
     return fig
 
 
+def expectations_figure(summary: dict[str, Any]):
+    from plotly import graph_objects as go
+
+    checks = summary["quality"]
+    tables = list(checks)
+    warned = [len(checks[t]["warnings"]) for t in tables]
+    failed = [len(checks[t]["failed"]) for t in tables]
+    met = [
+        checks[t]["expectations"] - w - f for t, w, f in zip(tables, warned, failed, strict=True)
+    ]
+    fig = go.Figure(
+        [
+            go.Bar(name=name, y=tables, x=counts, orientation="h", marker_color=colour)
+            for name, counts, colour in (
+                ("met", met, "#54A24B"),
+                ("warned", warned, "#EECA3B"),
+                ("failed", failed, "#E45756"),
+            )
+        ]
+    )
+    fig.update_layout(
+        title="Expectations at each table's latest check",
+        barmode="stack",
+        height=120 + 28 * len(tables),
+        yaxis={"autorange": "reversed"},
+    )
+    return fig
+
+
+def unmet_html(summary: dict[str, Any]) -> str:
+    if not summary["quality"]:
+        return "<p class='note'>No expectation outcomes are recorded in this lake.</p>"
+    items = [
+        f"<li class='{level}'><b>{table}</b> ({level}): {escape(name)}</li>"
+        for table, check in summary["quality"].items()
+        for level, names in (("failed", check["failed"]), ("warning", check["warnings"]))
+        for name in names
+    ]
+    return f"<ul id='unmet'>{''.join(items)}</ul>" if items else "<p>Every expectation met.</p>"
+
+
 def consent_figure(summary: dict[str, Any]):
     from plotly import graph_objects as go
 
@@ -209,6 +250,7 @@ def render(summary: dict[str, Any]) -> str:
         ("exclusions", exclusions_figure),
         ("quarantine", quarantine_figure),
         ("runs", runs_figure),
+        ("expectations", expectations_figure),
         ("consent", consent_figure),
         ("readings", readings_figure),
         ("distributions", distributions_figure),
@@ -220,7 +262,7 @@ def render(summary: dict[str, Any]) -> str:
         ("The funnel", figures["funnel"] + figures["exclusions"]),
         ("Quarantine", figures["quarantine"]),
         ("Runs", figures["runs"]),
-        ("Expectations", EXPECTATIONS_PLACEHOLDER),
+        ("Expectations", figures["expectations"] + unmet_html(summary)),
         ("Consent", figures["consent"]),
         ("The training table", figures["readings"] + figures["distributions"]),
         ("Data dictionary", dictionary_html(summary)),
@@ -235,6 +277,3 @@ def render(summary: dict[str, Any]) -> str:
         f"<script>{script}</script></head><body><h1>STEDI lake report</h1>"
         f"<p class='note'>{escape(summary['lake_root'])}</p>{body}</body></html>"
     )
-
-
-EXPECTATIONS_PLACEHOLDER = "<p class='note'>No expectation outcomes are recorded in this lake.</p>"

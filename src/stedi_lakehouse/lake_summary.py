@@ -117,6 +117,14 @@ def ml_values(lake_root: str) -> dict[str, Any]:
     }
 
 
+def quality(lake_root: str) -> dict[str, dict[str, Any]]:
+    """Each table's latest expectation check, as `stedi-lake status` shows it."""
+    from stedi_lakehouse.report import latest_quality
+
+    table = _rows(lake_root, "quality")
+    return {} if table is None else latest_quality(table.to_pylist())
+
+
 def dictionary() -> list[dict[str, Any]]:
     """Every table's grain and columns with their meaning, from the contracts."""
     from stedi_lakehouse.contracts.spark import spark_schema
@@ -149,5 +157,6 @@ def summarise(lake_root: str) -> dict[str, Any]:
         "runs": runs(root),
         "consent": consent(root, counts),
         "ml": ml_values(root),
+        "quality": quality(root),
         "dictionary": dictionary(),
     }

@@ -30,6 +30,8 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from stedi_lakehouse import quality as q
+from stedi_lakehouse.contracts.expectations import When, expectations
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
@@ -42,6 +44,7 @@ from stedi_lakehouse.contracts.tables import (
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.settings import QualitySettings
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 from stedi_lakehouse.transforms import validation as val
@@ -159,10 +162,18 @@ class Stages:
     """The stages of one lake under one rules preset, for one run."""
 
     def __init__(
-        self, lake: Lake, *, rules: Rules, progress: Progress = _quiet, run_id: str | None = None
+        self,
+        lake: Lake,
+        *,
+        rules: Rules,
+        progress: Progress = _quiet,
+        run_id: str | None = None,
+        quality: QualitySettings | None = None,
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
         self.run_id = run_id or uuid.uuid4().hex
+        self.expectations = expectations(rules, quality or QualitySettings())
+        self.outcomes: list[q.Outcome] = []  # every expectation checked, for `quality`
         self._looked_up: dict[tuple, set[str]] = {}
         self._marks: list[tuple[str, str, str, str]] | None = None  # processed_files rows
 
@@ -216,6 +227,13 @@ class Stages:
         metrics = observation.get
         counts.trusted = metrics.pop(tr.USABLE)
         counts.excluded = {reason: n for reason, n in metrics.items() if n}
+
+    def expect(self, when: When, **inputs) -> None:
+        """Check the expectations of `when`; stop on a failed `fail` (before the stage writes)."""
+        self.progress(f"checking expectations {when}")
+        outcomes = q.check(self.lake, self.expectations, when, **inputs)
+        self.outcomes += outcomes
+        q.enforce(outcomes)
 
     # -- bookmarks ------------------------------------------------------------------------
     def processed(self, stage: str) -> dict[str, str]:
@@ -391,6 +409,7 @@ class Stages:
         if not whole and not any(new.values()):
             self.progress("trusted: no new landing files")
             return report
+        self.expect(When.BEFORE_TRUSTED, files=new)
         with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
             quarantines = _together(
                 *[partial(self.ingest, d, new[d], report, background) for d in Dataset]
@@ -500,6 +519,7 @@ class Stages:
         if not whole and not any(pending.values()):
             self.progress("curated: nothing new since the last run")
             return report
+        self.expect(When.BEFORE_CURATED)
 
         ml = "machine_learning_curated"
         added, pairs_scope = Added(), Scope()
@@ -629,6 +649,8 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
             report = report.merge(stages.trusted())
         if command in ("curated", "all"):
             report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
+        if any(o.expectation.when is When.BEFORE_CURATED for o in stages.outcomes):
+            stages.expect(When.AFTER_CURATED, pseudonym_key=pseudonym_key)  # can only warn
         stages.lake.registered()  # in the catalog (registered beside the stages' work)
     except Exception as exc:
         error = exc
@@ -636,6 +658,8 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
     finally:
         if report.writes or error:
             try:
+                if stages.outcomes:
+                    q.record_quality(stages.lake, stages.run_id, stages.outcomes)
                 record_run(stages.lake, run_record(stages, command, started_at, report, error))
             except Exception:
                 if error is None:
@@ -654,6 +678,7 @@ def watch(
     on_run: Callable[[StageReport, float], None] = lambda report, seconds: None,
     on_idle: Callable[[int], None] = lambda written: None,
     sleep: Callable[[float], None] = time.sleep,
+    quality: QualitySettings | None = None,
 ) -> int:
     """Run every stage now, then again every `every` seconds, in this one Spark session, until
     `runs` runs have written something (0: until interrupted). Each run is a run of its own
@@ -663,7 +688,7 @@ def watch(
     written = 0
     while True:
         started = time.monotonic()
-        stages = Stages(lake, rules=rules, progress=progress)
+        stages = Stages(lake, rules=rules, progress=progress, quality=quality)
         report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
         if report.writes:
             written += 1

@@ -158,6 +158,21 @@ class Erasure(BaseModel):
     landing_files_rewritten: int = Field(description="Raw landing files rewritten.")
 
 
+class QualityOutcome(BaseModel):
+    """One row per expectation checked by a run (`contracts/expectations.py`): what was
+    observed against its threshold, at its level, and whether it passed."""
+
+    run_id: str = Field(description="The run that checked it (see `runs`).")
+    checked_at: datetime = Field(description="When (UTC).")
+    checked: str = Field(description="before trusted, before curated or after curated.")
+    table: str = Field(description="The table the expectation is about.")
+    expectation: str = Field(description="What is expected, in words.")
+    level: str = Field(description="`warn`, `drop` or `fail`.")
+    observed: float = Field(description="Rows (or share of lines) that break it.")
+    threshold: float | None = Field(None, description="Passed: observed <= threshold.")
+    passed: bool = Field(description="False: a warning, or the failure that stopped the run.")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -221,6 +236,7 @@ CATALOGUE: dict[str, TableSpec] = dict(
         _spec("processed_files", Zone.SYSTEM, ProcessedFile),
         _spec("runs", Zone.SYSTEM, RunRecord),
         _spec("erasures", Zone.SYSTEM, Erasure),
+        _spec("quality", Zone.SYSTEM, QualityOutcome),
     ]
 )
 
