@@ -2,7 +2,7 @@
 commands on the child's fd 3, replies and events on its fd 4), with the standard library only.
 It records every network request and every console error or uncaught exception of a page.
 
-    python -m tests.browser REPORT.html SHOT.png   # a screenshot of a page (docs/report.png)
+    python -m tests.browser REPORT.html SHOT.png   # the whole page's picture (docs/report.png)
 """
 
 import json
@@ -171,6 +171,7 @@ if __name__ == "__main__":
     browser = Browser()
     try:
         browser.open(page.as_uri())
-        browser.screenshot(shot, height=int(sys.argv[3]) if len(sys.argv) > 3 else 2200)
+        browser.evaluate("new Promise(done => setTimeout(done, 2000))")  # plotly draws
+        browser.screenshot(shot, height=browser.evaluate("document.body.scrollHeight"))
     finally:
         browser.close()

@@ -199,13 +199,32 @@ def readings_figure(summary: dict[str, Any]):
     return fig
 
 
+def _without_far_outliers(values: list) -> tuple[list, int, float]:
+    """(values drawn, how many left out, above what): a few extreme values (the sample's
+    distance 2**63-1) would squeeze every other value into one bar."""
+    ordered = sorted(values)
+    if not ordered:
+        return ordered, 0, 0.0
+    cut = ordered[int(0.99 * (len(ordered) - 1))]
+    if ordered[-1] <= 10 * abs(cut) + 1:
+        return ordered, 0, cut
+    kept = [v for v in ordered if v <= cut]
+    return kept, len(ordered) - len(kept), cut
+
+
 def distributions_figure(summary: dict[str, Any]):
     from plotly import graph_objects as go
     from plotly.subplots import make_subplots
 
-    values = summary["ml"]["values"]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=list(values))
-    for i, (column, data) in enumerate(values.items()):
+    shown = {
+        column: _without_far_outliers(data) for column, data in summary["ml"]["values"].items()
+    }
+    titles = [
+        column + (f" ({n:,} above {cut:g} not drawn)" if n else "")
+        for column, (_, n, cut) in shown.items()
+    ]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=titles)
+    for i, (column, (data, _, _)) in enumerate(shown.items()):
         fig.add_trace(go.Histogram(x=data, name=column), row=i // 2 + 1, col=i % 2 + 1)
     fig.update_layout(title="Values in machine_learning_curated", showlegend=False, height=520)
     return fig
