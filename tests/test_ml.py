@@ -4,6 +4,7 @@
 card says what was exported; bad input is one `error:` line."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.ml import training_set
+from stedi_lakehouse.ml import FINGERPRINT_PROPERTY, training_set
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.test_incremental import BATCHES, KEY, deliver, new_lake
@@ -78,6 +79,10 @@ def test_the_sample_splits_are_disjoint_by_person_and_hold_every_row(lake_over_t
     assert sum(rows.num_rows for rows in parts.values()) == ML_ROWS
     for rows in parts.values():  # one person's rows together, in time order
         assert_in_time_order_per_person(rows)
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    shown = {name: (s["rows"], s["people"]) for name, s in card["splits"].items()}
+    # under the test key: subject keys, and so the splits, depend on the pseudonym key
+    assert shown == {"train": (165, 27), "validation": (32, 5), "test": (24, 3)}
 
 
 def test_the_same_seed_exports_the_same_files(lake_over_time, tmp_path):
@@ -98,7 +103,7 @@ def test_the_card_says_what_was_exported(lake_over_time, tmp_path):
     assert card["table"] == "machine_learning_curated"
     assert card["delta_version"] > first_version
     assert card["rules"] == "privacy"
-    assert "pseudonym_key_fingerprint" in card  # the table property, null while not recorded
+    assert card["pseudonym_key_fingerprint"] is None  # no such table property here
     assert KEY.decode() not in json.dumps(card)
     assert list(card["splits"]) == ["train", "test"]
     assert sum(s["rows"] for s in card["splits"].values()) == ML_ROWS
@@ -122,6 +127,20 @@ def test_training_set_gives_the_exported_rows(lake_over_time, tmp_path):
     assert old == exported(lake_over_time[1] / "before")["test"]
     frame = training_set(str(root), split="validation", seed=7, as_pandas=True)
     assert list(frame.columns)[:2] == ["subject_key", "reading_time_ms"]
+
+
+def test_the_card_carries_the_key_fingerprint_property(lake_over_time, spark, tmp_path):
+    root, _, _, _ = lake_over_time
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("_metastore"))
+    table = copy / "delta" / "curated" / "machine_learning_curated"
+    spark.sql(
+        f"ALTER TABLE delta.`{table}` SET TBLPROPERTIES ('{FINGERPRINT_PROPERTY}' = 'f1ngerprint')"
+    )
+    assert export(copy, tmp_path / "sets").exit_code == 0
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    assert card["pseudonym_key_fingerprint"] == "f1ngerprint"
+    assert "`f1ngerprint`" in (tmp_path / "sets" / "README.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,11 @@ import json
 
 import pytest
 from pyspark.sql import types as T
+from rich.console import Console
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, AccelerometerTrusted, QualityOutcome, Zone
 from stedi_lakehouse.io import Lake, local_frame
@@ -17,10 +19,12 @@ from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.quality import (
     ExpectationFailed,
+    Outcome,
     missing_references,
     rule_breaches,
     surplus_keys,
 )
+from stedi_lakehouse.report import unmet_table
 from tests.conftest import land_sample
 
 KEY = b"test-key"
@@ -161,3 +165,18 @@ def test_the_measures_count_what_breaks(spark):
     assert missing_references(readings, "user", referenced=known).first()["missing"] == 2
     breaches = rule_breaches(readings, contract=AccelerometerTrusted, columns=["user", "timestamp"])
     assert breaches.first().asDict() == {"user": 1, "timestamp": 1}
+
+
+def test_a_run_shows_its_unmet_expectations():
+    share = Expectation(
+        "customer_quarantine",
+        Check.QUARANTINE_SHARE,
+        Level.WARN,
+        When.BEFORE_TRUSTED,
+        threshold=0.01,
+    )
+    console = Console(record=True, width=200)
+    console.print(unmet_table([Outcome(share, 37 / 131)]))
+    shown = console.export_text()
+    assert "customer_quarantine" in shown and "quarantine share <= 0.01" in shown
+    assert "warn" in shown and "0.282443" in shown
