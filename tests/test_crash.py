@@ -41,9 +41,10 @@ def stedi_run(root: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def run_in_process(lake: Lake) -> int:
-    """An uninterrupted run (recorded in `runs`, as the CLI does); its number of commits."""
+    """An uninterrupted run (recorded in `quality` and `runs`, as the CLI does); its number of
+    commits."""
     report = run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
-    return len(report.writes) + 1 if report.writes else 0
+    return len(report.writes) + 2 if report.writes else 0  # and the quality and run records
 
 
 def deliver_batches(root: Path, batches: list[list[str]]) -> None:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.errors import StediError, failure_text
+from stedi_lakehouse.export import Format
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import Settings, load_settings
 
@@ -129,7 +130,7 @@ def _stages(settings: Settings):
     from stedi_lakehouse.pipeline import Stages
 
     lake, progress, status = _open(settings)
-    return Stages(lake, rules=settings.rules, progress=progress), status
+    return Stages(lake, rules=settings.rules, progress=progress, quality=settings.quality), status
 
 
 def show(renderable) -> None:
@@ -150,7 +151,7 @@ def _say_skipped(skipped: dict[str, str]) -> None:
 
 def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
     from stedi_lakehouse.pipeline import run_stages
-    from stedi_lakehouse.report import records_table, run_json, writes_table
+    from stedi_lakehouse.report import records_table, run_json, unmet_table, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
@@ -171,6 +172,8 @@ def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None
         show(writes_table(report.writes))
         if report.datasets:
             show(records_table(report.datasets.values()))
+        if unmet := [o for o in stages.outcomes if not o.passed]:
+            show(unmet_table(unmet))
         if stage is Stage.ALL:
             _maintain_if_due(stages.lake, settings)
     else:
@@ -235,6 +238,7 @@ def watch(
                 lake,
                 rules=settings.rules,
                 pseudonym_key=_key(settings),
+                quality=settings.quality,
                 every=every,
                 runs=runs,
                 settle_seconds=settle,
@@ -279,7 +283,14 @@ def status(
 ) -> None:
     """Every table with its row count, Delta version and path; then the last runs."""
     from stedi_lakehouse.contracts.tables import CATALOGUE
-    from stedi_lakehouse.report import run_summary, runs_table, status_table
+    from stedi_lakehouse.quality import latest_checks
+    from stedi_lakehouse.report import (
+        latest_quality,
+        quality_table,
+        run_summary,
+        runs_table,
+        status_table,
+    )
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
@@ -290,13 +301,20 @@ def status(
         if runs and recorded:
             newest = lake.read("runs").sort("started_at", ascending=False).limit(runs)
             last_runs = [run_summary(row.asDict(recursive=True)) for row in newest.collect()]
+        quality = {}
+        if lake.exists("quality"):
+            latest = latest_checks(lake.read("quality")).collect()
+            quality = latest_quality(row.asDict() for row in latest)
     if as_json:
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
-        sys.stdout.write(json.dumps({"tables": tables, "runs": last_runs}, indent=2) + "\n")
+        shown = {"tables": tables, "runs": last_runs, "quality": quality}
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
         show(status_table(statuses))
         if last_runs:
             show(runs_table(last_runs))
+        if quality:
+            show(quality_table(quality))
 
 
 @app.command()
@@ -411,6 +429,78 @@ def query(
     out.print(result_table(columns, rows[:limit]))
     if len(rows) > limit:
         out.print(f"(first {limit} rows shown; use --limit to see more)")
+
+
+def _require_ml_extra(command: str) -> None:
+    """The packages of the `ml` extra, or one error line saying how to install them."""
+    try:
+        import deltalake  # noqa: F401
+        import plotly  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        hint = "pip install 'stedi-lakehouse[ml]'"
+        raise fail(f"stedi-lake {command} needs {exc.name}: {hint}") from None
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) folder to write.")],
+    lake_root: LakeRoot = None,
+    table: Annotated[
+        str, typer.Option("--table", help="A table with a subject_key column.")
+    ] = "machine_learning_curated",
+    as_of: Annotated[
+        int | None,
+        typer.Option("--as-of", metavar="VERSION", min=0, help="The table's Delta version."),
+    ] = None,
+    splits: Annotated[
+        str, typer.Option("--splits", help="Fractions per split, summing to 1.")
+    ] = "train=0.8,validation=0.1,test=0.1",
+    seed: Annotated[int, typer.Option("--seed", help="Which people go where.")] = 0,
+    fmt: Annotated[
+        Format, typer.Option("--format", case_sensitive=False, help="File format.")
+    ] = Format.PARQUET,
+    profile: Profile = None,
+) -> None:
+    """Training sets split by person (nobody in two splits), with a dataset card:
+    OUT/<split>/ files, OUT/card.json, OUT/README.md. Reads Delta directly: no Spark."""
+    from stedi_lakehouse.export import export as export_sets
+    from stedi_lakehouse.report import export_table
+    from stedi_lakehouse.splits import parse_splits
+
+    _require_ml_extra("export")
+    with user_errors():
+        fractions = parse_splits(splits)
+        settings = _settings(profile, lake_root)
+        card = export_sets(
+            settings.require_lake_root(),
+            out_dir,
+            table=table,
+            as_of=as_of,
+            fractions=fractions,
+            seed=seed,
+            fmt=fmt,
+        )
+    out.print(export_table(card, out_dir))
+
+
+@app.command()
+def report(
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    lake_root: LakeRoot = None,
+    profile: Profile = None,
+) -> None:
+    """The lake's health as one self-contained HTML page (nothing fetched from the network):
+    the funnel, quarantine reasons, runs, consent, the training table, the data dictionary.
+    Reads Delta directly: no Spark."""
+    from stedi_lakehouse.html_report import render
+    from stedi_lakehouse.lake_summary import summarise
+
+    _require_ml_extra("report")
+    with user_errors():
+        summary = summarise(_settings(profile, lake_root).require_lake_root())
+        out_file.write_text(render(summary), encoding="utf-8")
+    out.print(f"wrote {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command()

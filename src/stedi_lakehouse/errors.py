@@ -22,7 +22,7 @@ class RulesMismatchError(StediError):
     """A stage was asked to build on tables that were made with another rules preset."""
 
 
-class KeyMismatchError(StediError):
+class KeyMismatchError(ConfigError):
     """The pseudonym key differs from the one the lake's tables were built with."""
 
 

@@ -31,7 +31,9 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from stedi_lakehouse import forget as erasure
+from stedi_lakehouse import quality as q
 from stedi_lakehouse import suppression as sup
+from stedi_lakehouse.contracts.expectations import When, expectations
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
@@ -47,6 +49,7 @@ from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.settings import QualitySettings
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 from stedi_lakehouse.transforms import validation as val
@@ -183,6 +186,7 @@ class Stages:
         run_id: str | None = None,
         pseudonym_key: bytes | None = None,
         settle_seconds: float = 0.0,
+        quality: QualitySettings | None = None,
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
         self.settle_seconds = settle_seconds
@@ -193,6 +197,8 @@ class Stages:
         self._scrub: dict[Dataset, tuple[list[str], Subject]] = {}
         self._checked_key: bytes | None = None
         self.started_at = datetime.now(UTC)
+        self.expectations = expectations(rules, quality or QualitySettings())
+        self.outcomes: list[q.Outcome] = []  # every expectation checked, for `quality`
         self._looked_up: dict[tuple, set[str]] = {}
         self.record: dict | None = None  # the run's `runs` row, once `run_stages` has run
         self._marks: list[tuple] | None = None  # processed_files rows
@@ -254,6 +260,13 @@ class Stages:
         metrics = observation.get
         counts.trusted = metrics.pop(tr.USABLE)
         counts.excluded.update({reason: n for reason, n in metrics.items() if n})
+
+    def expect(self, when: When, **inputs) -> None:
+        """Check the expectations of `when`; stop on a failed `fail` (before the stage writes)."""
+        self.progress(f"checking expectations {when}")
+        outcomes = q.check(self.lake, self.expectations, when, **inputs)
+        self.outcomes += outcomes
+        q.enforce(outcomes)
 
     # -- bookmarks ------------------------------------------------------------------------
     def processed(self, stage: str) -> dict[str, str]:
@@ -487,6 +500,7 @@ class Stages:
             self.progress("trusted: no new landing files")
             return report
         self._check_key(self.pseudonym_key)
+        self.expect(When.BEFORE_TRUSTED, files=new)
         with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
             quarantines = _together(
                 *[partial(self.ingest, d, new[d], report, background) for d in Dataset]
@@ -620,6 +634,7 @@ class Stages:
             self.progress("curated: nothing new since the last run")
             return report
         self._check_key(pseudonym_key)
+        self.expect(When.BEFORE_CURATED)
 
         ml = "machine_learning_curated"
         added, pairs_scope = Added(), Scope()
@@ -772,6 +787,8 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
             report = report.merge(stages.trusted())
         if command in ("curated", "all"):
             report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
+        if any(o.expectation.when is When.BEFORE_CURATED for o in stages.outcomes):
+            stages.expect(When.AFTER_CURATED, pseudonym_key=pseudonym_key)  # can only warn
         stages.lake.registered()  # in the catalog (registered beside the stages' work)
     except Exception as exc:
         error = exc
@@ -780,6 +797,8 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
         stages.record = run_record(stages, command, started_at, report, error)
         if report.writes or error:
             try:
+                if stages.outcomes:
+                    q.record_quality(stages.lake, stages.run_id, stages.outcomes)
                 record_run(stages.lake, stages.record)
             except Exception:
                 if error is None:
@@ -800,6 +819,7 @@ def watch(
     on_idle: Callable[[int], None] = lambda written: None,
     on_failure: Callable[[BaseException, float], None] = lambda error, delay: None,
     sleep: Callable[[float], None] = time.sleep,
+    quality: QualitySettings | None = None,
 ) -> int:
     """Run every stage now, then again every `every` seconds, in this one Spark session, until
     `runs` runs have written something (0: until interrupted). A file modified in the last
@@ -813,7 +833,9 @@ def watch(
     written = failures = 0
     while True:
         started = time.monotonic()
-        stages = Stages(lake, rules=rules, progress=progress, settle_seconds=settle_seconds)
+        stages = Stages(
+            lake, rules=rules, progress=progress, settle_seconds=settle_seconds, quality=quality
+        )
         try:
             report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
         except ConfigError:

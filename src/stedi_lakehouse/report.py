@@ -295,3 +295,79 @@ def erasure_table(report: Any) -> Group:
         "ingested; recorded in `erasures`."
     )
     return Group(table, note)
+
+
+def export_table(card: dict[str, Any], out_dir: Any) -> Group:
+    """What `stedi-lake export` wrote: rows and people per split, and where."""
+    table = Table(
+        title=f"{card['table']} version {card['delta_version']} ({card['rules']}), "
+        f"split by person with seed {card['seed']}",
+        title_justify="left",
+    )
+    for column in ("split", "fraction", "rows", "people", "files"):
+        table.add_column(column, justify="left" if column in ("split", "files") else "right")
+    for name, s in card["splits"].items():
+        table.add_row(name, f"{s['fraction']:g}", f"{s['rows']:,}", f"{s['people']:,}", s["files"])
+    return Group(table, Text(f"in {out_dir}, with the dataset card: README.md and card.json"))
+
+
+def unmet_table(outcomes: Iterable[Any]) -> Table:
+    """The expectations a run checked and found unmet (`quality.Outcome`s): its warnings."""
+    table = Table(
+        title="Expectations not met (warn: recorded, the run went on)", title_justify="left"
+    )
+    for column in ("table", "expectation", "level", "observed", "threshold"):
+        table.add_column(column, justify="right" if column in ("observed", "threshold") else "left")
+    for o in outcomes:
+        e = o.expectation
+        table.add_row(e.table, e.name, str(e.level), f"{o.observed:g}", f"{e.threshold:g}")
+    return table
+
+
+def latest_quality(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per table, its latest check (`quality` rows): when, how many expectations, and the
+    names of those that warned or failed."""
+    rows = list(rows)
+    latest_at: dict[str, datetime] = {}
+    for row in rows:
+        latest_at[row["table"]] = max(
+            latest_at.get(row["table"], row["checked_at"]), row["checked_at"]
+        )
+    latest = {
+        table: [r for r in rows if r["table"] == table and r["checked_at"] == at]
+        for table, at in latest_at.items()
+    }
+
+    def unmet(found: list[dict[str, Any]], level: str) -> list[str]:
+        return [
+            f"{r['expectation']} (observed {r['observed']:g})"
+            for r in found
+            if not r["passed"] and r["level"] == level
+        ]
+
+    return {
+        table: {
+            "run_id": found[0]["run_id"],
+            "checked_at": _utc(found[0]["checked_at"]).isoformat(),
+            "expectations": len(found),
+            "warnings": unmet(found, "warn"),
+            "failed": unmet(found, "fail"),
+        }
+        for table, found in sorted(latest.items())
+    }
+
+
+def quality_table(latest: dict[str, dict[str, Any]]) -> Table:
+    """`latest_quality`, for `stedi-lake status`."""
+    table = Table(title="Expectations: the latest check of each table", title_justify="left")
+    for column in ("table", "checked (UTC)", "expectations", "warnings", "failed"):
+        table.add_column(column, justify="right" if column == "expectations" else "left")
+    for name, q in latest.items():
+        table.add_row(
+            name,
+            datetime.fromisoformat(q["checked_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+            str(q["expectations"]),
+            Text("; ".join(q["warnings"]) or "-", style="yellow" if q["warnings"] else ""),
+            Text("; ".join(q["failed"]) or "-", style="red" if q["failed"] else ""),
+        )
+    return table

@@ -74,6 +74,15 @@ class CatalogSettings(BaseModel):
     metastore_dir: Path | None = Field(None, description="Default: <lake root>/_metastore.")
 
 
+class QualitySettings(BaseModel):
+    """Thresholds of a feed's quarantine share (quarantined / read, of a run's new lines)."""
+
+    quarantine_warn_share: float = Field(0.01, ge=0, le=1, description="Above: a warning.")
+    quarantine_fail_share: float = Field(
+        0.5, ge=0, le=1, description="Above: the run stops before the trusted stage writes."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
@@ -90,6 +99,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -189,6 +189,21 @@ class PendingErasure(BaseModel):
     runs_redacted: int = 0
 
 
+class QualityOutcome(BaseModel):
+    """One row per expectation checked by a run (`contracts/expectations.py`): what was
+    observed against its threshold, at its level, and whether it passed."""
+
+    run_id: str = Field(description="The run that checked it (see `runs`).")
+    checked_at: datetime = Field(description="When (UTC).")
+    checked: str = Field(description="before trusted, before curated or after curated.")
+    table: str = Field(description="The table the expectation is about.")
+    expectation: str = Field(description="What is expected, in words.")
+    level: str = Field(description="`warn`, `drop` or `fail`.")
+    observed: float = Field(description="Rows (or share of lines) that break it.")
+    threshold: float | None = Field(None, description="Passed: observed <= threshold.")
+    passed: bool = Field(description="False: a warning, or the failure that stopped the run.")
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -253,6 +268,7 @@ CATALOGUE: dict[str, TableSpec] = dict(
         _spec("runs", Zone.SYSTEM, RunRecord),
         _spec("erasures", Zone.SYSTEM, Erasure),
         _spec("suppressions", Zone.SYSTEM, Suppression),
+        _spec("quality", Zone.SYSTEM, QualityOutcome),
     ]
 )
 

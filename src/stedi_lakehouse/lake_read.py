@@ -1,0 +1,67 @@
+"""Lake tables read with delta-rs: no JVM, so data scientists' notebooks and the HTML report
+read the lake without starting Spark. Paths as `io.Lake.table_path` lays them out."""
+
+from typing import TYPE_CHECKING
+
+from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.roots import is_local_path, local_path
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+
+def checked_root(lake_root: str) -> str:
+    """The lake root; a local one must exist."""
+    if not is_local_path(lake_root):
+        return lake_root.rstrip("/")
+    root = local_path(lake_root).resolve()
+    if not root.is_dir():
+        raise LakeError(f"lake root {root} does not exist")
+    return str(root)
+
+
+def table_uri(lake_root: str, table: str) -> str:
+    if table not in CATALOGUE:
+        raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
+    return f"{checked_root(lake_root)}/delta/{CATALOGUE[table].zone}/{table}"
+
+
+def open_table(lake_root: str, table: str, as_of: int | None = None) -> "DeltaTable":
+    """Table `table` as of Delta version `as_of` (default: the latest)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+
+    uri = table_uri(lake_root, table)
+    try:
+        delta = DeltaTable(uri)
+    except TableNotFoundError:
+        raise LakeError(
+            f"table {table} not found at {uri}: promote the stage before it first"
+        ) from None
+    latest = delta.version()
+    if as_of is not None:
+        if not 0 <= as_of <= latest:
+            raise LakeError(f"{table} has no version {as_of} (versions 0 to {latest})")
+        try:
+            delta.load_as_version(as_of)
+        except DeltaError as exc:  # an erasure purges old versions
+            raise LakeError(f"{table} version {as_of} can no longer be read: {exc}") from None
+    return delta
+
+
+def open_if_present(lake_root: str, table: str) -> "DeltaTable | None":
+    """The table's latest version, or None where it was never written."""
+    from deltalake import DeltaTable
+
+    uri = table_uri(lake_root, table)
+    return DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+
+
+def row_count(delta: "DeltaTable") -> int:
+    """Rows of the table's version, from the Delta log's per-file statistics (the lake writes
+    them for every file and uses no deletion vectors), without reading data."""
+    import pyarrow as pa
+
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    return int(pa.compute.sum(actions["num_records"]).as_py() or 0)

@@ -1,0 +1,179 @@
+"""Checking the expectations of `contracts/expectations.py`.
+
+The measures are pure DataFrame functions, each giving one row of counts. `check` applies
+those of one moment of a run to the lake and returns the outcomes; `enforce` stops the stage
+when an expectation at level `fail` is not met. Every outcome is appended to `quality`.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.expectations import IDENTIFIERS, Check, Expectation, Level, When
+from stedi_lakehouse.contracts.spark import field_rules, spark_schema
+from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
+    RECORD_CONTRACTS,
+    Dataset,
+    QualityOutcome,
+    quarantine_table,
+)
+from stedi_lakehouse.errors import StediError
+from stedi_lakehouse.io import Lake, TableWrite, local_frame
+from stedi_lakehouse.transforms import validation as val
+from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
+
+
+class ExpectationFailed(StediError):
+    """An expectation at level `fail` was not met: the stage stopped before writing."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expectation: Expectation
+    observed: float
+
+    @property
+    def passed(self) -> bool:
+        return self.expectation.level is Level.DROP or self.observed <= self.expectation.threshold
+
+    def says(self) -> str:
+        e = self.expectation
+        return f"{e.table}: {e.name}: observed {self.observed:g}, threshold {e.threshold:g}"
+
+
+# -- measures: DataFrame -> one row ------------------------------------------------------------
+def quarantine_counts(validated: DataFrame) -> DataFrame:
+    """(read, quarantined) of validated landing lines."""
+    return validated.agg(
+        F.count(F.lit(1)).alias("read"), F.count(F.col(val.REASON)).alias("quarantined")
+    )
+
+
+def missing_references(df: DataFrame, column: str, *, referenced: DataFrame) -> DataFrame:
+    """(missing): rows of `df` whose `column` value is not in `referenced`'s one column."""
+    known = referenced.select(F.col(referenced.columns[0]).alias(column)).distinct()
+    return df.join(known, on=column, how="left_anti").agg(F.count(F.lit(1)).alias("missing"))
+
+
+def surplus_keys(df: DataFrame, columns: list[str]) -> DataFrame:
+    """(surplus): rows beyond the first per key."""
+    per_key = df.groupBy(*columns).count()
+    return per_key.agg(F.coalesce(F.sum(F.col("count") - 1), F.lit(0)).alias("surplus"))
+
+
+def rule_breaches(df: DataFrame, *, contract: type[BaseModel], columns: list[str]) -> DataFrame:
+    """One count per column: its non-null values that break a rule of the contract."""
+    rules = {r.name: r for r in field_rules(contract)}
+    counts = []
+    for name in columns:
+        value = F.col(name)
+        holds = F.lit(True)
+        for rule_check in rules[name].checks:
+            holds = holds & rule_check.holds(value)
+        counts.append(F.count(F.when(value.isNotNull() & ~holds, 1)).alias(name))
+    return df.agg(*counts)
+
+
+def latest_checks(quality: DataFrame) -> DataFrame:
+    """The `quality` rows of each table's latest check."""
+    latest = F.max("checked_at").over(Window.partitionBy("table"))
+    return quality.withColumn("_latest", latest).filter(F.col("checked_at") == F.col("_latest"))
+
+
+def subjects_of(customers: DataFrame, *, pseudonym_key: bytes) -> DataFrame:
+    """(subject_key) of curated customers, as the ML table keys them."""
+    return customers.select(hmac_sha256_hex(F.col("email"), key=pseudonym_key).alias("key"))
+
+
+# -- checking -----------------------------------------------------------------------------
+def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str]]):
+    for dataset, new in files.items():
+        if not new:
+            continue
+        lines = val.validate(lake.read_landing(dataset, new), contract=RECORD_CONTRACTS[dataset])
+        counts = quarantine_counts(lines).first()
+        for e in found:
+            if e.table == quarantine_table(dataset):
+                share = counts["quarantined"] / counts["read"] if counts["read"] else 0.0
+                dropped = e.check is Check.DROPPED
+                yield Outcome(e, float(counts["quarantined"] if dropped else share))
+
+
+def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None):
+    by_table: dict[str, list[Expectation]] = {}
+    for e in found:
+        by_table.setdefault(e.table, []).append(e)
+    for table, expected in by_table.items():
+        if not lake.exists(table):
+            continue
+        df = lake.read(table)
+        ranged = [e for e in expected if e.check is Check.RANGE]
+        if ranged:
+            contract = CATALOGUE[table].contract_for(lake.table_rules(table))
+            row = rule_breaches(df, contract=contract, columns=[e.columns[0] for e in ranged])
+            breaches = row.first().asDict()
+            yield from (Outcome(e, float(breaches[e.columns[0]])) for e in ranged)
+        for e in expected:
+            if e.check is Check.UNIQUE:
+                yield Outcome(e, float(surplus_keys(df, list(e.columns)).first()["surplus"]))
+            elif e.check is Check.NO_IDENTIFIER:
+                yield Outcome(e, float(len(IDENTIFIERS & set(df.columns))))
+            elif e.check is Check.REFERENCES and e.references:
+                ref_table, ref_column = e.references
+                referenced = lake.read(ref_table)
+                if ref_column == "subject_key":
+                    if not pseudonym_key:
+                        continue
+                    referenced = subjects_of(referenced, pseudonym_key=pseudonym_key)
+                else:
+                    referenced = referenced.select(ref_column)
+                row = missing_references(df, e.columns[0], referenced=referenced).first()
+                yield Outcome(e, float(row["missing"]))
+
+
+def check(
+    lake: Lake,
+    expectations: list[Expectation],
+    when: When,
+    *,
+    files: dict[Dataset, list[str]] | None = None,
+    pseudonym_key: bytes | None = None,
+) -> list[Outcome]:
+    """The outcomes of the expectations checked `when` (the landing ones on `files`)."""
+    found = [e for e in expectations if e.when is when]
+    with lake.described(f"expectations {when}"):
+        if when is When.BEFORE_TRUSTED:
+            return list(_landing(lake, found, files or {}))
+        return list(_table(lake, found, pseudonym_key))
+
+
+def enforce(outcomes: list[Outcome]) -> None:
+    failed = [o for o in outcomes if o.expectation.level is Level.FAIL and not o.passed]
+    if failed:
+        raise ExpectationFailed(
+            "expectation failed, nothing of the stage was committed: "
+            + "; ".join(o.says() for o in failed)
+        )
+
+
+def record_quality(lake: Lake, run_id: str, outcomes: list[Outcome]) -> TableWrite:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "run_id": run_id,
+            "checked_at": now,
+            "checked": str(o.expectation.when),
+            "table": o.expectation.table,
+            "expectation": o.expectation.name,
+            "level": str(o.expectation.level),
+            "observed": o.observed,
+            "threshold": None if o.expectation.level is Level.DROP else o.expectation.threshold,
+            "passed": o.passed,
+        }
+        for o in outcomes
+    ]
+    return lake.append(local_frame(lake.spark, rows, spark_schema(QualityOutcome)), "quality")

@@ -1,0 +1,170 @@
+"""Training sets from a real lake (Spark writes it, delta-rs reads it): `stedi-lake export` and
+`training_set` split the sample's machine_learning_curated by person, reproducibly; an export
+`--as-of` a version equals the export made at that version, before a later run; the dataset
+card says what was exported; bad input is one `error:` line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from stedi_lakehouse.cli import app
+from stedi_lakehouse.ml import FINGERPRINT_PROPERTY, training_set
+from stedi_lakehouse.pipeline import Stages, run_stages
+from stedi_lakehouse.presets import Rules
+from tests.test_incremental import BATCHES, KEY, deliver, new_lake
+from tests.test_pipeline import EXPECTED_ROWS
+from tests.test_splits import assert_in_time_order_per_person
+
+SPLITS = ("train", "validation", "test")
+ML_ROWS = EXPECTED_ROWS[Rules.PRIVACY]["machine_learning_curated"]
+
+
+def export(root, out: Path, *args: str):
+    return CliRunner().invoke(
+        app, ["export", "--profile", "test", "-l", str(root), "--out", str(out), *args]
+    )
+
+
+def exported(out: Path) -> dict[str, pa.Table]:
+    return {name: pq.read_table(out / name / "part-00000.parquet") for name in SPLITS}
+
+
+@pytest.fixture(scope="module")
+def lake_over_time(spark, test_settings, tmp_path_factory):
+    """The sample in two runs (the customers' later updates last, which change
+    machine_learning_curated), exported with seed 7 after the first run."""
+    base = tmp_path_factory.mktemp("ml")
+    root = base / "lake"
+    lake = new_lake(spark, test_settings, root)
+    batches = BATCHES["readings-first"]
+    for files in batches[:-1]:
+        deliver(root, files)
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    first_version = lake.version("machine_learning_curated")
+    before = export(root, base / "before", "--seed", "7")
+    deliver(root, batches[-1])
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    return root, base, first_version, before
+
+
+def test_an_as_of_export_equals_the_export_made_before_a_later_run(lake_over_time):
+    root, base, first_version, before = lake_over_time
+    assert before.exit_code == 0, before.output
+    latest = export(root, base / "latest", "--seed", "7")
+    as_of = export(root, base / "as-of", "--seed", "7", "--as-of", str(first_version))
+    assert latest.exit_code == 0 and as_of.exit_code == 0, (latest.output, as_of.output)
+    assert exported(base / "latest") != exported(base / "before")  # the later run changed it
+    assert exported(base / "as-of") == exported(base / "before")
+    for name in SPLITS:
+        file = Path(name) / "part-00000.parquet"
+        assert (base / "as-of" / file).read_bytes() == (base / "before" / file).read_bytes()
+    assert (base / "as-of" / "card.json").read_text() == (base / "before" / "card.json").read_text()
+
+
+def test_the_sample_splits_are_disjoint_by_person_and_hold_every_row(lake_over_time, tmp_path):
+    root, _, _, _ = lake_over_time
+    result = export(root, tmp_path / "sets", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    parts = exported(tmp_path / "sets")
+    people = {name: set(rows["subject_key"].to_pylist()) for name, rows in parts.items()}
+    assert all(people.values())  # the sample's 35 people reach every split
+    assert not people["train"] & people["validation"]
+    assert not people["train"] & people["test"]
+    assert not people["validation"] & people["test"]
+    assert sum(rows.num_rows for rows in parts.values()) == ML_ROWS
+    for rows in parts.values():  # one person's rows together, in time order
+        assert_in_time_order_per_person(rows)
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    shown = {name: (s["rows"], s["people"]) for name, s in card["splits"].items()}
+    # under the test key: subject keys, and so the splits, depend on the pseudonym key
+    assert shown == {"train": (165, 27), "validation": (32, 5), "test": (24, 3)}
+
+
+def test_the_same_seed_exports_the_same_files(lake_over_time, tmp_path):
+    root, _, _, _ = lake_over_time
+    for out in ("one", "two"):
+        assert export(root, tmp_path / out, "--seed", "11").exit_code == 0
+    for name in [*(f"{s}/part-00000.parquet" for s in SPLITS), "card.json", "README.md"]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert export(root, tmp_path / "other", "--seed", "12").exit_code == 0
+    assert exported(tmp_path / "other") != exported(tmp_path / "one")
+
+
+def test_the_card_says_what_was_exported(lake_over_time, tmp_path):
+    root, _, first_version, _ = lake_over_time
+    result = export(root, tmp_path / "sets", "--splits", "train=0.7,test=0.3", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    assert card["table"] == "machine_learning_curated"
+    assert card["delta_version"] > first_version
+    assert card["rules"] == "privacy"
+    assert card["pseudonym_key_fingerprint"] is None  # no such table property here
+    assert KEY.decode() not in json.dumps(card)
+    assert list(card["splits"]) == ["train", "test"]
+    assert sum(s["rows"] for s in card["splits"].values()) == ML_ROWS
+    assert sum(s["people"] for s in card["splits"].values()) == 35
+    meanings = {c["name"]: c["meaning"] for c in card["columns"]}
+    assert meanings["distance_from_object"] == "Step-trainer distance reading."
+    assert "shareWithResearchAsOfDate" in card["consent"]
+    readme = (tmp_path / "sets" / "README.md").read_text()
+    assert "## What consent covers" in readme and "`distance_from_object`" in readme
+    csv = (tmp_path / "sets" / "test" / "part-00000.csv").read_text().splitlines()
+    assert csv[0].replace('"', "") == "subject_key,reading_time_ms,distance_from_object,x,y,z"
+    assert len(csv) - 1 == card["splits"]["test"]["rows"]
+
+
+def test_training_set_gives_the_exported_rows(lake_over_time, tmp_path):
+    root, _, first_version, _ = lake_over_time
+    assert export(root, tmp_path / "sets", "--seed", "7").exit_code == 0
+    for name in SPLITS:
+        assert training_set(str(root), split=name, seed=7) == exported(tmp_path / "sets")[name]
+    old = training_set(str(root), split="test", seed=7, as_of=first_version)
+    assert old == exported(lake_over_time[1] / "before")["test"]
+    frame = training_set(str(root), split="validation", seed=7, as_pandas=True)
+    assert list(frame.columns)[:2] == ["subject_key", "reading_time_ms"]
+
+
+def test_the_card_carries_the_key_fingerprint_property(lake_over_time, spark, tmp_path):
+    root, _, _, _ = lake_over_time
+    copy = tmp_path / "lake"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("_metastore"))
+    table = copy / "delta" / "curated" / "machine_learning_curated"
+    spark.sql(
+        f"ALTER TABLE delta.`{table}` SET TBLPROPERTIES ('{FINGERPRINT_PROPERTY}' = 'f1ngerprint')"
+    )
+    assert export(copy, tmp_path / "sets").exit_code == 0
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    assert card["pseudonym_key_fingerprint"] == "f1ngerprint"
+    assert "`f1ngerprint`" in (tmp_path / "sets" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--splits", "train=0.9,validation=0.2"], "error: the split fractions must sum to 1"),
+        (["--splits", "train=0.9,dev=0.1"], "error: unknown split 'dev'"),
+        (["--as-of", "99"], "error: machine_learning_curated has no version 99"),
+        (["--table", "customer_curated"], "error: customer_curated (version 1) has no subject"),
+        (["--table", "nope"], "error: no table 'nope' in the catalogue"),
+    ],
+)
+def test_bad_input_is_one_error_line(lake_over_time, tmp_path, args, message):
+    root, _, _, _ = lake_over_time
+    result = export(root, tmp_path / "sets", *args)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "sets").exists()
+
+
+def test_a_missing_lake_or_a_used_folder_is_one_error_line(lake_over_time, tmp_path):
+    root, base, _, _ = lake_over_time
+    result = export(tmp_path / "no-lake", tmp_path / "sets")
+    assert result.exit_code == 1 and result.output.startswith("error: lake root ")
+    result = export(root, base / "before")
+    assert result.exit_code == 1 and "is not an empty folder" in result.output
