@@ -13,6 +13,8 @@ from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.tables import Suppression
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.forget import JOURNAL, forget
 from stedi_lakehouse.io import Lake
@@ -235,6 +237,9 @@ def test_a_forgotten_person_delivered_again_is_not_ingested(
         assert lake.read(table).filter(F.lower(column) == email.lower()).count() == 0
     assert "Somebody.Else@test.com" in accelerometer.read_text()
     assert steps.read_text() == ""
+    suppressions = lake.read("suppressions")
+    assert suppressions.schema == spark_schema(Suppression)
+    assert suppressions.count() == 2  # their address and their one device, as keyed hashes
     kept = lake.read("customer_landing").filter(F.col("email") == "friend@test.com").count()
     assert kept == 1
 

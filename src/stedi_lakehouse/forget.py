@@ -91,7 +91,7 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
     if not lake.landing_exists(dataset):
         return []
     words = {w.lower() for w in subject.emails | subject.serials} | set(subject.serials)
-    lines = lake.read_landing(dataset).alias("l")
+    lines = lake.read_readable_landing(dataset).alias("l")
     key, value = F.col("s.key"), F.col("l.value")
     field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
     named = (
@@ -109,7 +109,7 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
 
 def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
     """Distinct values of a field of every raw landing line of `dataset` (decoded JSON)."""
-    lines = lake.read_landing(dataset)
+    lines = lake.read_readable_landing(dataset)
     return _distinct(lines, F.get_json_object("value", f"$.{name}"))
 
 

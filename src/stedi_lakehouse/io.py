@@ -251,6 +251,12 @@ class Lake:
         fs, path = self._hadoop(self.root)
         return f"{fs.makeQualified(path).toString().rstrip('/')}/"
 
+    def read_readable_landing(self, dataset: Dataset, files: list[str] | None = None) -> DataFrame:
+        """`read_landing` of the files that can be read as text lines (see `unreadable`)."""
+        files = self.landing_files(dataset) if files is None else files
+        unreadable = self.unreadable(files)
+        return self.read_landing(dataset, [f for f in files if f not in unreadable])
+
     def read_landing(self, dataset: Dataset, files: list[str] | None = None) -> DataFrame:
         """Every line of the given landing files (default: all of landing/<dataset>/), with its
         file. Columns: value, source_file (the file's path under the lake root, as

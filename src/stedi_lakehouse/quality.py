@@ -94,7 +94,9 @@ def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str
     for dataset, new in files.items():
         if not new:
             continue
-        lines = val.validate(lake.read_landing(dataset, new), contract=RECORD_CONTRACTS[dataset])
+        lines = val.validate(
+            lake.read_readable_landing(dataset, new), contract=RECORD_CONTRACTS[dataset]
+        )
         counts = quarantine_counts(lines).first()
         for e in found:
             if e.table == quarantine_table(dataset):
