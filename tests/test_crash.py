@@ -146,9 +146,9 @@ def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
 
 def test_the_fault_hook_counts_every_commit(reference):
     _, first_commits, second_commits, _ = reference
-    # landing + quarantine (3 each), 3 trusted, bookmark, 2 curated, bookmark, runs
-    assert first_commits == 14
-    assert 0 < second_commits <= 14
+    # landing + quarantine (3 each), 3 trusted, bookmark, 2 curated, bookmark, quality, runs
+    assert first_commits == 15
+    assert 0 < second_commits <= 15
     assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)
 
 
