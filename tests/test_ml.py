@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.ml import FINGERPRINT_PROPERTY, training_set
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
+from stedi_lakehouse.ml import training_set
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.test_incremental import BATCHES, KEY, deliver, new_lake
@@ -103,7 +104,7 @@ def test_the_card_says_what_was_exported(lake_over_time, tmp_path):
     assert card["table"] == "machine_learning_curated"
     assert card["delta_version"] > first_version
     assert card["rules"] == "privacy"
-    assert card["pseudonym_key_fingerprint"] is None  # no such table property here
+    assert card["pseudonym_key_fingerprint"] == fingerprint(b"test-key")  # the run recorded it
     assert KEY.decode() not in json.dumps(card)
     assert list(card["splits"]) == ["train", "test"]
     assert sum(s["rows"] for s in card["splits"].values()) == ML_ROWS

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY
 from stedi_lakehouse.lake_read import open_table
 from stedi_lakehouse.splits import DEFAULT_SPLITS, assign, parse_splits
 
@@ -22,9 +23,6 @@ if TYPE_CHECKING:
 
 ML_TABLE = "machine_learning_curated"
 SUBJECT = "subject_key"
-# Written by the pipeline into each table's Delta properties: a keyed hash of a constant, so
-# two exports can be told to share (or not) a key without the key ever being shown.
-FINGERPRINT_PROPERTY = "stedi.pseudonymKeyFingerprint"
 
 
 @dataclass(frozen=True)
