@@ -36,6 +36,7 @@ from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.expectations import When, expectations
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
     RECORD_CONTRACTS,
     Dataset,
     ProcessedFile,
@@ -275,17 +276,13 @@ class Stages:
 
     def _bookmarks(self, stage: str) -> list[tuple[str, str, str]]:
         """(path, dataset, run_id) of each landing file `stage` has processed."""
-        return [
-            (path, dataset, run)
-            for path, dataset, marked, run, _ in self._rows()
-            if marked == stage
-        ]
+        return [(r[0], r[1], r[3]) for r in self._rows() if r[2] == stage]
 
     def _versions(self, stage: str) -> dict[str, set[str | None]]:
         """path -> every version of the file `stage` has processed (None: bookmarked before
         versions were kept, taken as the file's current one)."""
         versions: dict[str, set[str | None]] = {}
-        for path, _, marked, _, version in self._rows():
+        for path, _, marked, _, version, _ in self._rows():
             if marked == stage:
                 versions.setdefault(path, set()).add(version)
         return versions
@@ -298,8 +295,10 @@ class Stages:
             if self.lake.exists("processed_files"):
                 table = self.lake.read("processed_files")
                 kept = [
-                    F.col(c) if c in table.columns else F.lit(None).cast("string").alias(c)
-                    for c in columns(ProcessedFile)
+                    F.col(f.name)
+                    if f.name in table.columns
+                    else F.lit(None).cast(f.dataType).alias(f.name)
+                    for f in spark_schema(ProcessedFile).fields
                 ]
                 with self.lake.described("read processed_files"):
                     self._marks = [tuple(r) for r in table.select(*kept).collect()]
@@ -338,7 +337,7 @@ class Stages:
     ) -> None:
         """Bookmark the files (path -> the versions processed) for `stage`."""
         rows = [
-            (path, str(d), stage, self.run_id, version)
+            (path, str(d), stage, self.run_id, version, self.started_at)
             for d, paths in files.items()
             for path, versions in paths.items()
             for version in sorted(versions, key=str)
@@ -568,10 +567,14 @@ class Stages:
         counts = report.datasets
         customers = tr.classify_customers(self.lake.read(landing_table(Dataset.CUSTOMER)))
         persons = tr.people(customers).persist()
-        readings = tr.classify_accelerometer(
-            accel_scope.rows(self.lake.read(landing_table(Dataset.ACCELEROMETER))),
-            persons=persons,
-            rules=self.rules,
+        accel_landing = self.lake.read(landing_table(Dataset.ACCELEROMETER))
+        readings = self._once(
+            tr.classify_accelerometer(
+                accel_scope.rows(accel_landing), persons=persons, rules=self.rules
+            ),
+            "accelerometer_trusted",
+            accel_landing,
+            accel_scope,
         )
         _together(
             partial(
@@ -598,10 +601,16 @@ class Stages:
             trusted_readings=self.lake.read("accelerometer_trusted"),
         )
         steps_in = step_scope()
-        steps = tr.classify_step_trainer(
-            steps_in.rows(self.lake.read(landing_table(Dataset.STEP_TRAINER))),
-            device_owners=tr.devices(persons, curated=curated),
-            rules=self.rules,
+        step_landing = self.lake.read(landing_table(Dataset.STEP_TRAINER))
+        steps = self._once(
+            tr.classify_step_trainer(
+                steps_in.rows(step_landing),
+                device_owners=tr.devices(persons, curated=curated),
+                rules=self.rules,
+            ),
+            "step_trainer_trusted",
+            step_landing,
+            steps_in,
         )
         self._write_usable(
             steps,
@@ -612,6 +621,29 @@ class Stages:
             steps_in,
         )
         persons.unpersist()
+
+    def _once(self, classified: DataFrame, table: str, landing: DataFrame, scope: Scope):
+        """`classified` with each reading delivered before (by `table`'s natural key) marked
+        `duplicate`: the copies outside `scope` were classified by earlier runs."""
+        return tr.exclude_duplicates(
+            classified,
+            key=CATALOGUE[table].natural_key,
+            earlier=None if scope.whole else scope.rows(landing, inside=False),
+            delivery_order=self._delivery_order(),
+        )
+
+    def _delivery_order(self) -> DataFrame:
+        """(source_file, _delivered): the landing files the trusted stage processed before
+        this run, ranked by when it first did (bookmarks made before that was kept, first)."""
+        first: dict[str, datetime] = {}
+        for path, _, marked, _, _, at in self._rows():
+            if marked == "trusted":
+                at = at or datetime.min
+                at = at if at.tzinfo else at.replace(tzinfo=UTC)
+                first[path] = min(at, first.get(path, at))
+        ranked = sorted(first, key=lambda p: (first[p], p))
+        rows = [{"source_file": path, tr.DELIVERED: rank} for rank, path in enumerate(ranked)]
+        return local_frame(self.lake.spark, rows, tr.DELIVERY_ORDER)
 
     # -- curated --------------------------------------------------------------------------
     def curated(self, *, pseudonym_key: bytes | None) -> StageReport:

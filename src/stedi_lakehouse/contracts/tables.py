@@ -77,11 +77,14 @@ class CustomerTrusted(CustomerRecord):
 
 
 class AccelerometerTrusted(Lineage, AccelerometerReading):
-    """One row per accelerometer reading that may be used under the rules preset."""
+    """One row per accelerometer reading (user, timestamp, x, y, z) that may be used under the
+    rules preset; a reading delivered again is kept once, from its first delivery."""
 
 
 class StepTrainerTrusted(Lineage, StepTrainerReading):
-    """One row per step-trainer reading that may be used under the rules preset."""
+    """One row per step-trainer reading (serialNumber, sensorReadingTime, distanceFromObject)
+    that may be used under the rules preset; a reading delivered again is kept once, from its
+    first delivery."""
 
 
 class CustomerCurated(CustomerRecord):
@@ -117,6 +120,11 @@ class ProcessedFile(BaseModel):
         None,
         description="What the file was when processed: `<bytes>:<modified, epoch ms>`, on S3 "
         "its ETag. A file whose version changes is a new delivery of it, processed again.",
+    )
+    processed_at: datetime | None = Field(
+        None,
+        description="When the run that processed it started (UTC): the order of deliveries. "
+        "Of two copies of a reading, the one delivered first is kept.",
     )
 
 
@@ -214,6 +222,9 @@ class TableSpec:
     # incremental runs select rows by, in every contract of the table. None: Delta's default
     # for the lake (the first two columns: a table whose contract differs by rules).
     statistics: tuple[str, ...] | None = None
+    # The columns that identify a row: a landing row equal on them to an earlier one is a
+    # `duplicate` (a file sent twice, overlapping files). None: the table has no such key.
+    natural_key: tuple[str, ...] | None = None
 
     def contract_for(self, rules: Rules) -> type[BaseModel]:
         if rules is Rules.UDACITY and self.udacity_contract is not None:
@@ -251,9 +262,19 @@ CATALOGUE: dict[str, TableSpec] = dict(
         _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding, statistics=STEP_STATISTICS),
         _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted, statistics=CUSTOMER_KEYS),
         _spec(
-            "accelerometer_trusted", Zone.TRUSTED, AccelerometerTrusted, statistics=ACCEL_STATISTICS
+            "accelerometer_trusted",
+            Zone.TRUSTED,
+            AccelerometerTrusted,
+            statistics=ACCEL_STATISTICS,
+            natural_key=("user", "timestamp", "x", "y", "z"),
         ),
-        _spec("step_trainer_trusted", Zone.TRUSTED, StepTrainerTrusted, statistics=STEP_STATISTICS),
+        _spec(
+            "step_trainer_trusted",
+            Zone.TRUSTED,
+            StepTrainerTrusted,
+            statistics=STEP_STATISTICS,
+            natural_key=("serialNumber", "sensorReadingTime", "distanceFromObject"),
+        ),
         _spec("customer_curated", Zone.CURATED, CustomerCurated, statistics=CUSTOMER_KEYS),
         _spec(
             "machine_learning_curated",

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.spark import columns
 from stedi_lakehouse.contracts.tables import (
@@ -30,6 +31,7 @@ class Exclusion(StrEnum):
     BEFORE_CONSENT = "before consent"
     AMBIGUOUS_DEVICE = "ambiguous device"
     NO_ACCELEROMETER_DATA = "no accelerometer data"
+    DUPLICATE = "duplicate"
 
 
 def _reason(reason: Exclusion) -> F.Column:
@@ -147,6 +149,46 @@ def classify_step_trainer(
 
 def step_trainer_trusted(classified_readings: DataFrame) -> DataFrame:
     return usable(classified_readings).select(*columns(StepTrainerTrusted))
+
+
+_EARLIER, DELIVERED, _NTH = "_earlier", "_delivered", "_nth"
+DELIVERY_ORDER = T.StructType(
+    [T.StructField("source_file", T.StringType()), T.StructField(DELIVERED, T.IntegerType())]
+)
+
+
+def exclude_duplicates(
+    classified: DataFrame,
+    *,
+    key: tuple[str, ...],
+    earlier: DataFrame | None,
+    delivery_order: DataFrame,
+) -> DataFrame:
+    """Mark `duplicate` each classified reading whose `key` arrived before: in `earlier` (landing
+    rows that earlier runs classified, outside what this one recomputes) or in a landing file
+    delivered before its own. `delivery_order` (DELIVERY_ORDER) ranks the files earlier
+    runs processed; the others come after them, by name. Of identical lines in one file, one is
+    kept. The first copy keeps its own status, so a file sent twice changes no trusted row."""
+    rows = classified.withColumn(_EARLIER, F.lit(False))
+    if earlier is not None:
+        before = earlier.join(classified.select(*key), on=list(key), how="left_semi")
+        rows = rows.unionByName(
+            before.select(*key, "source_file").withColumn(_EARLIER, F.lit(True)),
+            allowMissingColumns=True,
+        )
+    first = Window.partitionBy(*key).orderBy(
+        F.col(_EARLIER).desc(), F.col(DELIVERED).asc_nulls_last(), F.col("source_file")
+    )
+    ranked = rows.join(F.broadcast(delivery_order), on="source_file", how="left")
+    return (
+        ranked.withColumn(_NTH, F.row_number().over(first))
+        .filter(~F.col(_EARLIER))
+        .withColumn(
+            EXCLUSION,
+            F.when(F.col(_NTH) > 1, _reason(Exclusion.DUPLICATE)).otherwise(F.col(EXCLUSION)),
+        )
+        .drop(_EARLIER, DELIVERED, _NTH)
+    )
 
 
 USABLE = "usable"
