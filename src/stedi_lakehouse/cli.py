@@ -294,7 +294,8 @@ def status(
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
-        lake = open_lake(_settings(profile, lake_root), work=0)  # counts from Delta's metadata
+        # counts from Delta's metadata
+        lake = open_lake(_settings(profile, lake_root), work=0, writes=False)
         statuses = [lake.status(spec) for spec in CATALOGUE.values()]
         recorded = any(s.table == "runs" and s.version is not None for s in statuses)
         last_runs = []
@@ -337,7 +338,8 @@ def history(
         name = table.lower()
         if name not in CATALOGUE:  # before Spark starts
             raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
-        lake = open_lake(_settings(profile, lake_root), work=0)  # reads the Delta log only
+        # reads the Delta log only
+        lake = open_lake(_settings(profile, lake_root), work=0, writes=False)
         commits = lake.history(name, limit)
     show(history_table(name, commits))
     if len(commits) == limit and commits[-1]["version"] > 0:
@@ -407,7 +409,7 @@ def query(
 
     with user_errors():
         settings = _settings(profile, lake_root)
-        lake = open_lake(settings)
+        lake = open_lake(settings, writes=False)
         views: list[str] = []
         try:
             lake.spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.catalog.database}")

@@ -28,13 +28,20 @@ def make_private_folder(path: Path) -> None:
 
 LOCK_FILE = "_lock"
 _held: dict[str, int] = {}  # lake root -> open descriptor of its lock, held until exit
+_leases: dict[str, object] = {}  # S3 lake root -> its lease, held until exit
 
 
 def lock_lake(root: str) -> None:
     """Hold `<root>/_lock` until this process ends (a local lake: one process at a time, as
-    its embedded catalog and Delta's local commits require). Another process holding it is a
-    LakeError naming it; the lock dies with its holder, even on kill -9."""
-    if not is_local_path(root) or root in _held:
+    its embedded catalog and Delta's local commits require; an S3 lake: one writer, by lease,
+    see `lease`). Another process holding it is a LakeError naming it; a local lock dies with
+    its holder, even on kill -9."""
+    if root in _held or root in _leases:
+        return
+    if not is_local_path(root):
+        from stedi_lakehouse import lease
+
+        _leases[root] = lease.take(root)
         return
     path = local_path(root) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -84,15 +91,19 @@ def with_jit_for(settings: Settings, work: int | None) -> Settings:
     return settings.model_copy(update={"spark": spark})
 
 
-def open_lake(settings: Settings, *, must_exist: bool = True, work: int | None = None):
+def open_lake(
+    settings: Settings, *, must_exist: bool = True, work: int | None = None, writes: bool = True
+):
     """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
-    process then holds (see `lock_lake`). `work`: the bytes the command will process, if known
-    (a small amount starts the JVM for quick start-up)."""
+    process then holds (see `lock_lake`): always a local lake, an S3 lake when the command
+    `writes`. `work`: the bytes the command will process, if known (a small amount starts the
+    JVM for quick start-up)."""
     root = settings.require_lake_root()
     settings = with_jit_for(settings, work)
     if must_exist:
         check_local_root(root)
-        lock_lake(root)
+        if writes or is_local_path(root):
+            lock_lake(root)
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
     from stedi_lakehouse.session import build_session
 
