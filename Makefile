@@ -61,9 +61,10 @@ browser: ## Install Chromium for the report's browser test (as root, where missi
 test: setup browser ## Run the test suite
 	$(BIN)/pytest
 
-lint: setup ## Lint with ruff
+lint: setup ## Lint with ruff and type-check src/ with mypy
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
 
 # data/sample/ is the generator's small case: 51 customers (the fewest for which its 1 % of stale
 # records rounds to one), 2 step readings each, shares raised so that shared serials and unknown

@@ -1,3 +1,3 @@
 """stedi-lakehouse: an open lakehouse for STEDI sensor data, privacy first."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
