@@ -36,7 +36,7 @@ def failure_text(error: BaseException) -> str:
     condition only; the JVM's log has the rest."""
     java = getattr(error, "java_exception", None)
     if java is not None:  # py4j: walk to the deepest cause, which says what broke
-        names = []
+        names: list[str] = []
         while java is not None and len(names) < 10:
             names.append(str(java.getClass().getSimpleName()))
             java = java.getCause()

@@ -67,7 +67,8 @@ def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) 
     runs = lake.read("runs")
     maintained = runs.filter(F.col("command") == COMMAND)
     since = (
-        maintained.agg(F.max("started_at")).first()[0] or runs.agg(F.min("started_at")).first()[0]
+        maintained.agg(F.max("started_at")).collect()[0][0]
+        or runs.agg(F.min("started_at")).collect()[0][0]
     )
     if since is None:
         return False

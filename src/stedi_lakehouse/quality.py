@@ -97,7 +97,7 @@ def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str
         lines = val.validate(
             lake.read_readable_landing(dataset, new), contract=RECORD_CONTRACTS[dataset]
         )
-        counts = quarantine_counts(lines).first()
+        counts = quarantine_counts(lines).collect()[0]
         for e in found:
             if e.table == quarantine_table(dataset):
                 share = counts["quarantined"] / counts["read"] if counts["read"] else 0.0
@@ -117,11 +117,11 @@ def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None):
         if ranged:
             contract = CATALOGUE[table].contract_for(lake.table_rules(table))
             row = rule_breaches(df, contract=contract, columns=[e.columns[0] for e in ranged])
-            breaches = row.first().asDict()
+            breaches = row.collect()[0].asDict()
             yield from (Outcome(e, float(breaches[e.columns[0]])) for e in ranged)
         for e in expected:
             if e.check is Check.UNIQUE:
-                yield Outcome(e, float(surplus_keys(df, list(e.columns)).first()["surplus"]))
+                yield Outcome(e, float(surplus_keys(df, list(e.columns)).collect()[0]["surplus"]))
             elif e.check is Check.NO_IDENTIFIER:
                 yield Outcome(e, float(len(IDENTIFIERS & set(df.columns))))
             elif e.check is Check.REFERENCES and e.references:
@@ -133,8 +133,8 @@ def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None):
                     referenced = subjects_of(referenced, pseudonym_key=pseudonym_key)
                 else:
                     referenced = referenced.select(ref_column)
-                row = missing_references(df, e.columns[0], referenced=referenced).first()
-                yield Outcome(e, float(row["missing"]))
+                missing = missing_references(df, e.columns[0], referenced=referenced)
+                yield Outcome(e, float(missing.collect()[0]["missing"]))
 
 
 def check(

@@ -44,7 +44,7 @@ _TABLE_FUNCTION = re.compile(r"'UnresolvedTableValuedFunction \[([^\]]+)\]")
 def parsed_plan(spark: SparkSession, sql: str) -> str:
     """Spark's parsed logical plan of `sql` (nothing is run)."""
     try:
-        explained = spark.sql(f"EXPLAIN EXTENDED {sql}").first()[0]
+        explained = spark.sql(f"EXPLAIN EXTENDED {sql}").collect()[0][0]
     except PySparkException as exc:
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReadOnlyError(

@@ -26,7 +26,11 @@ _SPARK_TYPES: dict[type, T.DataType] = {
     bool: T.BooleanType(),
     datetime: T.TimestampType(),
 }
-_TYPE_WORDS = {T.StringType(): "a string", T.LongType(): "an integer", T.DoubleType(): "a number"}
+_TYPE_WORDS: dict[T.DataType, str] = {
+    T.StringType(): "a string",
+    T.LongType(): "an integer",
+    T.DoubleType(): "a number",
+}
 _PATTERN_WORDS = {EMAIL_PATTERN: "an e-mail address"}
 
 
@@ -107,25 +111,25 @@ class FieldRule:
 def _check(meta: Any) -> Check | None:
     match meta:
         case at.Ge(ge=v):
-            return Check(lambda c, v=v: c >= F.lit(v), f"must be >= {v}")
+            return Check(lambda c: c >= F.lit(v), f"must be >= {v}")
         case at.Gt(gt=v):
-            return Check(lambda c, v=v: c > F.lit(v), f"must be > {v}")
+            return Check(lambda c: c > F.lit(v), f"must be > {v}")
         case at.Le(le=v):
-            return Check(lambda c, v=v: c <= F.lit(v), f"must be <= {v}")
+            return Check(lambda c: c <= F.lit(v), f"must be <= {v}")
         case at.Lt(lt=v):
-            return Check(lambda c, v=v: c < F.lit(v), f"must be < {v}")
+            return Check(lambda c: c < F.lit(v), f"must be < {v}")
         case at.MinLen(min_length=1):
             # not `length(c) >= 1`: that counts every character of every value (e-mails, serials)
             return Check(lambda c: c != F.lit(""), "must not be empty")
         case at.MinLen(min_length=n):
-            return Check(lambda c, n=n: F.length(c) >= n, f"must have at least {n} characters")
+            return Check(lambda c: F.length(c) >= n, f"must have at least {n} characters")
     if getattr(meta, "allow_inf_nan", True) is False:
         return Check(
             lambda c: ~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), "must be a finite number"
         )
     if pattern := getattr(meta, "pattern", None):
         word = _PATTERN_WORDS.get(pattern, f"matching {pattern}")
-        return Check(lambda c, p=pattern: c.rlike(p), f"must be {word}")
+        return Check(lambda c: c.rlike(pattern), f"must be {word}")
     return None
 
 

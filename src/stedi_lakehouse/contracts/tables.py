@@ -226,7 +226,7 @@ class TableSpec:
     # `duplicate` (a file sent twice, overlapping files). None: the table has no such key.
     natural_key: tuple[str, ...] | None = None
 
-    def contract_for(self, rules: Rules) -> type[BaseModel]:
+    def contract_for(self, rules: Rules | None) -> type[BaseModel]:
         if rules is Rules.UDACITY and self.udacity_contract is not None:
             return self.udacity_contract
         return self.contract

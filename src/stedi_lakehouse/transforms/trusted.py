@@ -7,7 +7,7 @@ counted in each run's report, so accepted = trusted + excluded, always.
 
 from enum import StrEnum
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -42,7 +42,7 @@ def usable(classified: DataFrame) -> DataFrame:
     return classified.filter(F.col(EXCLUSION).isNull())
 
 
-def _latest_first() -> Window:
+def _latest_first() -> WindowSpec:
     """Latest record first; ties on lastUpdateDate are broken by the later source file, then by
     the record's own values, so the winner never depends on partitioning."""
     return Window.partitionBy("email").orderBy(
