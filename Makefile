@@ -66,12 +66,12 @@ lint: setup ## Lint with ruff and type-check src/ with mypy
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-# data/sample/ is the generator's small case: 51 customers (the fewest for which its 1 % of stale
+# data/sample/ is the generator's (devdata's) small case: 51 customers (the fewest for which its 1 % of stale
 # records rounds to one), 2 step readings each, shares raised so that shared serials and unknown
 # readers occur, plus the hand-built edge cases. A test checks that this command gives the
 # committed files byte for byte.
 sample: setup ## Regenerate data/sample/ (deterministic)
-	$(BIN)/stedi-lake generate --customers 51 --readings-per-device 2 --ambiguous-share 0.05 --unknown-share 0.05 --seed 7 --edge-cases --out data/sample
+	$(BIN)/python -m devdata --customers 51 --readings-per-device 2 --ambiguous-share 0.05 --unknown-share 0.05 --seed 7 --edge-cases --out data/sample
 
 docs: setup ## Regenerate the README's table catalogue from the contracts
 	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
 RESULTS = ROOT / "bench" / "results"
-GENERATOR = ROOT / "src" / "stedi_lakehouse" / "generate.py"
+GENERATOR = ROOT / "devdata" / "generate.py"
 
 SCALES = {"SAMPLE": 0, "S": 1_000, "M": 20_000, "L": 100_000}  # customers (SAMPLE: data/sample)
 SAMPLE = ROOT / "data" / "sample"
@@ -214,7 +214,8 @@ def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
         if cached.get("fingerprint") == fingerprint:
             out.print(f"landing set: cached in {landing.relative_to(ROOT)}")
             return landing, {**cached, "cached": True}
-    from stedi_lakehouse.generate import generate_landing
+    sys.path.insert(0, str(ROOT))  # devdata lives beside the package, not in it
+    from devdata.generate import generate_landing
 
     stamp.unlink(missing_ok=True)
     shutil.rmtree(landing, ignore_errors=True)

@@ -9,10 +9,10 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from stedi_lakehouse import generate
-from stedi_lakehouse.cli import app
-from stedi_lakehouse.edge_cases import build_edge_cases
-from stedi_lakehouse.generate import generate_landing
+from devdata import generate
+from devdata.__main__ import app
+from devdata.edge_cases import build_edge_cases
+from devdata.generate import generate_landing
 from tests import oracle
 from tests.conftest import ROOT, SAMPLE
 
@@ -52,7 +52,7 @@ def test_summary_matches_the_files_and_the_oracle(tmp_path, edge_cases):
 
 
 def test_cli_generate_prints_what_it_wrote(tmp_path):
-    result = CliRunner().invoke(app, ["generate", "--customers", "50", "--out", str(tmp_path)])
+    result = CliRunner().invoke(app, ["--customers", "50", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "accelerometer" in result.stdout and (tmp_path / "customer").is_dir()
 
@@ -100,8 +100,8 @@ def test_a_generated_serial_equal_to_an_edge_case_serial_is_refused(tmp_path, mo
 def test_the_sample_is_what_the_makefile_generates(tmp_path):
     """data/sample/ is exactly the output of `make sample`'s command: same files, same bytes."""
     recipe = (ROOT / "Makefile").read_text().split("\nsample:")[1].split("\n")[1]
-    args = shlex.split(recipe.split("stedi-lake", 1)[1])
-    assert args[0] == "generate" and args[args.index("--out") + 1] == "data/sample"
+    args = shlex.split(recipe.split("-m devdata", 1)[1])
+    assert args[args.index("--out") + 1] == "data/sample"
     args[args.index("--out") + 1] = str(tmp_path)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -113,24 +113,6 @@ def status_table(statuses: Iterable[Any]) -> Table:
     return table
 
 
-def generated_table(summary: dict[str, Any], out_dir: Any) -> Group:
-    """What `stedi-lake generate` wrote: per dataset, then the people in it."""
-    table = Table(title=f"Landing set in {out_dir}", title_justify="left")
-    for column in ("dataset", "files", "lines", "bad lines", "blank lines", "MB"):
-        table.add_column(column, justify="left" if column == "dataset" else "right")
-    for dataset, d in summary["datasets"].items():
-        table.add_row(
-            dataset,
-            str(d["files"]),
-            f"{d['lines']:,}",
-            f"{d['bad_lines']:,}",
-            f"{d['blank_lines']:,}",
-            f"{d['bytes'] / 1e6:,.1f}",
-        )
-    people = ", ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in summary["people"].items())
-    return Group(table, Text(people))
-
-
 def result_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     table = Table()
     for column in columns:

@@ -29,7 +29,7 @@ What is in it (shares are of customers unless said otherwise):
   values, NaN, plus blank lines. They are built from real consenting customers' records (bad
   customer lines are would-be later updates withdrawing consent), so accepting any of them
   changes the results.
-* ``edge_cases``: adds the fixed, hand-built scenario set of ``stedi_lakehouse.edge_cases``
+* ``edge_cases``: adds the fixed, hand-built scenario set of ``devdata.edge_cases``
   (35 customers of its own, about 600 lines in files of its own) beside the population: each
   scenario exactly once, at exact instants, where the population has them only by chance.
 
@@ -48,14 +48,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stedi_lakehouse.contracts.types import MAX_EPOCH_MS
-from stedi_lakehouse.edge_cases import (
+from devdata.edge_cases import (
     FIRST_NAMES,
     LAST_NAMES,
     EdgeCases,
     build_edge_cases,
     write_edge_cases,
 )
+from stedi_lakehouse.contracts.types import MAX_EPOCH_MS
 
 DATASETS = ("customer", "accelerometer", "step_trainer")
 EMAIL_DOMAIN = "test.com"
