@@ -38,7 +38,7 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.identifiers import Subject
-from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.io import Lake, local_frame, records_frame
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, check_fingerprint, fingerprint, keyed_hash
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
@@ -280,10 +280,10 @@ def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
             hashes.pop(row[0], None)
     if hashes:
         rows = [
-            {"identifier_hash": h, "kind": kind, "erased_at": entry.started_at}
+            Suppression(identifier_hash=h, kind=kind, erased_at=entry.started_at)
             for h, kind in sorted(hashes.items())
         ]
-        lake.append(local_frame(lake.spark, rows, spark_schema(Suppression)), SUPPRESSIONS)
+        lake.append(records_frame(lake.spark, Suppression, rows), SUPPRESSIONS)
     if lake.table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY) is None:
         lake.set_table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY, fingerprint(key))
 
@@ -294,9 +294,9 @@ def _record(lake: Lake, entry: PendingErasure, report: ErasureReport) -> None:
         recorded = lake.read("erasures").filter(F.col("erased_at") == F.lit(entry.started_at))
         if recorded.limit(1).count():
             return
-    record = {
-        "erased_at": entry.started_at,
-        "rows_removed": report.rows_removed,
-        "landing_files_rewritten": report.landing_files_rewritten,
-    }
-    lake.append(local_frame(lake.spark, [record], spark_schema(Erasure)), "erasures")
+    record = Erasure(
+        erased_at=entry.started_at,
+        rows_removed=report.rows_removed,
+        landing_files_rewritten=report.landing_files_rewritten,
+    )
+    lake.append(records_frame(lake.spark, Erasure, [record]), "erasures")

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from itertools import islice
 from pathlib import Path
 
 from py4j.protocol import Py4JError, Py4JJavaError
+from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -103,6 +104,14 @@ def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> 
         )
     table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
     return spark.createDataFrame(table, schema=schema)
+
+
+def records_frame(
+    spark: SparkSession, contract: type[BaseModel], records: Sequence[BaseModel]
+) -> DataFrame:
+    """The rows of records the lake writes about itself, each built (and so checked) by its
+    Pydantic `contract`, with the Spark schema derived from that contract."""
+    return local_frame(spark, [r.model_dump() for r in records], spark_schema(contract))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, TableRun
-from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.errors import failure_text
+from stedi_lakehouse.io import Lake, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
 
 COMMAND = "maintain"
@@ -49,13 +49,12 @@ def maintain(
             started_at=started,
             ended_at=datetime.now(UTC),
             outcome="failed" if error else "succeeded",
-            error=f"{type(error).__name__}: {error}"[:1000] if error else None,
+            error=failure_text(error)[:1000] if error else None,
             datasets=[],
             writes=writes,
         )
         if writes or error:
-            rows = [record.model_dump()]
-            lake.append(local_frame(lake.spark, rows, spark_schema(RunRecord)), "runs")
+            lake.append(records_frame(lake.spark, RunRecord, [record]), "runs")
     return record
 
 

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.expectations import IDENTIFIERS, Check, Expectation, Level, When
-from stedi_lakehouse.contracts.spark import field_rules, spark_schema
+from stedi_lakehouse.contracts.spark import field_rules
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
     RECORD_CONTRACTS,
@@ -22,7 +22,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.errors import StediError
-from stedi_lakehouse.io import Lake, TableWrite, local_frame
+from stedi_lakehouse.io import Lake, TableWrite, records_frame
 from stedi_lakehouse.transforms import validation as val
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
 
@@ -165,17 +165,17 @@ def enforce(outcomes: list[Outcome]) -> None:
 def record_quality(lake: Lake, run_id: str, outcomes: list[Outcome]) -> TableWrite:
     now = datetime.now(UTC)
     rows = [
-        {
-            "run_id": run_id,
-            "checked_at": now,
-            "checked": str(o.expectation.when),
-            "table": o.expectation.table,
-            "expectation": o.expectation.name,
-            "level": str(o.expectation.level),
-            "observed": o.observed,
-            "threshold": None if o.expectation.level is Level.DROP else o.expectation.threshold,
-            "passed": o.passed,
-        }
+        QualityOutcome(
+            run_id=run_id,
+            checked_at=now,
+            checked=str(o.expectation.when),
+            table=o.expectation.table,
+            expectation=o.expectation.name,
+            level=str(o.expectation.level),
+            observed=o.observed,
+            threshold=None if o.expectation.level is Level.DROP else o.expectation.threshold,
+            passed=o.passed,
+        )
         for o in outcomes
     ]
-    return lake.append(local_frame(lake.spark, rows, spark_schema(QualityOutcome)), "quality")
+    return lake.append(records_frame(lake.spark, QualityOutcome, rows), "quality")
