@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stedi_lakehouse import __version__
-from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.contracts.tables import CATALOGUE, Table
 from stedi_lakehouse.errors import StediError
 from stedi_lakehouse.ml import SUBJECT, Snapshot, read_snapshot, split_rows
 from stedi_lakehouse.presets import Rules
@@ -46,7 +46,7 @@ def _write(rows, path: Path, fmt: Format) -> None:
 
 def card(snapshot: Snapshot, parts: dict, *, seed: int, fractions: dict, fmt: Format) -> dict:
     """What a data scientist needs to know about an exported set (never the key)."""
-    spec = CATALOGUE[snapshot.table]
+    spec = CATALOGUE[Table(snapshot.table)]
     contract = spec.contract_for(Rules(snapshot.rules or Rules.PRIVACY))
     fields = contract.model_fields
     return {

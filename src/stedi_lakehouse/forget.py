@@ -33,6 +33,7 @@ from stedi_lakehouse.contracts.tables import (
     Erasure,
     PendingErasure,
     Suppression,
+    Table,
     landing_table,
     quarantine_table,
 )
@@ -44,8 +45,8 @@ from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
 JOURNAL = "_erasures"
-ML = "machine_learning_curated"
-SUPPRESSIONS = "suppressions"
+ML = Table.MACHINE_LEARNING_CURATED
+SUPPRESSIONS = Table.SUPPRESSIONS
 REDACTED = "(redacted: it named an erased person)"
 
 
@@ -252,9 +253,11 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
             report.landing_files_rewritten += 1
             save()
 
-    if lake.exists("runs"):  # 4. what runs said of them
-        keys, matching = _lines_of(lake, "runs", "error", subject)
-        if redacted := lake.delete_rows("runs", keys, matching, update={"error": F.lit(REDACTED)}):
+    if lake.exists(Table.RUNS):  # 4. what runs said of them
+        keys, matching = _lines_of(lake, Table.RUNS, "error", subject)
+        if redacted := lake.delete_rows(
+            Table.RUNS, keys, matching, update={"error": F.lit(REDACTED)}
+        ):
             report.runs_redacted += redacted
             save()
 
@@ -290,8 +293,8 @@ def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
 
 def _record(lake: Lake, entry: PendingErasure, report: ErasureReport) -> None:
     """The erasure's row in `erasures`, once: a rerun after it was written adds none."""
-    if lake.exists("erasures"):
-        recorded = lake.read("erasures").filter(F.col("erased_at") == F.lit(entry.started_at))
+    if lake.exists(Table.ERASURES):
+        recorded = lake.read(Table.ERASURES).filter(F.col("erased_at") == F.lit(entry.started_at))
         if recorded.limit(1).count():
             return
     record = Erasure(
@@ -299,4 +302,4 @@ def _record(lake: Lake, entry: PendingErasure, report: ErasureReport) -> None:
         rows_removed=report.rows_removed,
         landing_files_rewritten=report.landing_files_rewritten,
     )
-    lake.append(records_frame(lake.spark, Erasure, [record]), "erasures")
+    lake.append(records_frame(lake.spark, Erasure, [record]), Table.ERASURES)

@@ -3,7 +3,7 @@ read the lake without starting Spark. Paths as `io.Lake.table_path` lays them ou
 
 from typing import TYPE_CHECKING
 
-from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.contracts.tables import CATALOGUE, Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.roots import is_local_path, local_path
 
@@ -24,7 +24,7 @@ def checked_root(lake_root: str) -> str:
 def table_uri(lake_root: str, table: str) -> str:
     if table not in CATALOGUE:
         raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
-    return f"{checked_root(lake_root)}/delta/{CATALOGUE[table].zone}/{table}"
+    return f"{checked_root(lake_root)}/delta/{CATALOGUE[Table(table)].zone}/{table}"
 
 
 def open_table(lake_root: str, table: str, as_of: int | None = None) -> "DeltaTable":

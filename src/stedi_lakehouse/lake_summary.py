@@ -10,15 +10,21 @@ import re
 from collections import Counter
 from typing import Any
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, landing_table, quarantine_table
+from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
+    Dataset,
+    Table,
+    landing_table,
+    quarantine_table,
+)
 from stedi_lakehouse.lake_read import checked_root, open_if_present, row_count
 
-ML_TABLE = "machine_learning_curated"
+ML_TABLE = Table.MACHINE_LEARNING_CURATED
 DISTRIBUTIONS = ("x", "y", "z", "distance_from_object")
 QUOTED_VALUE = re.compile(r",? got .*$")
 TRUSTED = {d: f"{d}_trusted" for d in Dataset}
 # What each feed becomes further on: its curated table, where it has one of its own.
-CURATED = {Dataset.CUSTOMER: "customer_curated", Dataset.STEP_TRAINER: ML_TABLE}
+CURATED = {Dataset.CUSTOMER: Table.CUSTOMER_CURATED, Dataset.STEP_TRAINER: ML_TABLE}
 
 
 def _rows(lake_root: str, table: str):
@@ -28,7 +34,7 @@ def _rows(lake_root: str, table: str):
 
 def table_counts(lake_root: str) -> dict[str, dict[str, Any]]:
     """{table: {zone, rows, version}} for every catalogue table (None where never written)."""
-    counts = {}
+    counts: dict[str, dict[str, Any]] = {}
     for name, spec in CATALOGUE.items():
         delta = open_if_present(lake_root, name)
         counts[name] = {
@@ -73,7 +79,7 @@ def quarantine_reasons(lake_root: str) -> dict[str, dict[str, int]]:
 
 def runs(lake_root: str) -> list[dict[str, Any]]:
     """Every recorded run, oldest first: when, records read, seconds, outcome, exclusions."""
-    table = _rows(lake_root, "runs")
+    table = _rows(lake_root, Table.RUNS)
     records = [] if table is None else table.to_pylist()
     return [
         {
@@ -91,7 +97,10 @@ def runs(lake_root: str) -> list[dict[str, Any]]:
 def consent(lake_root: str, counts: dict[str, dict[str, Any]]) -> dict[str, int]:
     """Customers (distinct e-mails delivered), those consenting, and of them those who consented
     after registering (their earlier readings are not covered)."""
-    landing, trusted = _rows(lake_root, "customer_landing"), _rows(lake_root, "customer_trusted")
+    landing, trusted = (
+        _rows(lake_root, Table.CUSTOMER_LANDING),
+        _rows(lake_root, Table.CUSTOMER_TRUSTED),
+    )
     part_way = 0
     if trusted is not None:
         registered = trusted.column("registrationDate").to_pylist()
@@ -100,7 +109,7 @@ def consent(lake_root: str, counts: dict[str, dict[str, Any]]) -> dict[str, int]
     emails = set() if landing is None else set(landing.column("email").to_pylist())
     return {
         "customers": len(emails),
-        "consenting": counts["customer_trusted"]["rows"] or 0,
+        "consenting": counts[Table.CUSTOMER_TRUSTED]["rows"] or 0,
         "consented part-way": part_way,
     }
 
@@ -121,7 +130,7 @@ def quality(lake_root: str) -> dict[str, dict[str, Any]]:
     """Each table's latest expectation check, as `stedi-lake status` shows it."""
     from stedi_lakehouse.report import latest_quality
 
-    table = _rows(lake_root, "quality")
+    table = _rows(lake_root, Table.QUALITY)
     return {} if table is None else latest_quality(table.to_pylist())
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, TableRun
+from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableRun
 from stedi_lakehouse.errors import failure_text
 from stedi_lakehouse.io import Lake, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
@@ -54,16 +54,16 @@ def maintain(
             writes=writes,
         )
         if writes or error:
-            lake.append(records_frame(lake.spark, RunRecord, [record]), "runs")
+            lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
     return record
 
 
 def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) -> bool:
     """Whether the last maintenance (or, for a lake never maintained, its first run) is older
     than `every_hours`."""
-    if not lake.exists("runs"):
+    if not lake.exists(Table.RUNS):
         return False
-    runs = lake.read("runs")
+    runs = lake.read(Table.RUNS)
     maintained = runs.filter(F.col("command") == COMMAND)
     since = (
         maintained.agg(F.max("started_at")).collect()[0][0]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stedi_lakehouse.contracts.tables import Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY
 from stedi_lakehouse.lake_read import open_table
@@ -21,7 +22,7 @@ from stedi_lakehouse.splits import DEFAULT_SPLITS, assign, parse_splits
 if TYPE_CHECKING:
     import pyarrow as pa
 
-ML_TABLE = "machine_learning_curated"
+ML_TABLE = Table.MACHINE_LEARNING_CURATED
 SUBJECT = "subject_key"
 
 

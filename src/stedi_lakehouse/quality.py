@@ -19,6 +19,7 @@ from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
     QualityOutcome,
+    Table,
     quarantine_table,
 )
 from stedi_lakehouse.errors import StediError
@@ -106,7 +107,7 @@ def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str
 
 
 def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None):
-    by_table: dict[str, list[Expectation]] = {}
+    by_table: dict[Table, list[Expectation]] = {}
     for e in found:
         by_table.setdefault(e.table, []).append(e)
     for table, expected in by_table.items():
@@ -178,4 +179,4 @@ def record_quality(lake: Lake, run_id: str, outcomes: list[Outcome]) -> TableWri
         )
         for o in outcomes
     ]
-    return lake.append(records_frame(lake.spark, QualityOutcome, rows), "quality")
+    return lake.append(records_frame(lake.spark, QualityOutcome, rows), Table.QUALITY)

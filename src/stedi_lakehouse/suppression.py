@@ -12,13 +12,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.tables import Dataset
+from stedi_lakehouse.contracts.tables import Dataset, Table
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.keys import keyed_hash
 
-SUPPRESSIONS = "suppressions"
+SUPPRESSIONS = Table.SUPPRESSIONS
 ERASED = "erased person"
 IDENTIFIER = {  # the column naming whose a record is, and its kind
     Dataset.CUSTOMER: ("email", "email"),

@@ -15,7 +15,14 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from stedi_lakehouse.contracts.spark import field_rules
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, quarantine_table
+from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
+    Dataset,
+    Table,
+    Zone,
+    quarantine_table,
+    tables_in,
+)
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import QualitySettings
 
@@ -43,12 +50,12 @@ class When(StrEnum):
 
 @dataclass(frozen=True)
 class Expectation:
-    table: str
+    table: Table
     check: Check
     level: Level
     when: When
     columns: tuple[str, ...] = ()
-    references: tuple[str, str] | None = None  # (table, column)
+    references: tuple[Table, str] | None = None  # (table, column)
     rule: str = ""  # RANGE: what the contract says of the column's values
     threshold: float = 0.0  # passed: observed <= threshold (a `drop` always passes)
 
@@ -68,7 +75,7 @@ class Expectation:
 IDENTIFIERS = frozenset({"email", "user", "customerName", "phone", "birthDay", "serialNumber"})
 
 
-def ranges(table: str, contract: type[BaseModel], when: When, level: Level) -> list[Expectation]:
+def ranges(table: Table, contract: type[BaseModel], when: When, level: Level) -> list[Expectation]:
     """One expectation per column with value rules in the contract (bounds, finite numbers,
     non-empty text, e-mail addresses): the rules validation applies, from the same types."""
     return [
@@ -105,45 +112,45 @@ def expectations(rules: Rules, quality: QualitySettings) -> list[Expectation]:
     ]
     before, after, fail = When.BEFORE_CURATED, When.AFTER_CURATED, Level.FAIL
     trusted = [
-        Expectation("customer_trusted", Check.UNIQUE, fail, before, ("email",)),
+        Expectation(Table.CUSTOMER_TRUSTED, Check.UNIQUE, fail, before, ("email",)),
         Expectation(
-            "accelerometer_trusted",
+            Table.ACCELEROMETER_TRUSTED,
             Check.REFERENCES,
             fail,
             before,
             ("user",),
-            references=("customer_trusted", "email"),
+            references=(Table.CUSTOMER_TRUSTED, "email"),
         ),
         Expectation(
-            "step_trainer_trusted",
+            Table.STEP_TRAINER_TRUSTED,
             Check.REFERENCES,
             fail,
             before,
             ("serialNumber",),
-            references=("customer_trusted", "serialNumber"),
+            references=(Table.CUSTOMER_TRUSTED, "serialNumber"),
         ),
         *(
             e
-            for name in ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted")
+            for name in tables_in(Zone.TRUSTED)
             for e in ranges(name, CATALOGUE[name].contract, before, fail)
         ),
     ]
-    ml = CATALOGUE["machine_learning_curated"].contract_for(rules)
+    ml = CATALOGUE[Table.MACHINE_LEARNING_CURATED].contract_for(rules)
     curated = [
-        Expectation("customer_curated", Check.UNIQUE, Level.WARN, after, ("email",)),
-        Expectation("customer_curated", Check.NO_IDENTIFIER, Level.WARN, after),
-        Expectation("machine_learning_curated", Check.NO_IDENTIFIER, Level.WARN, after),
-        *ranges("machine_learning_curated", ml, after, Level.WARN),
+        Expectation(Table.CUSTOMER_CURATED, Check.UNIQUE, Level.WARN, after, ("email",)),
+        Expectation(Table.CUSTOMER_CURATED, Check.NO_IDENTIFIER, Level.WARN, after),
+        Expectation(Table.MACHINE_LEARNING_CURATED, Check.NO_IDENTIFIER, Level.WARN, after),
+        *ranges(Table.MACHINE_LEARNING_CURATED, ml, after, Level.WARN),
     ]
     if rules is Rules.PRIVACY:
         curated.append(
             Expectation(
-                "machine_learning_curated",
+                Table.MACHINE_LEARNING_CURATED,
                 Check.REFERENCES,
                 Level.WARN,
                 after,
                 ("subject_key",),
-                references=("customer_curated", "subject_key"),
+                references=(Table.CUSTOMER_CURATED, "subject_key"),
             )
         )
     return landing + trusted + curated

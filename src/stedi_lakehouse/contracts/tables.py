@@ -212,9 +212,30 @@ class QualityOutcome(BaseModel):
     passed: bool = Field(description="False: a warning, or the failure that stopped the run.")
 
 
+class Table(StrEnum):
+    """Every table of the lake, by name: code names tables only through this."""
+
+    CUSTOMER_LANDING = "customer_landing"
+    ACCELEROMETER_LANDING = "accelerometer_landing"
+    STEP_TRAINER_LANDING = "step_trainer_landing"
+    CUSTOMER_TRUSTED = "customer_trusted"
+    ACCELEROMETER_TRUSTED = "accelerometer_trusted"
+    STEP_TRAINER_TRUSTED = "step_trainer_trusted"
+    CUSTOMER_CURATED = "customer_curated"
+    MACHINE_LEARNING_CURATED = "machine_learning_curated"
+    CUSTOMER_QUARANTINE = "customer_quarantine"
+    ACCELEROMETER_QUARANTINE = "accelerometer_quarantine"
+    STEP_TRAINER_QUARANTINE = "step_trainer_quarantine"
+    PROCESSED_FILES = "processed_files"
+    RUNS = "runs"
+    ERASURES = "erasures"
+    SUPPRESSIONS = "suppressions"
+    QUALITY = "quality"
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    name: str
+    name: Table
     zone: Zone
     contract: type[BaseModel]
     udacity_contract: type[BaseModel] | None = None
@@ -236,7 +257,7 @@ class TableSpec:
         return " ".join((self.contract.__doc__ or "").split())
 
 
-def _spec(name: str, zone: Zone, contract: type[BaseModel], **kw) -> tuple[str, TableSpec]:
+def _spec(name: Table, zone: Zone, contract: type[BaseModel], **kw) -> tuple[Table, TableSpec]:
     return name, TableSpec(name, zone, contract, **kw)
 
 
@@ -251,52 +272,65 @@ CUSTOMER_KEYS = ("email", "serialNumber")
 ACCEL_STATISTICS = ("timestamp", *LINEAGE)
 STEP_STATISTICS = ("sensorReadingTime", *LINEAGE)
 
-CATALOGUE: dict[str, TableSpec] = dict(
+CATALOGUE: dict[Table, TableSpec] = dict(
     [
         _spec(
-            "customer_landing", Zone.LANDING, CustomerLanding, statistics=(*CUSTOMER_KEYS, *LINEAGE)
+            Table.CUSTOMER_LANDING,
+            Zone.LANDING,
+            CustomerLanding,
+            statistics=(*CUSTOMER_KEYS, *LINEAGE),
         ),
         _spec(
-            "accelerometer_landing", Zone.LANDING, AccelerometerLanding, statistics=ACCEL_STATISTICS
+            Table.ACCELEROMETER_LANDING,
+            Zone.LANDING,
+            AccelerometerLanding,
+            statistics=ACCEL_STATISTICS,
         ),
-        _spec("step_trainer_landing", Zone.LANDING, StepTrainerLanding, statistics=STEP_STATISTICS),
-        _spec("customer_trusted", Zone.TRUSTED, CustomerTrusted, statistics=CUSTOMER_KEYS),
         _spec(
-            "accelerometer_trusted",
+            Table.STEP_TRAINER_LANDING, Zone.LANDING, StepTrainerLanding, statistics=STEP_STATISTICS
+        ),
+        _spec(Table.CUSTOMER_TRUSTED, Zone.TRUSTED, CustomerTrusted, statistics=CUSTOMER_KEYS),
+        _spec(
+            Table.ACCELEROMETER_TRUSTED,
             Zone.TRUSTED,
             AccelerometerTrusted,
             statistics=ACCEL_STATISTICS,
             natural_key=("user", "timestamp", "x", "y", "z"),
         ),
         _spec(
-            "step_trainer_trusted",
+            Table.STEP_TRAINER_TRUSTED,
             Zone.TRUSTED,
             StepTrainerTrusted,
             statistics=STEP_STATISTICS,
             natural_key=("serialNumber", "sensorReadingTime", "distanceFromObject"),
         ),
-        _spec("customer_curated", Zone.CURATED, CustomerCurated, statistics=CUSTOMER_KEYS),
+        _spec(Table.CUSTOMER_CURATED, Zone.CURATED, CustomerCurated, statistics=CUSTOMER_KEYS),
         _spec(
-            "machine_learning_curated",
+            Table.MACHINE_LEARNING_CURATED,
             Zone.CURATED,
             MachineLearningCurated,
             udacity_contract=MachineLearningCuratedUdacity,
         ),
-        _spec("customer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
-        _spec("accelerometer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
-        _spec("step_trainer_quarantine", Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
-        _spec("processed_files", Zone.SYSTEM, ProcessedFile),
-        _spec("runs", Zone.SYSTEM, RunRecord),
-        _spec("erasures", Zone.SYSTEM, Erasure),
-        _spec("suppressions", Zone.SYSTEM, Suppression),
-        _spec("quality", Zone.SYSTEM, QualityOutcome),
+        _spec(Table.CUSTOMER_QUARANTINE, Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
+        _spec(Table.ACCELEROMETER_QUARANTINE, Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
+        _spec(Table.STEP_TRAINER_QUARANTINE, Zone.QUARANTINE, Quarantined, statistics=LINEAGE),
+        _spec(Table.PROCESSED_FILES, Zone.SYSTEM, ProcessedFile),
+        _spec(Table.RUNS, Zone.SYSTEM, RunRecord),
+        _spec(Table.ERASURES, Zone.SYSTEM, Erasure),
+        _spec(Table.SUPPRESSIONS, Zone.SYSTEM, Suppression),
+        _spec(Table.QUALITY, Zone.SYSTEM, QualityOutcome),
     ]
 )
 
 
-def landing_table(dataset: Dataset) -> str:
-    return f"{dataset}_landing"
+def tables_in(zone: Zone) -> tuple[Table, ...]:
+    """The tables of `zone`, in catalogue order."""
+    return tuple(name for name, spec in CATALOGUE.items() if spec.zone is zone)
 
 
-def quarantine_table(dataset: Dataset) -> str:
-    return f"{dataset}_quarantine"
+def landing_table(dataset: Dataset) -> Table:
+    return Table(f"{dataset}_landing")
+
+
+def quarantine_table(dataset: Dataset) -> Table:
+    return Table(f"{dataset}_quarantine")
