@@ -265,8 +265,8 @@ def _spec(name: Table, zone: Zone, contract: type[BaseModel], **kw) -> tuple[Tab
 # and replaced on a re-run, by `source_file`: its statistics let Delta skip every file written
 # from other landing files). The sensor tables keep none on the person or device (`user`,
 # `serialNumber`), although runs look rows up by them: every file holds readings of nearly
-# everybody, so their min/max skip no file, and keeping them cost a string copy per row
-# (docs/performance.md). The customer tables (one or two files) keep theirs.
+# everybody, so their min/max skip no file, and keeping them costs a string copy per row.
+# The customer tables (one or two files) keep theirs.
 LINEAGE = ("source_file",)
 CUSTOMER_KEYS = ("email", "serialNumber")
 ACCEL_STATISTICS = ("timestamp", *LINEAGE)
