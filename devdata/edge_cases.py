@@ -68,7 +68,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("customer", "accelerometer", "step_trainer")
+from stedi_lakehouse.contracts.tables import Dataset
+
+DATASETS = tuple(str(d) for d in Dataset)
 CUSTOMER_FILES = (
     "customer-1.json",
     "customer-2.json",

@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from devdata.edge_cases import (
+    DATASETS,
     FIRST_NAMES,
     LAST_NAMES,
     EdgeCases,
@@ -57,7 +58,6 @@ from devdata.edge_cases import (
 )
 from stedi_lakehouse.contracts.types import MAX_EPOCH_MS
 
-DATASETS = ("customer", "accelerometer", "step_trainer")
 EMAIL_DOMAIN = "test.com"
 
 HOUR_MS = 3_600_000
