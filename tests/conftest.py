@@ -1,10 +1,13 @@
 """One SparkSession for the whole suite (local[2], quick JVM flags, Delta, S3A, embedded
 catalog), started after a loopback S3 server (moto) so that S3A talks to it."""
 
-import logging
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -23,19 +26,36 @@ S3_ENV = {
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """A moto S3 server on a free 127.0.0.1 port, for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
+    """A moto S3 server on a free 127.0.0.1 port, for the whole session. In a process of its
+    own: delta-rs holds the GIL while it waits on S3, so a server thread here could not answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    _wait_until_listening(port, server)
     saved = {k: os.environ.get(k) for k in [*S3_ENV, "AWS_ENDPOINT_URL_S3"]}
     os.environ.update(S3_ENV, AWS_ENDPOINT_URL_S3=endpoint)
     yield endpoint
     for key, value in saved.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    server.stop()
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _wait_until_listening(port: int, server: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError(f"the moto server did not listen on port {port}")
 
 
 @pytest.fixture(scope="session")

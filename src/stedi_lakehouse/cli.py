@@ -282,8 +282,7 @@ def status(
     profile: Profile = None,
 ) -> None:
     """Every table with its row count, Delta version and path; then the last runs."""
-    from stedi_lakehouse.contracts.tables import CATALOGUE
-    from stedi_lakehouse.quality import latest_checks
+    from stedi_lakehouse.lake_log import LakeLog
     from stedi_lakehouse.report import (
         latest_quality,
         quality_table,
@@ -291,21 +290,12 @@ def status(
         runs_table,
         status_table,
     )
-    from stedi_lakehouse.runtime import open_lake
 
-    with user_errors():
-        # counts from Delta's metadata
-        lake = open_lake(_settings(profile, lake_root), work=0, writes=False)
-        statuses = [lake.status(spec) for spec in CATALOGUE.values()]
-        recorded = any(s.table == "runs" and s.version is not None for s in statuses)
-        last_runs = []
-        if runs and recorded:
-            newest = lake.read("runs").sort("started_at", ascending=False).limit(runs)
-            last_runs = [run_summary(row.asDict(recursive=True)) for row in newest.collect()]
-        quality = {}
-        if lake.exists("quality"):
-            latest = latest_checks(lake.read("quality")).collect()
-            quality = latest_quality(row.asDict() for row in latest)
+    with user_errors():  # the Delta logs alone: no JVM, no lock
+        lake = LakeLog(_settings(profile, lake_root).require_lake_root())
+        statuses = lake.statuses()
+        last_runs = [run_summary(record) for record in lake.newest_runs(runs)] if runs else []
+        quality = latest_quality(lake.latest_checks())
     if as_json:
         tables = {s.table: {"rows": s.rows, "version": s.version, "path": s.path} for s in statuses}
         shown = {"tables": tables, "runs": last_runs, "quality": quality}
@@ -331,15 +321,14 @@ def history(
     Any version can be queried: `stedi-lake query --as-of VERSION`."""
     from stedi_lakehouse.contracts.tables import CATALOGUE
     from stedi_lakehouse.errors import LakeError
+    from stedi_lakehouse.lake_log import LakeLog
     from stedi_lakehouse.report import history_table
-    from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
         name = table.lower()
-        if name not in CATALOGUE:  # before Spark starts
+        if name not in CATALOGUE:
             raise LakeError(f"no table '{table}' in the catalogue: one of {', '.join(CATALOGUE)}")
-        # reads the Delta log only
-        lake = open_lake(_settings(profile, lake_root), work=0, writes=False)
+        lake = LakeLog(_settings(profile, lake_root).require_lake_root())  # the Delta log only
         commits = lake.history(name, limit)
     show(history_table(name, commits))
     if len(commits) == limit and commits[-1]["version"] > 0:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table
 from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.lake_log import row_count, storage_options
 from stedi_lakehouse.roots import is_local_path, local_path
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def open_table(lake_root: str, table: str, as_of: int | None = None) -> "DeltaTa
 
     uri = table_uri(lake_root, table)
     try:
-        delta = DeltaTable(uri)
+        delta = DeltaTable(uri, storage_options=storage_options(uri))
     except TableNotFoundError:
         raise LakeError(
             f"table {table} not found at {uri}: promote the stage before it first"
@@ -55,13 +56,10 @@ def open_if_present(lake_root: str, table: str) -> "DeltaTable | None":
     from deltalake import DeltaTable
 
     uri = table_uri(lake_root, table)
-    return DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+    options = storage_options(uri)
+    if not DeltaTable.is_deltatable(uri, options):
+        return None
+    return DeltaTable(uri, storage_options=options)
 
 
-def row_count(delta: "DeltaTable") -> int:
-    """Rows of the table's version, from the Delta log's per-file statistics (the lake writes
-    them for every file and uses no deletion vectors), without reading data."""
-    import pyarrow as pa
-
-    actions = pa.table(delta.get_add_actions(flatten=True))
-    return int(pa.compute.sum(actions["num_records"]).as_py() or 0)
+__all__ = ["checked_root", "open_if_present", "open_table", "row_count", "table_uri"]
