@@ -100,11 +100,13 @@ CUSTOMER_COLUMNS = [name for name, _, _ in CONTRACTS["customer"]]
 # whitespace, strings without escapes or control characters, JSON's integer and number
 # grammar. The customer feed is small and has optional fields: all of it takes the strict path.
 _WS = r"[ \t\r]*"
-_STRING = r'"([^"\\\x00-\x1f]+)"'
-_INTEGER = r"(-?(?:0|[1-9][0-9]*))"
-_NUMBER = r"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)"
+_STRING = r'"[^"\\\x00-\x1f]+"'
+_INTEGER = r"-?(?:0|[1-9][0-9]*)"
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 _VALUE = {"email": _STRING, "string": _STRING, "epoch": _INTEGER, "number": _NUMBER}
-_VALUE["distance"] = r"((?:0|[1-9][0-9]*))"
+_VALUE["distance"] = r"(?:0|[1-9][0-9]*)"
+# what surrounds a value that is not a string, between the quotes of two field names
+_AROUND = " \t\r:,}"
 
 
 def _object_pattern(dataset: str) -> str:
@@ -204,21 +206,26 @@ def _lines_sql(paths: list[str]) -> str:
 
 
 def _fast_sql(dataset: str, lines: str) -> str:
-    """The fast path: one regular expression per line. A line whose text is a plain object of
-    the contract's fields, in the order the feeds write them, with values of the strict kinds
-    (integers, finite numbers, strings without escapes) whose values pass the rules is `fast`,
-    its columns typed; every other line keeps its text for `_strict_sql`. So the fast path
-    only ever accepts what the strict one accepts, with the same values."""
+    """The fast path: a line whose whole text has the feed's plain shape (one regular
+    expression without captures: the contract's fields in the feeds' order, strings without
+    escapes, JSON integers and numbers) is cut at its quotes into its values; if these pass
+    the rules the line is `fast`, its columns typed. Every other line keeps its text for
+    `_strict_sql`. So the fast path accepts only what the strict one accepts, with the same
+    values."""
     fields = CONTRACTS[dataset]
     pattern = FAST_PATTERNS.get(dataset)
     if pattern is None:
         typed = ", ".join(f'NULL::{SQL_TYPES[kind]} AS "{name}"' for name, kind, _ in fields)
         return f"SELECT file_id, false AS fast, {typed}, line FROM ({lines})"
-    names = [name for name, _, _ in fields]
-    casts = {
-        name: f'TRY_CAST(g."{name}" AS {SQL_TYPES[kind]})' if kind != "string" else f'g."{name}"'
-        for name, kind, _ in fields
-    }
+    # cut at '"': [1] is '{', [2] the first name; a string value is two parts on, the next
+    # name two more; any other value is the next part, with ':' and ',' around it
+    values, part = {}, 2
+    for name, kind, _ in fields:
+        if kind in ("string", "email"):
+            values[name], part = f"p[{part + 2}]", part + 4
+        else:
+            text = f"trim(p[{part + 1}], {_literal(_AROUND)})"
+            values[name], part = f"TRY_CAST({text} AS {SQL_TYPES[kind]})", part + 2
     checks = {
         "email": lambda v: f"regexp_full_match({v}, '{EMAIL_PATTERN}')",
         "epoch": lambda v: f"coalesce({v} >= {EPOCH_MIN_MS} AND {v} < {EPOCH_END_MS}, false)",
@@ -226,17 +233,16 @@ def _fast_sql(dataset: str, lines: str) -> str:
         "distance": lambda v: f"{v} IS NOT NULL",
         "string": lambda v: "true",
     }
-    # every group is non-empty when the whole pattern matches
-    fast = " AND ".join(
-        [f"g.\"{names[0]}\" <> ''"] + [checks[kind](casts[name]) for name, kind, _ in fields]
-    )
-    typed = ", ".join(f'CASE WHEN fast THEN {casts[name]} END AS "{name}"' for name in names)
-    group_names = "[" + ", ".join(_literal(n) for n in names) + "]"
+    fast = " AND ".join(["shaped", *(checks[kind](f'"{name}"') for name, kind, _ in fields)])
+    cut = ", ".join(f'{values[name]} AS "{name}"' for name, _, _ in fields)
+    typed = ", ".join(f'CASE WHEN fast THEN "{name}" END AS "{name}"' for name, _, _ in fields)
     return f"""
-WITH matched AS (
-  SELECT file_id, line, regexp_extract(line, {_literal(pattern)}, {group_names}) AS g
-  FROM ({lines})
-), judged AS (SELECT *, {fast} AS fast FROM matched)
+WITH shaped AS (
+  SELECT file_id, line, regexp_full_match(line, {_literal(pattern)}) AS shaped FROM ({lines})
+), cut AS (
+  SELECT file_id, line, shaped, {cut}
+  FROM (SELECT *, CASE WHEN shaped THEN string_split(line, '"') END AS p FROM shaped)
+), judged AS (SELECT *, coalesce({fast}, false) AS fast FROM cut)
 SELECT file_id, fast, {typed}, CASE WHEN NOT fast THEN line END AS line FROM judged"""
 
 

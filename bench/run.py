@@ -10,7 +10,9 @@
    b. the reference, bench/reference.py.
 3. Compares the row count of every table (project: `stedi-lake status --json`, not timed), and
    at scale S also against tests/oracle.py.
-4. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
+4. Times the later runs on the same lake, then `stedi-lake status` and `history` on the
+   finished lake (they read the Delta logs, no JVM), several runs each: the median.
+5. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
    differs or a system fails.
 
 The logs of both systems (stdout and stderr) are kept under .cache/bench/<scale>/.
@@ -27,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -69,6 +72,7 @@ SPARK_ENV: dict[str, dict[str, str]] = {
 SAMPLE_EVERY_S = 0.2
 WATCH_EVERY_S = 0.5  # how often the measured `watch` looks for new files
 WATCH_TIMEOUT_S = 900  # a delivery whose run has not ended by then: the watcher is stopped
+LATENCY_RUNS = 5  # runs of each quick command; the median is reported
 GIB = 1024**3
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
@@ -329,6 +333,23 @@ def project_write_seconds(log: Path) -> dict[str, float]:
     return seconds
 
 
+def latency(command: list[str], *, env: dict[str, str], log: Path) -> dict:
+    """A quick command run `LATENCY_RUNS` times, one after another: the median wall seconds
+    (and the range), the largest peak memory, the first non-zero exit code."""
+    runs = [measure(command, env=env, log=log) for _ in range(LATENCY_RUNS)]
+    walls = [r["wall_s"] for r in runs]
+    return {
+        "command": command,
+        "runs": len(runs),
+        "wall_s": round(statistics.median(walls), 3),
+        "min_s": min(walls),
+        "max_s": max(walls),
+        "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
+        "exit_code": next((r["exit_code"] for r in runs if r["exit_code"]), 0),
+        "log": runs[-1]["log"],
+    }
+
+
 def oracle_counts(landing: Path) -> dict[str, int]:
     sys.path.insert(0, str(ROOT / "tests"))
     from oracle import expected_counts
@@ -413,6 +434,24 @@ def incremental_table(runs: dict[str, dict]) -> Table:
             name,
             f"{run['wall_s']:.1f}",
             f"{run['share_of_cold_run']:.0%}",
+            f"{run['peak_rss_gib']:.2f}",
+            str(run["exit_code"]),
+        )
+    return table
+
+
+def commands_table(commands: dict[str, dict]) -> Table:
+    table = Table(
+        title=f"Commands on the finished lake (median of {LATENCY_RUNS} runs each)",
+        title_justify="left",
+    )
+    for column in ("command", "wall s", "min-max s", "peak memory GiB", "exit"):
+        table.add_column(column, justify="left" if column == "command" else "right")
+    for name, run in commands.items():
+        table.add_row(
+            name,
+            f"{run['wall_s']:.2f}",
+            f"{run['min_s']:.2f}-{run['max_s']:.2f}",
             f"{run['peak_rss_gib']:.2f}",
             str(run["exit_code"]),
         )
@@ -558,6 +597,16 @@ def main(argv: list[str] | None = None) -> int:
         run["share_of_cold_run"] = round(run["wall_s"] / project["wall_s"], 3)
         out.print(f"  {run['wall_s']:.1f} s, exit {run['exit_code']}")
 
+    # (e) the commands that read the lake's Delta logs only (no JVM), on the finished lake
+    out.print("project: `status` and `history`, each several times ...")
+    lake_root = ["--lake-root", str(lake)]
+    commands = {
+        f"stedi-lake {' '.join(args)}": latency(
+            [str(BIN / "stedi-lake"), *args, *lake_root], env=env, log=folder / f"{args[0]}.log"
+        )
+        for args in (["status"], ["history", "accelerometer_landing"])
+    }
+
     systems = {"project (Spark)": project, "reference (DuckDB)": reference}
     for run in systems.values():
         run["ratio_to_reference"] = round(run["wall_s"] / reference["wall_s"], 3)
@@ -565,8 +614,10 @@ def main(argv: list[str] | None = None) -> int:
 
     out.print(systems_table(systems, records))
     out.print(incremental_table(incremental))
+    out.print(commands_table(commands))
     out.print(counts_table(counts))
-    failed = [name for name, run in {**systems, **incremental}.items() if run["exit_code"] != 0]
+    measured = {**systems, **incremental, **commands}
+    failed = [name for name, run in measured.items() if run["exit_code"] != 0]
     if len(watched) < 2:
         failed.append(f"`watch` (exit {watcher['exit_code']}, {len(watched)} of 2 runs)")
     ok = counts_match and not failed
@@ -592,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         "input_bytes": summary["bytes"],
         "systems": systems,
         "incremental": incremental,
+        "commands": commands,
         "counts": counts,
         "counts_match": counts_match,
         "ok": ok,
