@@ -3,7 +3,8 @@ history, and the `runs` and `quality` records. `stedi-lake status` and `history`
 more, so they start no JVM and never import pyspark, with or without a lake server.
 
 Row counts come from the add actions' `numRecords` statistics, as Spark's own `count()` of a
-Delta table does; a file written without them is counted from its Parquet footer instead.
+Delta table does (the lake writes no deletion vectors, which those statistics leave out); if a
+file lacks them, delta-rs's query engine counts the table instead.
 """
 
 import os
@@ -80,12 +81,12 @@ class LakeLog:
     def open(self, name: str) -> "DeltaTable | None":
         """Table `name` at its latest version; None where no commit was ever made."""
         from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
 
-        path = self.table_path(name)
         try:
-            if not DeltaTable.is_deltatable(path, self.options):
-                return None
-            return DeltaTable(path, storage_options=self.options)
+            return DeltaTable(self.table_path(name), storage_options=self.options)
+        except TableNotFoundError:  # also a first write killed before its commit
+            return None
         except OSError as exc:
             raise self._reached(exc) from None
 
