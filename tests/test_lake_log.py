@@ -11,13 +11,14 @@ from datetime import UTC
 import pytest
 
 from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.io import Lake
-from stedi_lakehouse.lake_log import LakeLog, row_count
+from stedi_lakehouse.lake_log import LakeLog, row_count, storage_options
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.quality import latest_checks
 from stedi_lakehouse.report import latest_quality, run_summary
-from tests.conftest import ROOT, SAMPLE, land_sample
+from tests.conftest import ROOT, S3_ENV, SAMPLE, land_sample
 
 KEY = b"test-key"
 HISTORY_FIELDS = ("version", "operation", "operationParameters", "operationMetrics")
@@ -88,6 +89,23 @@ def test_a_file_without_statistics_is_counted_from_its_footer(tmp_path):
         action.get("add", {}).pop("stats", None)
     commit.write_text("".join(json.dumps(a) + "\n" for a in actions))
     assert row_count(DeltaTable(str(tmp_path))) == 5
+
+
+def test_s3_options_come_from_the_standard_environment_without_secrets():
+    endpoint = "https://minio.internal:9000"
+    assert storage_options("s3://bucket/lake", {**S3_ENV, "AWS_ENDPOINT_URL": endpoint}) == {
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+        "AWS_ALLOW_HTTP": "false",
+    }
+    assert storage_options("s3://bucket/lake", {}) == {}  # real AWS, its own credential chain
+    assert storage_options("/some/lake", S3_ENV) == {}
+
+
+def test_a_missing_local_root_is_one_clear_error(tmp_path):
+    with pytest.raises(LakeError, match="lake root .*nope does not exist"):
+        LakeLog(str(tmp_path / "nope"))
 
 
 @pytest.mark.parametrize("command", [["status", "--json"], ["history", "runs"]])
