@@ -21,19 +21,19 @@ dataset, records read = accepted + quarantined, and rows evaluated = trusted + e
     bookmarks  processed_files: what each stage has processed, by which run
     lookups    whose status new files may change, looked up once per run
     context    Stages: one run's context, and the writes every stage makes
+    parallel   independent Spark work side by side
     ingest     new landing files -> landing and quarantine tables
     trusted    the trusted stage
     curated    the curated stage
     run        run_stages, watch, the run's record in `runs`
 """
 
-from stedi_lakehouse.pipeline.context import Progress, Stages
+from stedi_lakehouse.pipeline.context import Stages
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.run import record_run, run_record, run_stages, watch
 
 __all__ = [
     "DatasetCounts",
-    "Progress",
     "StageReport",
     "Stages",
     "record_run",

@@ -33,7 +33,8 @@ def quiet(_: str) -> None:
 
 
 class Stages:
-    """The stages of one lake under one rules preset, for one run."""
+    """One run's context: the lake under one rules preset, the run's bookmarks and lookups,
+    and its writes; `trusted()` and `curated()` run the stages with it."""
 
     def __init__(
         self,
