@@ -4,6 +4,7 @@ the writes every stage makes through it."""
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from stedi_lakehouse.contracts.expectations import When, expectations
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, TableWrite
-from stedi_lakehouse.pipeline import curated, trusted
+from stedi_lakehouse.pipeline import curated, ingest, trusted
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY, RUN_KEY, Bookmarks
 from stedi_lakehouse.pipeline.lookups import Lookups
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
@@ -69,6 +70,16 @@ class Stages:
     def curated(self, *, pseudonym_key: bytes | None) -> StageReport:
         """Trusted tables -> curated tables, for the files the trusted stage processed since."""
         return curated.curated(self, pseudonym_key=pseudonym_key)
+
+    def ingest(
+        self,
+        dataset: Dataset,
+        files: list[str],
+        report: StageReport,
+        background: ThreadPoolExecutor | None = None,
+    ) -> Future[None] | None:
+        """Validate new landing files into <dataset>_landing and <dataset>_quarantine."""
+        return ingest.ingest(self, dataset, files, report, background)
 
     def processed(self, stage: str) -> dict[str, str]:
         """The landing files `stage` has processed: path -> dataset."""
