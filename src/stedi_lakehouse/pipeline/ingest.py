@@ -1,0 +1,102 @@
+"""New landing files validated into <dataset>_landing and <dataset>_quarantine: every line
+is either accepted or quarantined with its reason, and counted."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+
+from stedi_lakehouse import suppression as sup
+from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.tables import (
+    RECORD_CONTRACTS,
+    Dataset,
+    Quarantined,
+    landing_table,
+    quarantine_table,
+)
+from stedi_lakehouse.io import local_frame
+from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
+from stedi_lakehouse.pipeline.scope import WHOLE, Scope
+from stedi_lakehouse.transforms import validation as val
+
+if TYPE_CHECKING:
+    from stedi_lakehouse.pipeline.context import Stages
+
+# The field the latest customer record is chosen by, and how far ahead of the run it may be.
+LATEST_RECORD_FIELD, DAY_MS = "lastUpdateDate", 86_400_000
+
+
+def ingest(
+    stages: Stages,
+    dataset: Dataset,
+    files: list[str],
+    report: StageReport,
+    background: ThreadPoolExecutor | None = None,
+) -> Future[None] | None:
+    """Validate new landing files into <dataset>_landing and <dataset>_quarantine (both
+    tables whole if either is missing). With `background`, the quarantine is written there
+    (nothing after the ingest reads it) and its future is returned."""
+    lake = stages.lake
+    counts = report.datasets[dataset] = DatasetCounts(dataset)
+    tables = landing_table(dataset), quarantine_table(dataset)
+    scope = Scope.of(source_file=files)
+    if scope.whole or not all(lake.exists(t) for t in tables):
+        # too many new files for one predicate, or a table missing: every file, whole
+        settled = stages.settled.get(dataset)
+        files = lake.landing_files(dataset) if settled is None else settled
+        scope = WHOLE
+    if scope.empty:
+        return None
+    stages.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
+    contract = RECORD_CONTRACTS[dataset]
+    unreadable = lake.unreadable(files)
+    lines = lake.read_landing(dataset, [f for f in files if f not in unreadable])
+    checked = val.validate(lines, contract=contract, not_after=_not_after(stages, dataset))
+    validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
+    accepted = val.accepted(validated, contract=contract)
+    quarantined = val.quarantined(validated)
+    try:
+        erased = stages.suppressed.subject(dataset, accepted, quarantined)
+        if erased:  # lines of people erased before: counted, never kept
+            kept = sup.not_erased(lake, accepted, dataset, erased)
+            kept_lines = sup.lines_not_erased(quarantined, erased)
+            dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
+            accepted, quarantined = kept, kept_lines
+            counts.excluded[sup.ERASED] = dropped
+            stages.scrub[dataset] = (files, erased)
+        good = stages.write(accepted, tables[0], report=report, scope=scope)
+    except BaseException:
+        validated.unpersist()
+        raise
+    counts.files, counts.accepted = len(files), good.rows + counts.excluded.get(sup.ERASED, 0)
+
+    def quarantine() -> None:
+        try:
+            rows = quarantined.unionByName(_unreadable_rows(stages, unreadable))
+            written = stages.write(rows, tables[1], report=report, scope=scope)
+            counts.quarantined = written.rows
+        finally:
+            validated.unpersist()
+
+    if background is None:
+        quarantine()
+        return None
+    return background.submit(quarantine)
+
+
+def _not_after(stages: Stages, dataset: Dataset) -> dict[str, int]:
+    """A customer record dated more than a day after this run reads it comes from a clock
+    in the future: accepted, it would win the latest-record rule until that day came."""
+    if dataset is not Dataset.CUSTOMER:
+        return {}
+    return {LATEST_RECORD_FIELD: int(stages.started_at.timestamp() * 1000) + DAY_MS}
+
+
+def _unreadable_rows(stages: Stages, unreadable: dict[str, str]) -> DataFrame:
+    """One quarantine row for each landing file that cannot be read, with why."""
+    rows = [{"raw_line": "", "reason": why, "source_file": f} for f, why in unreadable.items()]
+    return local_frame(stages.lake.spark, rows, spark_schema(Quarantined))

@@ -1,0 +1,192 @@
+"""The trusted stage: new landing files -> landing and quarantine tables -> trusted tables,
+recomputing only the rows the new files can change, each reading kept once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+
+from stedi_lakehouse import suppression as sup
+from stedi_lakehouse.contracts.expectations import When
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, landing_table
+from stedi_lakehouse.pipeline.ingest import ingest
+from stedi_lakehouse.pipeline.parallel import together
+from stedi_lakehouse.pipeline.results import StageReport
+from stedi_lakehouse.pipeline.scope import WHOLE, Scope
+from stedi_lakehouse.transforms import trusted as tr
+
+if TYPE_CHECKING:
+    from stedi_lakehouse.pipeline.context import Stages
+
+TRUSTED_TABLES = ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted")
+
+
+def trusted(stages: Stages) -> StageReport:
+    """New landing files -> landing and quarantine tables -> trusted tables. Independent
+    writes run side by side: on few cores a small job or a Delta commit leaves them idle."""
+    report = StageReport()
+    listed = _listed(stages, report)
+    done = stages.bookmarks.versions("trusted")
+    new = {
+        d: [f for f, v in files.items() if not done.get(f, set()) & {v, None}]
+        for d, files in listed.items()
+    }
+    report.changed = sorted(f for files in new.values() for f in files if f in done)
+    if report.changed:
+        stages.progress(f"{len(report.changed):,} file(s) changed since processed: rebuilding")
+    # a file delivered again may drop records: whose, only its earlier content could say
+    whole = not stages.built_with_rules(TRUSTED_TABLES) or bool(report.changed)
+    if not whole and not any(new.values()):
+        stages.progress("trusted: no new landing files")
+        return report
+    stages.check_key(stages.pseudonym_key)
+    stages.expect(When.BEFORE_TRUSTED, files=new)
+    with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
+        quarantines = together(
+            *[partial(ingest, stages, d, new[d], report, background) for d in Dataset]
+        )
+        _classify(stages, report, new, whole)
+        for future in quarantines:
+            if future is not None:
+                future.result()
+    for dataset, (files, erased) in stages.scrub.items():  # the raw lines too, once read
+        listed[dataset].update(sup.scrub_landing(stages.lake, files, erased))
+    processed: dict[Dataset, dict[str, set[str | None]]] = {
+        d: {f: {listed[d][f]} for f in new[d]} for d in Dataset
+    }
+    stages.bookmarks.mark("trusted", processed, report)
+    return report
+
+
+def _listed(stages: Stages, report: StageReport) -> dict[Dataset, dict[str, str]]:
+    """Per dataset, the landing files this run may read -> their version. The others are
+    told in `report.skipped`: a name that is not a landing file's, or (settle_seconds) a
+    file modified so recently that it may still be being written."""
+    listed: dict[Dataset, dict[str, str]] = {}
+    settled_before = (time.time() - stages.settle_seconds) * 1000
+    for d in Dataset:
+        files, skipped = stages.lake.landing_listing(d)
+        report.skipped.update(skipped)
+        listed[d] = {}
+        for path, file in files.items():
+            if file.modified_ms > settled_before:
+                report.skipped[path] = (
+                    f"modified in the last {stages.settle_seconds:g} s: read once it settles"
+                )
+            else:
+                listed[d][path] = file.version
+        stages.settled[d] = list(listed[d])
+    return listed
+
+
+def _classify(
+    stages: Stages, report: StageReport, new: dict[Dataset, list[str]], whole: bool
+) -> None:
+    """The trusted tables, for the landing files `new` (all of them if `whole`)."""
+    if whole:
+        customer_scope = accelerometer_scope = WHOLE
+
+        def step_scope() -> Scope:
+            return WHOLE
+    else:
+        lookups = stages.lookups
+        changed = lookups.new_rows(Dataset.CUSTOMER, new[Dataset.CUSTOMER], "email")
+        readers = lookups.new_rows(Dataset.ACCELEROMETER, new[Dataset.ACCELEROMETER], "user")
+        customer_scope = Scope.of(email=changed)
+        accelerometer_scope = Scope.of(user=changed, source_file=new[Dataset.ACCELEROMETER])
+
+        def step_scope() -> Scope:
+            """A device's readings change status when any claimant changes or becomes
+            curated (known once accelerometer_trusted has the new readings)."""
+            first = lookups.first_readers(readers, new[Dataset.ACCELEROMETER])
+            return Scope.of(
+                serialNumber=lookups.serials_of(changed | first),
+                source_file=new[Dataset.STEP_TRAINER],
+            )
+
+    _trusted_tables(stages, report, customer_scope, accelerometer_scope, step_scope)
+
+
+def _trusted_tables(
+    stages: Stages,
+    report: StageReport,
+    customer_scope: Scope,
+    accel_scope: Scope,
+    step_scope: Callable[[], Scope],
+) -> None:
+    lake, rules, counts = stages.lake, stages.rules, report.datasets
+    customers = tr.classify_customers(lake.read(landing_table(Dataset.CUSTOMER)))
+    persons = tr.people(customers).persist()
+    accel_landing = lake.read(landing_table(Dataset.ACCELEROMETER))
+    readings = _once(
+        stages,
+        tr.classify_accelerometer(accel_scope.rows(accel_landing), persons=persons, rules=rules),
+        table="accelerometer_trusted",
+        landing=accel_landing,
+        scope=accel_scope,
+    )
+    together(
+        partial(
+            stages.write_usable,
+            customer_scope.rows(customers),
+            usable=tr.customer_trusted,
+            table="customer_trusted",
+            counts=counts[Dataset.CUSTOMER],
+            report=report,
+            scope=customer_scope,
+        ),
+        partial(
+            stages.write_usable,
+            readings,
+            usable=tr.accelerometer_trusted,
+            table="accelerometer_trusted",
+            counts=counts[Dataset.ACCELEROMETER],
+            report=report,
+            scope=accel_scope,
+        ),
+    )
+    curated = tr.customer_curated(
+        lake.read("customer_trusted"), trusted_readings=lake.read("accelerometer_trusted")
+    )
+    steps_in = step_scope()
+    step_landing = lake.read(landing_table(Dataset.STEP_TRAINER))
+    steps = _once(
+        stages,
+        tr.classify_step_trainer(
+            steps_in.rows(step_landing),
+            device_owners=tr.devices(persons, curated=curated),
+            rules=rules,
+        ),
+        table="step_trainer_trusted",
+        landing=step_landing,
+        scope=steps_in,
+    )
+    stages.write_usable(
+        steps,
+        usable=tr.step_trainer_trusted,
+        table="step_trainer_trusted",
+        counts=counts[Dataset.STEP_TRAINER],
+        report=report,
+        scope=steps_in,
+    )
+    persons.unpersist()
+
+
+def _once(
+    stages: Stages, classified: DataFrame, *, table: str, landing: DataFrame, scope: Scope
+) -> DataFrame:
+    """`classified` with each reading delivered before (by `table`'s natural key) marked
+    `duplicate`: the copies outside `scope` were classified by earlier runs."""
+    key = CATALOGUE[table].natural_key
+    assert key is not None, f"{table} has no natural key"
+    return tr.exclude_duplicates(
+        classified,
+        key=key,
+        earlier=None if scope.whole else scope.rows(landing, inside=False),
+        delivery_order=stages.bookmarks.delivery_order(),
+    )
