@@ -10,6 +10,7 @@ from stedi_lakehouse.contracts.tables import (
     StepTrainerLanding,
 )
 from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 
 T0 = 1_655_564_376_000  # a plausible epoch-ms instant
@@ -111,7 +112,7 @@ def test_udacity_has_no_time_cut_off(spark, persons):
 def test_customer_curated_needs_a_trusted_reading(spark):
     landed = customers(spark, ("a@x.io", "s1", T0, T0, "1"), ("c@x.io", "s3", T0, T0, "1"))
     trusted = tr.customer_trusted(tr.classify_customers(landed))
-    curated = tr.customer_curated(
+    curated = cur.customer_curated(
         trusted, trusted_readings=readings(spark, ("a@x.io", T0), ("a@x.io", T0 + 1))
     )
     assert [r["email"] for r in curated.collect()] == ["a@x.io"]  # once, not per reading
@@ -130,7 +131,7 @@ def device_owners(spark):
     )
     classified = tr.classify_customers(landed)
     trusted = tr.customer_trusted(classified)
-    curated = tr.customer_curated(
+    curated = cur.customer_curated(
         trusted,
         trusted_readings=readings(spark, ("a@x.io", T0 + 100), ("d@x.io", T0), ("e@x.io", T0)),
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, TableSpec
+from stedi_lakehouse.contracts.tables import CATALOGUE, Table, TableSpec
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.roots import is_local_path, local_path
 
@@ -67,7 +67,7 @@ class LakeLog:
         self.options = storage_options(self.root)
 
     def table_path(self, name: str) -> str:
-        spec = CATALOGUE[name]
+        spec = CATALOGUE[Table(name)]
         return f"{self.root}/delta/{spec.zone}/{spec.name}"
 
     def _reached(self, exc: OSError) -> LakeError:

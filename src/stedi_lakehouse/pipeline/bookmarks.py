@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import columns, spark_schema
-from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile
+from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.transforms import trusted as tr
@@ -69,7 +69,7 @@ class Bookmarks:
             names = columns(ProcessedFile)
             records = [dict(zip(names, mark, strict=True)) for mark in marks]
             df = local_frame(self.lake.spark, records, spark_schema(ProcessedFile))
-            report.writes.append(self.lake.append(df, "processed_files"))
+            report.writes.append(self.lake.append(df, Table.PROCESSED_FILES))
             rows.extend(marks)
 
     def delivery_order(self) -> DataFrame:
@@ -91,8 +91,8 @@ class Bookmarks:
         """The rows of `processed_files`, read once per run."""
         if self._marks is None:
             self._marks = []
-            if self.lake.exists("processed_files"):
-                table = self.lake.read("processed_files")
+            if self.lake.exists(Table.PROCESSED_FILES):
+                table = self.lake.read(Table.PROCESSED_FILES)
                 kept = [
                     F.col(f.name)
                     if f.name in table.columns

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.expectations import When
-from stedi_lakehouse.contracts.tables import Dataset
+from stedi_lakehouse.contracts.tables import Dataset, Table, Zone, tables_in
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY
@@ -20,14 +20,13 @@ from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Added, Scope
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
-from stedi_lakehouse.transforms import trusted as tr
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
 if TYPE_CHECKING:
     from stedi_lakehouse.pipeline.context import Stages
 
-CURATED_TABLES = ("customer_curated", "machine_learning_curated")
-ML = "machine_learning_curated"
+CURATED_TABLES = tables_in(Zone.CURATED)
+ML = Table.MACHINE_LEARNING_CURATED
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,9 @@ def curated(stages: Stages, *, pseudonym_key: bytes | None) -> StageReport:
     files the trusted stage has processed since."""
     lake, rules = stages.lake, stages.rules
     report = StageReport()
-    customers = lake.read("customer_trusted", rules=rules)
-    readings = lake.read("accelerometer_trusted", rules=rules)
-    steps = lake.read("step_trainer_trusted", rules=rules)
+    customers = lake.read(Table.CUSTOMER_TRUSTED, rules=rules)
+    readings = lake.read(Table.ACCELEROMETER_TRUSTED, rules=rules)
+    steps = lake.read(Table.STEP_TRAINER_TRUSTED, rules=rules)
     if rules is Rules.PRIVACY and not pseudonym_key:
         raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
     done, versions = stages.bookmarks.versions("curated"), stages.bookmarks.versions("trusted")
@@ -65,18 +64,18 @@ def curated(stages: Stages, *, pseudonym_key: bytes | None) -> StageReport:
     stages.expect(When.BEFORE_CURATED)
 
     plan = _Plan(pairs=WHOLE) if whole else _plan(stages, pending)
-    people_rows = tr.customer_curated(
+    people_rows = cur.customer_curated(
         plan.people.rows(customers), trusted_readings=plan.people.rows(readings, email="user")
     )
     write_people = partial(
-        stages.write, people_rows, "customer_curated", report=report, scope=plan.people
+        stages.write, people_rows, Table.CUSTOMER_CURATED, report=report, scope=plan.people
     )
     if whole:  # the table will be these rows: the pairs need not wait for it
         curated_customers = people_rows
     else:
         if not plan.people.empty:  # else no customer's status can change
             write_people()
-        curated_customers = lake.read("customer_curated")
+        curated_customers = lake.read(Table.CUSTOMER_CURATED)
     if rules is Rules.UDACITY:
         pairs, scope = _pairs_same_time(steps, readings, plan.pairs)
     else:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Iterable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import Dataset, landing_table
+from stedi_lakehouse.contracts.tables import Dataset, Table, landing_table
 from stedi_lakehouse.io import Lake
 
 
@@ -62,7 +62,7 @@ class Lookups:
 
         def look_up() -> set[str]:
             from_files = F.col("source_file").isin(sorted(files)).cast("int")
-            readings = self.lake.read("accelerometer_trusted").filter(
+            readings = self.lake.read(Table.ACCELEROMETER_TRUSTED).filter(
                 F.col("user").isin(sorted(users))
             )
             only_files = readings.groupBy("user").agg(F.min(from_files).alias("only"))

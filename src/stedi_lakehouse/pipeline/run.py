@@ -9,7 +9,7 @@ from stedi_lakehouse import forget as erasure
 from stedi_lakehouse import quality as q
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, TableRun
+from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
@@ -146,6 +146,6 @@ def run_record(
 def record_run(lake: Lake, record: RunRecord) -> TableWrite:
     """Append the run's record to `runs`."""
     df = local_frame(lake.spark, [record.model_dump()], spark_schema(RunRecord))
-    written = lake.append(df, "runs")
+    written = lake.append(df, Table.RUNS)
     lake.registered()
     return written

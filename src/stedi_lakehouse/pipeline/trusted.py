@@ -13,17 +13,25 @@ from pyspark.sql import DataFrame
 
 from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.expectations import When
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, landing_table
+from stedi_lakehouse.contracts.tables import (
+    CATALOGUE,
+    Dataset,
+    Table,
+    Zone,
+    landing_table,
+    tables_in,
+)
 from stedi_lakehouse.pipeline.ingest import ingest
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
+from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 
 if TYPE_CHECKING:
     from stedi_lakehouse.pipeline.context import Stages
 
-TRUSTED_TABLES = ("customer_trusted", "accelerometer_trusted", "step_trainer_trusted")
+TRUSTED_TABLES = tables_in(Zone.TRUSTED)
 
 
 def trusted(stages: Stages) -> StageReport:
@@ -126,7 +134,7 @@ def _trusted_tables(
     readings = _once(
         stages,
         tr.classify_accelerometer(accel_scope.rows(accel_landing), persons=persons, rules=rules),
-        table="accelerometer_trusted",
+        table=Table.ACCELEROMETER_TRUSTED,
         landing=accel_landing,
         scope=accel_scope,
     )
@@ -135,7 +143,7 @@ def _trusted_tables(
             stages.write_usable,
             customer_scope.rows(customers),
             usable=tr.customer_trusted,
-            table="customer_trusted",
+            table=Table.CUSTOMER_TRUSTED,
             counts=counts[Dataset.CUSTOMER],
             report=report,
             scope=customer_scope,
@@ -144,14 +152,14 @@ def _trusted_tables(
             stages.write_usable,
             readings,
             usable=tr.accelerometer_trusted,
-            table="accelerometer_trusted",
+            table=Table.ACCELEROMETER_TRUSTED,
             counts=counts[Dataset.ACCELEROMETER],
             report=report,
             scope=accel_scope,
         ),
     )
-    curated = tr.customer_curated(
-        lake.read("customer_trusted"), trusted_readings=lake.read("accelerometer_trusted")
+    curated = cur.customer_curated(
+        lake.read(Table.CUSTOMER_TRUSTED), trusted_readings=lake.read(Table.ACCELEROMETER_TRUSTED)
     )
     steps_in = step_scope()
     step_landing = lake.read(landing_table(Dataset.STEP_TRAINER))
@@ -162,14 +170,14 @@ def _trusted_tables(
             device_owners=tr.devices(persons, curated=curated),
             rules=rules,
         ),
-        table="step_trainer_trusted",
+        table=Table.STEP_TRAINER_TRUSTED,
         landing=step_landing,
         scope=steps_in,
     )
     stages.write_usable(
         steps,
         usable=tr.step_trainer_trusted,
-        table="step_trainer_trusted",
+        table=Table.STEP_TRAINER_TRUSTED,
         counts=counts[Dataset.STEP_TRAINER],
         report=report,
         scope=steps_in,
@@ -178,7 +186,7 @@ def _trusted_tables(
 
 
 def _once(
-    stages: Stages, classified: DataFrame, *, table: str, landing: DataFrame, scope: Scope
+    stages: Stages, classified: DataFrame, *, table: Table, landing: DataFrame, scope: Scope
 ) -> DataFrame:
     """`classified` with each reading delivered before (by `table`'s natural key) marked
     `duplicate`: the copies outside `scope` were classified by earlier runs."""

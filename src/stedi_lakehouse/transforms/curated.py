@@ -1,11 +1,20 @@
-"""Curated zone: the ML-ready table pairing step-trainer and accelerometer readings."""
+"""Curated zone: the customers with usable readings, and the ML-ready table pairing
+step-trainer and accelerometer readings."""
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import columns
-from stedi_lakehouse.contracts.tables import MachineLearningCuratedUdacity
+from stedi_lakehouse.contracts.tables import CustomerCurated, MachineLearningCuratedUdacity
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
+
+
+def customer_curated(trusted_customers: DataFrame, *, trusted_readings: DataFrame) -> DataFrame:
+    """Trusted customers with at least one trusted accelerometer reading."""
+    with_readings = trusted_readings.select(F.col("user").alias("email")).distinct()
+    return trusted_customers.join(with_readings, on="email", how="left_semi").select(
+        *columns(CustomerCurated)
+    )
 
 
 def pair_same_person(

@@ -14,7 +14,6 @@ from pyspark.sql import types as T
 from stedi_lakehouse.contracts.spark import columns
 from stedi_lakehouse.contracts.tables import (
     AccelerometerTrusted,
-    CustomerCurated,
     CustomerTrusted,
     StepTrainerTrusted,
 )
@@ -91,14 +90,6 @@ def classify_accelerometer(readings: DataFrame, *, persons: DataFrame, rules: Ru
 
 def accelerometer_trusted(classified_readings: DataFrame) -> DataFrame:
     return usable(classified_readings).select(*columns(AccelerometerTrusted))
-
-
-def customer_curated(trusted_customers: DataFrame, *, trusted_readings: DataFrame) -> DataFrame:
-    """Trusted customers with at least one trusted accelerometer reading."""
-    with_readings = trusted_readings.select(F.col("user").alias("email")).distinct()
-    return trusted_customers.join(with_readings, on="email", how="left_semi").select(
-        *columns(CustomerCurated)
-    )
 
 
 def devices(persons: DataFrame, *, curated: DataFrame) -> DataFrame:
