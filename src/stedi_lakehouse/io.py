@@ -34,6 +34,7 @@ from pyspark.sql import types as T
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
+from stedi_lakehouse.lake_log import TableStatus
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
 from stedi_lakehouse.session import METASTORE_URL
@@ -123,15 +124,6 @@ class TableWrite:
     seconds: float = 0.0  # computing and writing the table (Spark is lazy: the stage's work)
     removed: int = 0  # rows the commit replaced (0 for a table written whole the first time)
     committed: bool = True  # False: nothing to replace and nothing to write, so no new version
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    table: str
-    zone: str
-    rows: int | None
-    version: int | None
-    path: str
 
 
 def _said(exc: Py4JJavaError) -> str:

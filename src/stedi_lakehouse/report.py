@@ -4,13 +4,21 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
+
+if TYPE_CHECKING:  # rendering imports no engine: these only name what it is given
+    from stedi_lakehouse.forget import ErasureReport
+    from stedi_lakehouse.io import TableWrite
+    from stedi_lakehouse.lake_log import TableStatus
+    from stedi_lakehouse.pipeline.results import DatasetCounts
+    from stedi_lakehouse.quality import Outcome
 
 
 def fitted(renderable: RenderableType, width: int) -> RenderableType:
@@ -48,19 +56,19 @@ def _plain(table: Table, width: int) -> Text:
     return Text("\n".join(lines), no_wrap=True, overflow="ignore")
 
 
-def writes_table(writes: Iterable[Any]) -> Table:
+def writes_table(writes: Iterable["TableWrite"]) -> Table:
     """One row per commit of a run, in catalogue order."""
     table = Table(title="Tables written (one Delta commit each)", title_justify="left")
     table.add_column("table", no_wrap=True)
     for column in ("rows written", "replaced", "version", "seconds"):
         table.add_column(column, justify="right")
-    order = list(CATALOGUE)
+    order = [str(name) for name in CATALOGUE]
     for w in sorted(writes, key=lambda w: order.index(w.table)):
         table.add_row(w.table, f"{w.rows:,}", f"{w.removed:,}", str(w.version), f"{w.seconds:.1f}")
     return table
 
 
-def records_table(datasets: Iterable[Any]) -> Group:
+def records_table(datasets: Iterable["DatasetCounts"]) -> Group:
     """Per feed: new records read = accepted + quarantined; rows evaluated for the trusted zone
     = trusted + excluded; then the exclusions by reason."""
     counts = Table(
@@ -90,7 +98,9 @@ def records_table(datasets: Iterable[Any]) -> Group:
     return Group(counts, reasons) if reasons.row_count else Group(counts)
 
 
-def run_line(writes: Sequence[Any], datasets: Iterable[Any], seconds: float) -> str:
+def run_line(
+    writes: Sequence["TableWrite"], datasets: Iterable["DatasetCounts"], seconds: float
+) -> str:
     """One line for one run of `watch`: when, what arrived, what was written, how long."""
     datasets = list(datasets)
     files = sum(d.files for d in datasets)
@@ -102,7 +112,7 @@ def run_line(writes: Sequence[Any], datasets: Iterable[Any], seconds: float) -> 
     )
 
 
-def status_table(statuses: Iterable[Any]) -> Table:
+def status_table(statuses: Iterable["TableStatus"]) -> Table:
     table = Table(title="Lake status", title_justify="left")
     for column in ("table", "zone", "rows", "version", "path"):
         table.add_column(column, justify="right" if column in ("rows", "version") else "left")
@@ -260,13 +270,13 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def erasure_table(report: Any) -> Group:
+def erasure_table(report: "ErasureReport") -> Group:
     """What `stedi-lake forget` removed (counts only: the person is not named)."""
     table = Table(title="Erased", title_justify="left")
     table.add_column("table")
     table.add_column("rows removed", justify="right")
     for name, rows in sorted(
-        report.rows_removed.items(), key=lambda kv: list(CATALOGUE).index(kv[0])
+        report.rows_removed.items(), key=lambda kv: [str(name) for name in CATALOGUE].index(kv[0])
     ):
         table.add_row(name, f"{rows:,}")
     resumed = "An erasure that had not finished, now finished: " if report.resumed else ""
@@ -279,7 +289,7 @@ def erasure_table(report: Any) -> Group:
     return Group(table, note)
 
 
-def export_table(card: dict[str, Any], out_dir: Any) -> Group:
+def export_table(card: dict[str, Any], out_dir: Path) -> Group:
     """What `stedi-lake export` wrote: rows and people per split, and where."""
     table = Table(
         title=f"{card['table']} version {card['delta_version']} ({card['rules']}), "
@@ -293,7 +303,7 @@ def export_table(card: dict[str, Any], out_dir: Any) -> Group:
     return Group(table, Text(f"in {out_dir}, with the dataset card: README.md and card.json"))
 
 
-def unmet_table(outcomes: Iterable[Any]) -> Table:
+def unmet_table(outcomes: Iterable["Outcome"]) -> Table:
     """The expectations a run checked and found unmet (`quality.Outcome`s): its warnings."""
     table = Table(
         title="Expectations not met (warn: recorded, the run went on)", title_justify="left"
