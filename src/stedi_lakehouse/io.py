@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_lakehouse import files
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
@@ -166,6 +167,8 @@ class Lake:
     def _exists(self, path: str) -> bool:
         """Whether `path` exists; an unreachable store (no such bucket, no access, no
         credentials) is a LakeError with the store's own first line."""
+        if is_local_path(path):  # without the JVM, which a Spark Connect client has not
+            return files.exists(path)
         try:
             fs, hadoop_path = self._hadoop(path)
             return bool(fs.exists(hadoop_path))
@@ -173,6 +176,8 @@ class Lake:
             raise LakeError(f"cannot reach {path}: {_said(exc)}") from None
 
     def _is_folder(self, path: str) -> bool:
+        if is_local_path(path):
+            return files.is_folder(path)
         fs, hadoop_path = self._hadoop(path)
         return bool(fs.getFileStatus(hadoop_path).isDirectory())
 

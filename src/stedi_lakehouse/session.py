@@ -277,3 +277,27 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
         spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(home))
     return spark
+
+
+def _without_token(url: str) -> str:
+    return re.sub(r";token=[^;]*", "", url)
+
+
+def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSession:
+    """A thin Spark Connect client session at `url` (no JVM here). `lake_sql`: give the
+    session the lake's SQL settings a session may change, for an endpoint not started by
+    `stedi-lake server` (which has them all)."""
+    try:
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        _ = spark.version  # the first call: an endpoint that does not answer fails here
+    except PySparkException as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot reach the Spark Connect endpoint {_without_token(url)}: {said}"
+        ) from None
+    if lake_sql:
+        options = _with_lake_sql(SparkSession.Builder(), settings, "")._options
+        for key, value in options.items():
+            if key not in DELTA_SQL:  # static: the endpoint's own
+                spark.conf.set(key, value)
+    return spark
