@@ -92,15 +92,23 @@ def read_address(lake_root: str) -> Address | None:
         return None
 
 
-def _is_server(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) server process of this package."""
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not ended (a zombie has)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _is_server(pid: int) -> bool:
+    """Whether `pid` is a live server process of this package (not another process that
+    was given the pid of a dead one)."""
+    try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X") and MODULE.encode() in command
+    return MODULE.encode() in command and _alive(pid)
 
 
 def _lock_is_free(lake_root: str) -> bool:
@@ -138,15 +146,16 @@ def running(lake_root: str) -> ServerState:
 
 
 def ping(address: Address) -> float:
-    """Seconds a trivial query takes through the server (a new client session)."""
-    from pyspark.sql import SparkSession
+    """Seconds a trivial query takes through the server (a new client session). The Connect
+    session class itself: pyspark's builder would switch this whole process to Connect mode."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     started = time.monotonic()
-    spark = SparkSession.builder.remote(address.url).create()
+    spark = ConnectSession.builder.remote(address.url).create()
     try:
         spark.range(1).collect()
     finally:
-        spark.stop()
+        spark.client.close()  # the session ends by the server's idle timeout
     return time.monotonic() - started
 
 
@@ -212,10 +221,12 @@ def stop(lake_root: str) -> ServerState:
         return state
     pid = state.address.pid
     os.kill(pid, signal.SIGTERM)
+    # An ending process's command line reads empty before its files (the lock) are closed:
+    # done when it has ended and the lock is free.
     deadline = time.monotonic() + STOP_SECONDS
-    while _is_server(pid) and time.monotonic() < deadline:
+    while (_alive(pid) or not _lock_is_free(root)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _is_server(pid):
+    if _alive(pid):
         os.killpg(pid, signal.SIGKILL)  # its session: the Python process and its JVM
     (state_dir(root) / ADDRESS_FILE).unlink(missing_ok=True)
     return state

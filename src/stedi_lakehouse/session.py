@@ -287,9 +287,18 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
     """A thin Spark Connect client session at `url` (no JVM here). `lake_sql`: give the
     session the lake's SQL settings a session may change, for an endpoint not started by
     `stedi-lake server` (which has them all)."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
-        _ = spark.version  # the first call: an endpoint that does not answer fails here
+        # the first call, with few retries: an endpoint that does not answer fails in about
+        # a second, not after the client's ten minutes of retrying
+        patient = spark.client.get_retry_policies()
+        spark.client.set_retry_policies([DefaultPolicy(max_retries=3)])
+        try:
+            _ = spark.version
+        finally:
+            spark.client.set_retry_policies(patient)
     except PySparkException as exc:
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
