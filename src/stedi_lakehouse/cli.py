@@ -80,7 +80,9 @@ def user_errors() -> Iterator[None]:
     except StediError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
-        if getattr(exc, "java_exception", None) is None:
+        # a failure in the JVM: here (py4j), or in a Spark Connect server
+        served = type(exc).__module__ == "pyspark.errors.exceptions.connect"
+        if getattr(exc, "java_exception", None) is None and not served:
             raise
         # Spark's own message may quote a record: named by its classes only
         raise fail(f"Spark failed: {failure_text(exc)} (the JVM's log has the details)") from None
