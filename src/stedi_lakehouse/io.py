@@ -138,6 +138,15 @@ def _said(exc: Py4JJavaError) -> str:
     return f"{error.getClass().getSimpleName()}: {aws.group(1) if aws else message[:200]}"
 
 
+def _in_process_only(what: str) -> None:
+    """Refuse, in one line, work that needs this process's own JVM under Spark Connect."""
+    if is_remote():
+        raise LakeError(
+            f"{what} runs in-process only, not through a Spark Connect server: "
+            "stop the lake's server (`stedi-lake server stop`) and run it again"
+        )
+
+
 class Lake:
     """A lake root seen through one SparkSession, with its tables registered in `database`."""
 
@@ -557,6 +566,7 @@ class Lake:
         never the keys themselves. With `update`, those rows get these values instead."""
         from delta.tables import DeltaTable
 
+        _in_process_only("an erasure (MERGE through Delta's Python API)")
         if not keys:
             return 0
         key_schema = T.StructType([T.StructField("key", T.StringType())])
@@ -602,6 +612,7 @@ class Lake:
         vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
         retention safety check lifted for this call only), then checkpoint the log and delete
         the commits and checkpoints before it. Earlier versions can no longer be read."""
+        _in_process_only("purging a table's history (Delta's log API)")
         path = self.table_path(name)
         properties = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
         if properties.get("delta.enableDeletionVectors") == "true":

@@ -95,16 +95,28 @@ def served_at(settings: Settings, root: str) -> str | None:
     return address.url if address else None
 
 
-def open_lake(settings: Settings, *, must_exist: bool = True, work: int | None = None):
+def open_lake(
+    settings: Settings,
+    *,
+    must_exist: bool = True,
+    work: int | None = None,
+    in_process_only: str | None = None,
+):
     """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
     process then holds (see `lock_lake`); or on a Spark Connect session (see `served_at`).
     `work`: the bytes the command will process, if known (a small amount starts the JVM for
-    quick start-up)."""
+    quick start-up). `in_process_only`: what needs this process's own JVM, refused while the
+    lake is served."""
     root = settings.require_lake_root()
     settings = with_jit_for(settings, work)
     if must_exist:
         check_local_root(root)
     remote = served_at(settings, root)
+    if remote is not None and in_process_only is not None:
+        raise LakeError(
+            f"{in_process_only} runs in-process only, not through a Spark Connect server: "
+            "stop the lake's server (`stedi-lake server stop`) and run it again"
+        )
     if must_exist and remote is None:
         lock_lake(root)
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
