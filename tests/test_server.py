@@ -1,6 +1,7 @@
 """The lake server (server.py) as real processes: one lake built from the sample in a child
-process (its JVM also gives the in-process answer), then one server for the module. The rest
-needs no JVM: a stand-in process plays a server that dies."""
+process (its JVM also gives the in-process answers), and one server for the module, on a second
+lake landed alike, which `run` builds through it. The rest needs no JVM: a stand-in process
+plays a server that dies."""
 
 import json
 import os
@@ -70,24 +71,66 @@ def built(tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def served(built):
-    root, _ = built
+def served_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("served") / "lake"
+    root.mkdir()
+    land_sample(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(served_root):
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SHARED_METASTORE, raising=False)
-        address = server.start(str(root), profile="test")
+        address = server.start(str(served_root), profile="test")
     yield address
-    server.stop(str(root))
+    server.stop(str(served_root))
 
 
-def test_status_names_the_running_server(built, served):
-    shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(built[0])])
+@pytest.fixture(scope="module")
+def served_run(served, served_root) -> subprocess.CompletedProcess:
+    """`run` through the server, on the lake it serves."""
+    return _cli("run", "--lake-root", str(served_root), "--profile", "test")
+
+
+# What differs between two lakes landed and run alike: run ids, check times, and the landing
+# files' versions (size and modification time of each lake's copy).
+VOLATILE = ["run_id", "checked_at", "version"]
+
+
+def _rows(root: Path, table: str) -> list[str] | None:
+    """The table's rows as text, sorted, without `VOLATILE` columns; None: no such table."""
+    from stedi_lakehouse.lake_read import open_if_present
+
+    delta = open_if_present(str(root), table)
+    if delta is None:
+        return None
+    frame = delta.to_pyarrow_table().to_pandas()
+    frame = frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
+    return sorted(map(str, frame.astype(str).values.tolist()))
+
+
+def test_run_through_the_server_builds_the_tables_a_run_in_process_builds(
+    built, served_root, served_run
+):
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+
+    assert "rules: privacy" in served_run.stdout
+    compared = [name for name in CATALOGUE if name != "runs"]  # one row of ids and times
+    for name in compared:
+        assert _rows(served_root, name) == _rows(built[0], name), name
+    assert _rows(served_root, "customer_curated"), "nothing was built"
+
+
+def test_status_names_the_running_server(served_root, served):
+    shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(served_root)])
     assert shown.exit_code == 0, shown.output
     assert f"running: sc://localhost:{served.port} (pid {served.pid}" in shown.output
     assert "answered in" in shown.output
 
 
-def test_the_address_and_token_are_readable_by_the_owner_only(built, served):
-    folder = server.state_dir(str(built[0]))
+def test_the_address_and_token_are_readable_by_the_owner_only(served_root, served):
+    folder = server.state_dir(str(served_root))
     address = folder / server.ADDRESS_FILE
     assert stat.S_IMODE(address.stat().st_mode) == 0o600
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -126,8 +169,8 @@ def test_a_client_without_the_token_is_refused(served, token):
     spark.client.close()
 
 
-def test_query_through_the_server_answers_as_in_process(built, served):
-    root, in_process = built
+def test_query_through_the_server_answers_as_in_process(built, served_root, served, served_run):
+    root, in_process = served_root, built[1]
     lock = (root / "_lock").read_text()
     through = _cli("query", SQL, "--lake-root", str(root), "--profile", "test")
     assert through.stdout == in_process
@@ -135,9 +178,9 @@ def test_query_through_the_server_answers_as_in_process(built, served):
     assert (root / "_lock").read_text() == lock == str(served.pid)  # the server's, not taken
 
 
-def test_query_goes_where_remote_points(built, served):
+def test_query_goes_where_remote_points(served_root, served):
     """--remote wins over the lake's server: an endpoint that does not answer is an error."""
-    root, _ = built
+    root = served_root
     nowhere = _cli(
         "query", SQL, "--lake-root", str(root), "--remote", "sc://localhost:9", check=False
     )
@@ -145,13 +188,13 @@ def test_query_goes_where_remote_points(built, served):
     assert "cannot reach the Spark Connect endpoint sc://localhost:9" in nowhere.stderr
 
 
-def test_a_second_server_for_the_lake_is_refused(built, served):
+def test_a_second_server_for_the_lake_is_refused(served_root, served):
     with pytest.raises(LakeError, match="a server already runs"):
-        server.start(str(built[0]), profile="test")
+        server.start(str(served_root), profile="test")
 
 
-def test_stop_ends_the_server_and_frees_the_lake(built, served):
-    root = str(built[0])
+def test_stop_ends_the_server_and_frees_the_lake(served_root, served):
+    root = str(served_root)
     stopped = CliRunner().invoke(app, ["server", "stop", "--lake-root", root])
     assert stopped.exit_code == 0, stopped.output
     assert f"stopped the server of {root} (pid {served.pid})" in stopped.output
