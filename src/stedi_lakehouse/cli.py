@@ -21,6 +21,7 @@ from stedi_lakehouse import __version__
 from stedi_lakehouse.errors import StediError, failure_text
 from stedi_lakehouse.export import Format
 from stedi_lakehouse.presets import Rules
+from stedi_lakehouse.server_cli import app as server_app
 from stedi_lakehouse.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(server_app, name="server")
 out = Console()
 err = Console(stderr=True)
 
@@ -51,6 +53,15 @@ Profile = Annotated[
     str | None,
     typer.Option("--profile", "-p", help="Settings profile conf/<name>.yaml (default: local)."),
 ]
+Remote = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        envvar="STEDI_REMOTE",
+        help="Run through this Spark Connect endpoint (sc://HOST:PORT/;token=...) instead of "
+        "the lake's server (`stedi-lake server start`) or an in-process Spark.",
+    ),
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -69,7 +80,9 @@ def user_errors() -> Iterator[None]:
     except StediError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
-        if getattr(exc, "java_exception", None) is None:
+        # a failure in the JVM: here (py4j), or in a Spark Connect server
+        served = type(exc).__module__ == "pyspark.errors.exceptions.connect"
+        if getattr(exc, "java_exception", None) is None and not served:
             raise
         # Spark's own message may quote a record: named by its classes only
         raise fail(f"Spark failed: {failure_text(exc)} (the JVM's log has the details)") from None
@@ -90,8 +103,13 @@ def main(
     """STEDI lakehouse: landing -> trusted -> curated Delta tables, privacy first."""
 
 
-def _settings(profile: str | None, lake_root: str | None, rules: Rules | None = None) -> Settings:
-    return load_settings(profile, lake_root=lake_root, rules=rules)
+def _settings(
+    profile: str | None,
+    lake_root: str | None,
+    rules: Rules | None = None,
+    remote: str | None = None,
+) -> Settings:
+    return load_settings(profile, lake_root=lake_root, rules=rules, remote=remote)
 
 
 def _key(settings: Settings) -> bytes | None:
@@ -195,10 +213,11 @@ def run(
     rules: RulesOption = None,
     profile: Profile = None,
     as_json: AsJson = False,
+    remote: Remote = None,
 ) -> None:
     """Run every stage: landing files -> trusted -> curated."""
     with user_errors():
-        _promote(_settings(profile, lake_root, rules), Stage.ALL, as_json=as_json)
+        _promote(_settings(profile, lake_root, rules, remote), Stage.ALL, as_json=as_json)
 
 
 @app.command()
@@ -387,6 +406,7 @@ def query(
         ),
     ] = None,
     profile: Profile = None,
+    remote: Remote = None,
 ) -> None:
     """Run one read-only Spark SQL statement (SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE,
     EXPLAIN) against the `stedi` database and print the result as a table."""
@@ -397,7 +417,7 @@ def query(
     from stedi_lakehouse.runtime import open_lake
 
     with user_errors():
-        settings = _settings(profile, lake_root)
+        settings = _settings(profile, lake_root, remote=remote)
         lake = open_lake(settings, writes=False)
         views: list[str] = []
         try:
@@ -510,7 +530,7 @@ def forget(
     with user_errors():
         settings = _settings(profile, lake_root)
         with err.status("starting Spark") as status:
-            lake = open_lake(settings)
+            lake = open_lake(settings, in_process_only="forget")
             report = erase(lake, email, pseudonym_key=_key(settings), progress=status.update)
     out.print(erasure_table(report))
 

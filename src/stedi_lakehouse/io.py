@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -30,7 +31,9 @@ from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.utils import is_remote
 
+from stedi_lakehouse import files as lake_files
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
@@ -54,6 +57,7 @@ def normalise_root(lake_root: str) -> str:
 FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
+CHECKSUM_FILE = re.compile(r"\..*\.crc")  # Hadoop's local checksums
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
 # How much of a landing file's start is looked at to tell a binary file from text.
 SNIFFED_BYTES = 8000
@@ -135,6 +139,15 @@ def _said(exc: Py4JJavaError) -> str:
     return f"{error.getClass().getSimpleName()}: {aws.group(1) if aws else message[:200]}"
 
 
+def _in_process_only(what: str) -> None:
+    """Refuse, in one line, work that needs this process's own JVM under Spark Connect."""
+    if is_remote():
+        raise LakeError(
+            f"{what} runs in-process only, not through a Spark Connect server: "
+            "stop the lake's server (`stedi-lake server stop`) and run it again"
+        )
+
+
 class Lake:
     """A lake root seen through one SparkSession, with its tables registered in `database`."""
 
@@ -167,6 +180,8 @@ class Lake:
     def _exists(self, path: str) -> bool:
         """Whether `path` exists; an unreachable store (no such bucket, no access, no
         credentials) is a LakeError with the store's own first line."""
+        if is_local_path(path):  # without the JVM, which a Spark Connect client has not
+            return lake_files.exists(path)
         try:
             fs, hadoop_path = self._hadoop(path)
             return bool(fs.exists(hadoop_path))
@@ -174,6 +189,8 @@ class Lake:
             raise LakeError(f"cannot reach {path}: {_said(exc)}") from None
 
     def _is_folder(self, path: str) -> bool:
+        if is_local_path(path):
+            return lake_files.is_folder(path)
         fs, hadoop_path = self._hadoop(path)
         return bool(fs.getFileStatus(hadoop_path).isDirectory())
 
@@ -206,22 +223,37 @@ class Lake:
             raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
         if not self._is_folder(folder):
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
-        fs, path = self._hadoop(folder)
-        found, files, skipped = fs.listFiles(path, True), {}, {}
-        while found.hasNext():
-            status = found.next()
-            name = status.getPath().toString().removeprefix(self._qualified_root)
+        files, skipped = {}, {}
+        for name, listed in self._listed(folder):
             if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
                 skipped[name] = why
             else:
-                files[name] = Listed(_version(status), int(status.getModificationTime()))
+                files[name] = listed
         return dict(sorted(files.items())), dict(sorted(skipped.items()))
+
+    def _listed(self, folder: str) -> Iterator[tuple[str, Listed]]:
+        """The files under `folder` and its sub-folders: each one's path under the root and
+        what it holds."""
+        if self.local:
+            for info in lake_files.files_under(folder):
+                name = info.path.removeprefix(f"{self.root}/")
+                if not CHECKSUM_FILE.fullmatch(name.rsplit("/", 1)[-1]):  # Hadoop's hides them
+                    yield name, Listed(f"{info.size}:{info.modified_ms}", info.modified_ms)
+            return
+        fs, path = self._hadoop(folder)
+        found = fs.listFiles(path, True)
+        while found.hasNext():
+            status = found.next()
+            name = status.getPath().toString().removeprefix(self._qualified_root)
+            yield name, Listed(_version(status), int(status.getModificationTime()))
 
     def unreadable(self, files: list[str]) -> dict[str, str]:
         """Of the landing files given (paths under the root), those that cannot be read as text
         lines, with why: binary (see `looks_binary`), or a compressed file that does not
         decompress to its end (a truncated or false .gz). Only what a decoder says is kept,
         never the file's content."""
+        if self.local:
+            return {f: why for f in files if (why := self._unreadable_local(f)) is not None}
         jvm = self.spark.sparkContext._jvm
         codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
             self.spark.sparkContext._jsc.hadoopConfiguration()
@@ -246,9 +278,33 @@ class Lake:
                     stream.close()
         return found
 
+    def _unreadable_local(self, file: str) -> str | None:
+        """Why a local landing file cannot be read as text lines (see `unreadable`), or None.
+        Failures are named as Hadoop's decoder names them on the other stores."""
+        try:
+            with open(f"{self.root}/{file}", "rb") as raw:
+                stream = gzip.GzipFile(fileobj=raw) if file.endswith(".gz") else raw
+                if looks_binary(stream.read(SNIFFED_BYTES)):
+                    return BINARY
+                while stream.read(1 << 20):  # a compressed file must decompress to its end
+                    pass
+        except EOFError as exc:
+            return f"file cannot be read: EOFException: {exc}"
+        except (OSError, zlib.error) as exc:
+            return f"file cannot be read: IOException: {exc}"
+        return None
+
+    @property
+    def local(self) -> bool:
+        """A local lake: its files are reached from Python (no JVM, as a Spark Connect client
+        has none); other stores through Spark's Hadoop file systems."""
+        return is_local_path(self.root)
+
     @property
     def _qualified_root(self) -> str:
         """The root as Spark names files under it, with a trailing slash."""
+        if self.local:
+            return f"file:{self.root}/"
         fs, path = self._hadoop(self.root)
         return f"{fs.makeQualified(path).toString().rstrip('/')}/"
 
@@ -316,6 +372,9 @@ class Lake:
     @contextmanager
     def described(self, what: str) -> Iterator[None]:
         """Name the Spark jobs this thread starts (in the event log, `bench/eventlog.py`)."""
+        if is_remote():
+            yield  # a Spark Connect client has no SparkContext to name jobs with
+            return
         context = self.spark.sparkContext
         before = context.getLocalProperty(JOB_DESCRIPTION)
         context.setJobDescription(what)
@@ -395,13 +454,11 @@ class Lake:
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The table's Delta history, newest first (DESCRIBE HISTORY)."""
-        from delta.tables import DeltaTable
-
         path = self.table_path(name)
         if not self._is_delta(path):
             raise LakeError(f"table {name} not found at {path}: promote the stage before it first")
-        table = DeltaTable.forPath(self.spark, path)
-        history = table.history(limit) if limit else table.history()
+        latest = f" LIMIT {limit}" if limit else ""
+        history = self.spark.sql(f"DESCRIBE HISTORY delta.`{path}`{latest}")
         return [row.asDict(recursive=True) for row in history.collect()]
 
     def table_rules(self, name: str) -> Rules | None:
@@ -454,6 +511,8 @@ class Lake:
     def _derby_folder(self) -> Path | None:
         """The embedded metastore's folder, from the session's settings (read once: a
         session's metastore does not change); None with an external metastore."""
+        if is_remote():
+            return None  # the server's catalog: every commit registers
         url = self.spark.sparkContext.getConf().get(METASTORE_URL) or ""
         derby = re.search(r"databaseName=([^;]+)", url)
         return Path(derby.group(1)) if derby else None
@@ -508,6 +567,7 @@ class Lake:
         never the keys themselves. With `update`, those rows get these values instead."""
         from delta.tables import DeltaTable
 
+        _in_process_only("an erasure (MERGE through Delta's Python API)")
         if not keys:
             return 0
         key_schema = T.StructType([T.StructField("key", T.StringType())])
@@ -553,6 +613,7 @@ class Lake:
         vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
         retention safety check lifted for this call only), then checkpoint the log and delete
         the commits and checkpoints before it. Earlier versions can no longer be read."""
+        _in_process_only("purging a table's history (Delta's log API)")
         path = self.table_path(name)
         properties = self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"]
         if properties.get("delta.enableDeletionVectors") == "true":
@@ -594,6 +655,8 @@ class Lake:
 
     def read_file(self, relative: str) -> bytes | None:
         """The bytes of `<lake root>/<relative>`, or None if there is no such file."""
+        if self.local:
+            return lake_files.read_bytes(f"{self.root}/{relative}")
         fs, path = self._hadoop(f"{self.root}/{relative}")
         return self._read_bytes(fs, path) if fs.exists(path) else None
 
@@ -617,12 +680,17 @@ class Lake:
             out.close()
 
     def delete_file(self, relative: str) -> None:
+        if self.local:
+            return lake_files.delete(f"{self.root}/{relative}")
         fs, path = self._hadoop(f"{self.root}/{relative}")
         fs.delete(path, False)
 
     def files_in(self, relative: str) -> list[str]:
         """The names of the files directly in folder `<lake root>/<relative>` (none if it
         does not exist)."""
+        if self.local:
+            found = lake_files.files_under(f"{self.root}/{relative}", recursive=False)
+            return [info.path.rsplit("/", 1)[-1] for info in found]
         fs, path = self._hadoop(f"{self.root}/{relative}")
         if not fs.exists(path):
             return []
@@ -635,8 +703,7 @@ class Lake:
         lines = self._landing_bytes(relative).splitlines(True)
         kept = b"".join(line for line in lines if keep(line))
         self.write_file(relative, gzip.compress(kept) if relative.endswith(".gz") else kept)
-        fs, path = self._hadoop(f"{self.root}/{relative}")
-        version = _version(fs.getFileStatus(path))
+        version = dict(self._listed(f"{self.root}/{relative}"))[relative].version
         self._rebookmark(relative, version)
         return version
 
@@ -672,6 +739,8 @@ class Lake:
         a table's first write leaves a `_delta_log` folder without any)."""
         from delta.tables import DeltaTable
 
+        if self.local:
+            return bool(self._versions(path))
         return self._exists(f"{path}/_delta_log") and DeltaTable.isDeltaTable(self.spark, path)
 
     def _read_bytes(self, fs, path) -> bytes:
@@ -689,8 +758,12 @@ class Lake:
 
     def _versions(self, path: str) -> list[int]:
         """The versions of the table's commit files in its log, newest first."""
-        fs, log = self._hadoop(f"{path}/_delta_log")
-        names = (status.getPath().getName() for status in fs.listStatus(log))
+        if self.local:
+            found = lake_files.files_under(f"{path}/_delta_log", recursive=False)
+            names = (info.path.rsplit("/", 1)[-1] for info in found)
+        else:
+            fs, log = self._hadoop(f"{path}/_delta_log")
+            names = (status.getPath().getName() for status in fs.listStatus(log))
         return sorted((int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True)
 
     def _commits_newest_first(self, path: str) -> Iterator[dict]:
@@ -698,9 +771,11 @@ class Lake:
         (`_delta_log/<20-digit version>.json`, one JSON action per line; the commit info is
         the action DESCRIBE HISTORY shows). A few milliseconds per commit, where DESCRIBE
         HISTORY costs a Spark job: 0.2 s warm and 1.8 s the first time, for each write."""
-        fs = self._hadoop(f"{path}/_delta_log")[0]
         for version in self._versions(path):
-            text = self._read_bytes(fs, self._hadoop(f"{path}/_delta_log/{version:020d}.json")[1])
+            log = f"{path}/_delta_log/{version:020d}.json".removeprefix(f"{self.root}/")
+            text = self.read_file(log)
+            if text is None:  # vacuumed since it was listed
+                continue
             actions = (json.loads(line) for line in text.decode("utf-8").splitlines() if line)
             info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
             yield {**info, "version": version}

@@ -91,23 +91,50 @@ def with_jit_for(settings: Settings, work: int | None) -> Settings:
     return settings.model_copy(update={"spark": spark})
 
 
+def served_at(settings: Settings, root: str) -> str | None:
+    """The Spark Connect URL a command runs through: the settings' `remote`, else the lake's
+    running server's (which holds the lake's lock for its clients); None: run in-process."""
+    if settings.remote:
+        return settings.remote
+    from stedi_lakehouse.server import running
+
+    address = running(root).address if is_local_path(root) else None
+    return address.url if address else None
+
+
 def open_lake(
-    settings: Settings, *, must_exist: bool = True, work: int | None = None, writes: bool = True
+    settings: Settings,
+    *,
+    must_exist: bool = True,
+    work: int | None = None,
+    in_process_only: str | None = None,
+    writes: bool = True,
 ):
     """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
-    process then holds (see `lock_lake`): always a local lake, an S3 lake when the command
-    `writes`. `work`: the bytes the command will process, if known (a small amount starts the
-    JVM for quick start-up)."""
+    process then holds (see `lock_lake`: always a local lake, an S3 lake when the command
+    `writes`); or on a Spark Connect session (see `served_at`). `work`: the bytes the command
+    will process, if known (a small amount starts the JVM for quick start-up).
+    `in_process_only`: what needs this process's own JVM, refused while the lake is served."""
     root = settings.require_lake_root()
     settings = with_jit_for(settings, work)
     if must_exist:
         check_local_root(root)
-        if writes or is_local_path(root):
-            lock_lake(root)
+    remote = served_at(settings, root)
+    if remote is not None and in_process_only is not None:
+        raise LakeError(
+            f"{in_process_only} runs in-process only, not through a Spark Connect server: "
+            "stop the lake's server (`stedi-lake server stop`) and run it again"
+        )
+    if must_exist and remote is None and (writes or is_local_path(root)):
+        lock_lake(root)
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
-    from stedi_lakehouse.session import build_session
+    from stedi_lakehouse.session import build_session, remote_session
 
-    lake = Lake(build_session(settings, root), root, settings.catalog.database)
+    if remote:
+        spark = remote_session(remote, settings, lake_sql=settings.remote is not None)
+    else:
+        spark = build_session(settings, root)
+    lake = Lake(spark, root, settings.catalog.database)
     if must_exist:
         lake.check_root()
     return lake

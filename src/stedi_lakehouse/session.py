@@ -277,3 +277,36 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
         spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(home))
     return spark
+
+
+def _without_token(url: str) -> str:
+    return re.sub(r";token=[^;]*", "", url)
+
+
+def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSession:
+    """A thin Spark Connect client session at `url` (no JVM here). `lake_sql`: give the
+    session the lake's SQL settings a session may change, for an endpoint not started by
+    `stedi-lake server` (which has them all)."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    try:
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        # the first call, with few retries: an endpoint that does not answer fails in about
+        # a second, not after the client's ten minutes of retrying
+        patient = spark.client.get_retry_policies()
+        spark.client.set_retry_policies([DefaultPolicy(max_retries=3)])
+        try:
+            _ = spark.version
+        finally:
+            spark.client.set_retry_policies(patient)
+    except PySparkException as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot reach the Spark Connect endpoint {_without_token(url)}: {said}"
+        ) from None
+    if lake_sql:
+        options = _with_lake_sql(SparkSession.Builder(), settings, "")._options
+        for key, value in options.items():
+            if key not in DELTA_SQL:  # static: the endpoint's own
+                spark.conf.set(key, value)
+    return spark

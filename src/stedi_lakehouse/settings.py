@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     pseudonym_key_secret: str | None = Field(
         None, description="AWS Secrets Manager secret (name or ARN) holding the key."
     )
+    remote: str | None = Field(
+        None,
+        description="A Spark Connect endpoint to run through (sc://HOST:PORT/;token=...); "
+        "default: the lake's own server when one runs (`stedi-lake server start`).",
+    )
     spark: SparkSettings = Field(default_factory=SparkSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)

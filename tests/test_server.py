@@ -1,0 +1,260 @@
+"""The lake server (server.py) as real processes: one lake built from the sample in a child
+process (its JVM also gives the in-process answers), and one server for the module, on a second
+lake landed alike, which `run` builds through it. The rest needs no JVM: a stand-in process
+plays a server that dies."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stedi_lakehouse import server
+from stedi_lakehouse.cli import app
+from stedi_lakehouse.errors import LakeError
+from tests.conftest import ROOT, land_sample
+
+QUESTION = "SELECT count(*) AS customers, count(DISTINCT serialNumber) AS serials FROM {table}"
+SQL = QUESTION.format(table="customer_trusted")
+# The suite's shared metastore belongs to the suite's JVM: the lake and its server keep theirs.
+SHARED_METASTORE = "STEDI_CATALOG__METASTORE_DIR"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != SHARED_METASTORE}
+    path = [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
+    return env | {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "stedi_lakehouse", *args]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+BUILD_AND_ASK = """
+import sys
+from typer.testing import CliRunner
+from stedi_lakehouse.cli import app
+root, sql = sys.argv[1:]
+ran = CliRunner().invoke(app, ["run", "--lake-root", root, "--profile", "test"])
+assert ran.exit_code == 0, ran.output
+asked = CliRunner().invoke(app, ["query", sql, "--lake-root", root, "--profile", "test"])
+assert asked.exit_code == 0, asked.output
+sys.stdout.write(asked.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """A lake built from the sample, and `SQL`'s answer in-process (one child JVM)."""
+    root = tmp_path_factory.mktemp("served") / "lake"
+    root.mkdir()
+    land_sample(root)
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_AND_ASK, str(root), SQL],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root, done.stdout
+
+
+@pytest.fixture(scope="module")
+def served_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("served") / "lake"
+    root.mkdir()
+    land_sample(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(served_root):
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(SHARED_METASTORE, raising=False)
+        address = server.start(str(served_root), profile="test")
+    yield address
+    server.stop(str(served_root))
+
+
+@pytest.fixture(scope="module")
+def served_run(served, served_root) -> subprocess.CompletedProcess:
+    """`run` through the server, on the lake it serves."""
+    return _cli("run", "--lake-root", str(served_root), "--profile", "test")
+
+
+# What differs between two lakes landed and run alike: run ids, check times, and the landing
+# files' versions (size and modification time of each lake's copy).
+VOLATILE = ["run_id", "checked_at", "version"]
+
+
+def _rows(root: Path, table: str) -> list[str] | None:
+    """The table's rows as text, sorted, without `VOLATILE` columns; None: no such table."""
+    from stedi_lakehouse.lake_read import open_if_present
+
+    delta = open_if_present(str(root), table)
+    if delta is None:
+        return None
+    frame = delta.to_pyarrow_table().to_pandas()
+    frame = frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
+    return sorted(map(str, frame.astype(str).values.tolist()))
+
+
+def test_run_through_the_server_builds_the_tables_a_run_in_process_builds(
+    built, served_root, served_run
+):
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+
+    assert "rules: privacy" in served_run.stdout
+    compared = [name for name in CATALOGUE if name != "runs"]  # one row of ids and times
+    for name in compared:
+        assert _rows(served_root, name) == _rows(built[0], name), name
+    assert _rows(served_root, "customer_curated"), "nothing was built"
+
+
+def test_status_names_the_running_server(served_root, served):
+    shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(served_root)])
+    assert shown.exit_code == 0, shown.output
+    assert f"running: sc://localhost:{served.port} (pid {served.pid}" in shown.output
+    assert "answered in" in shown.output
+
+
+def test_the_address_and_token_are_readable_by_the_owner_only(served_root, served):
+    folder = server.state_dir(str(served_root))
+    address = folder / server.ADDRESS_FILE
+    assert stat.S_IMODE(address.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert json.loads(address.read_text())["token"] == served.token
+    assert len(served.token) >= 32
+
+
+def _listening(port: int) -> list[str]:
+    """Local addresses (hex, as the kernel lists them) of sockets listening on `port`."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            host, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(host)
+    return found
+
+
+def test_the_server_listens_on_loopback_only(served):
+    hosts = _listening(served.port)
+    assert hosts, f"nothing listens on port {served.port}"
+    # 127.0.0.1 as IPv4, or as an IPv4-mapped IPv6 address (::ffff:127.0.0.1)
+    assert all(h in ("0100007F", "0000000000000000FFFF00000100007F") for h in hosts), hosts
+
+
+@pytest.mark.parametrize("token", [None, "not-the-token"])
+def test_a_client_without_the_token_is_refused(served, token):
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    url = f"sc://localhost:{served.port}" + (f"/;token={token}" if token else "")
+    spark = ConnectSession.builder.remote(url).create()
+    with pytest.raises(SparkConnectGrpcException, match="UNAUTHENTICATED"):
+        spark.range(1).collect()
+    spark.client.close()
+
+
+def test_query_through_the_server_answers_as_in_process(built, served_root, served, served_run):
+    root, in_process = served_root, built[1]
+    lock = (root / "_lock").read_text()
+    through = _cli("query", SQL, "--lake-root", str(root), "--profile", "test")
+    assert through.stdout == in_process
+    assert "customers" in in_process
+    assert (root / "_lock").read_text() == lock == str(served.pid)  # the server's, not taken
+
+
+def test_query_goes_where_remote_points(served_root, served):
+    """--remote wins over the lake's server: an endpoint that does not answer is an error."""
+    root = served_root
+    nowhere = _cli(
+        "query", SQL, "--lake-root", str(root), "--remote", "sc://localhost:9", check=False
+    )
+    assert nowhere.returncode == 1
+    assert "cannot reach the Spark Connect endpoint sc://localhost:9" in nowhere.stderr
+
+
+def test_a_second_server_for_the_lake_is_refused(served_root, served):
+    with pytest.raises(LakeError, match="a server already runs"):
+        server.start(str(served_root), profile="test")
+
+
+def test_stop_ends_the_server_and_frees_the_lake(served_root, served):
+    root = str(served_root)
+    stopped = CliRunner().invoke(app, ["server", "stop", "--lake-root", root])
+    assert stopped.exit_code == 0, stopped.output
+    assert f"stopped the server of {root} (pid {served.pid})" in stopped.output
+    assert not (server.state_dir(root) / server.ADDRESS_FILE).exists()
+    assert server._lock_is_free(root)
+    for _ in range(100):  # its JVM ends when the server's Python process has
+        if not _listening(served.port):
+            break
+        time.sleep(0.2)
+    assert not _listening(served.port)
+    shown = CliRunner().invoke(app, ["server", "status", "--lake-root", root])
+    assert shown.exit_code == 1
+    assert "no server runs" in shown.output
+    assert "serving" in server.log_path(root).read_text()
+
+
+HOLD_THE_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_dead_server_is_found_and_its_files_removed(tmp_path):
+    """A stand-in for a server (named like one, holding the lake's lock) is killed."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(root / "_lock"), server.MODULE],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stand_in.stdout.readline().strip() == "locked"
+        address = server.Address("localhost", 9, "t", stand_in.pid, str(root), time.time())
+        server._write_private(
+            server.state_dir(str(root)) / server.ADDRESS_FILE, json.dumps(address.__dict__)
+        )
+        assert server.running(str(root)).address == address
+        os.kill(stand_in.pid, signal.SIGKILL)
+        stand_in.wait()
+        shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(root)])
+    finally:
+        stand_in.kill()
+    assert shown.exit_code == 1
+    assert f"the server (pid {stand_in.pid}) had died; its address file was removed" in (
+        shown.output
+    )
+    assert not (server.state_dir(str(root)) / server.ADDRESS_FILE).exists()
+    assert server.running(str(root)) == server.ServerState(None)
+
+
+def test_a_live_process_that_is_not_a_server_is_not_taken_for_one(tmp_path):
+    """A pid reused by another process (here: this one) after the server died."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    address = server.Address("localhost", 9, "t", os.getpid(), str(root), time.time())
+    server._write_private(
+        server.state_dir(str(root)) / server.ADDRESS_FILE, json.dumps(address.__dict__)
+    )
+    assert server.running(str(root)) == server.ServerState(None, died=address)
