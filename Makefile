@@ -74,7 +74,7 @@ sample: setup ## Regenerate data/sample/ (deterministic)
 	$(BIN)/python -m devdata --customers 51 --readings-per-device 2 --ambiguous-share 0.05 --unknown-share 0.05 --seed 7 --edge-cases --out data/sample
 
 docs: setup ## Regenerate the README's table catalogue from the contracts
-	$(BIN)/python -c 'from stedi_lakehouse.report import update_readme; update_readme("README.md")'
+	$(BIN)/python -c 'from stedi_lakehouse.cli.render import update_readme; update_readme("README.md")'
 
 report: setup browser ## Write $(LAKE)'s HTML report to $(LAKE)-report.html and its screenshot to docs/report.png
 	$(BIN)/stedi-lake report --lake-root $(LAKE) --out $(LAKE)-report.html

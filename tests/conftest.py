@@ -70,7 +70,7 @@ def test_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spark(test_settings, s3_endpoint, tmp_path_factory):
-    from stedi_lakehouse.session import build_session
+    from stedi_lakehouse.lake.session import build_session
 
     session = build_session(test_settings, str(tmp_path_factory.mktemp("lake")))
     yield session

@@ -6,10 +6,10 @@ import pytest
 from pydantic import ValidationError
 from pyspark.sql import types as T
 
+from stedi_lakehouse.cli.render import catalogue_markdown
 from stedi_lakehouse.contracts.landing import AccelerometerReading, CustomerRecord
 from stedi_lakehouse.contracts.spark import columns, field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, RECORD_CONTRACTS, Dataset
-from stedi_lakehouse.report import catalogue_markdown
 from stedi_lakehouse.transforms.validation import REASON, validate
 from tests.conftest import ROOT, SAMPLE
 

@@ -95,8 +95,8 @@ def test_land_copies_under_a_name_runs_leave_then_renames(tmp_path, monkeypatch)
     """A run that looks while `land` copies does not see a half-copied file."""
     import shutil
 
-    from stedi_lakehouse.roots import BEING_WRITTEN, skipped_because
-    from stedi_lakehouse.runtime import land_files
+    from stedi_lakehouse.lake.layout import BEING_WRITTEN, skipped_because
+    from stedi_lakehouse.lake.open import land_files
 
     source = tmp_path / "source" / "accelerometer"
     source.mkdir(parents=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stedi_lakehouse.session import session_options
+from stedi_lakehouse.lake.session import session_options
 from stedi_lakehouse.settings import load_settings
 from tests.conftest import ROOT
 

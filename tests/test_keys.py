@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
+from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError, KeyMismatchError
-from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.keys import (
     check_fingerprint,
     fingerprint,

@@ -13,13 +13,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from stedi_lakehouse.lease import LOST_EXIT, split_s3
+from stedi_lakehouse.lake.lease import LOST_EXIT, split_s3
 from tests.conftest import ROOT
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 HOLD = """
 import sys, time
-from stedi_lakehouse import lease
+from stedi_lakehouse.lake import lease
 from stedi_lakehouse.errors import LakeError
 try:
     lease.take(sys.argv[1], seconds=float(sys.argv[2]))

@@ -11,20 +11,20 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.cli.render import unmet_table
 from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, AccelerometerTrusted, QualityOutcome, Zone
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages, run_stages
-from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.quality import (
+from stedi_lakehouse.pipeline.quality import (
     ExpectationFailed,
     Outcome,
     missing_references,
     rule_breaches,
     surplus_keys,
 )
-from stedi_lakehouse.report import unmet_table
+from stedi_lakehouse.presets import Rules
 from tests.conftest import land_sample
 
 KEY = b"test-key"

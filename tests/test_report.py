@@ -5,9 +5,9 @@ import re
 
 from rich.console import Console
 
+from stedi_lakehouse.cli.render import fitted, records_table, runs_table, writes_table
 from stedi_lakehouse.io import TableWrite
 from stedi_lakehouse.pipeline import DatasetCounts
-from stedi_lakehouse.report import fitted, records_table, runs_table, writes_table
 
 DATASETS = [
     DatasetCounts("customer", 3, 100_000, 1_008, 99_000, {"superseded": 1_000}),

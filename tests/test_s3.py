@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.session import s3a_options
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.session import s3a_options
 from tests.conftest import S3_ENV, SAMPLE
 from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, written_rows
 

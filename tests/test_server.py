@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stedi_lakehouse import server
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.lake import server
 from tests.conftest import ROOT, land_sample
 
 QUESTION = "SELECT count(*) AS customers, count(DISTINCT serialNumber) AS serials FROM {table}"
@@ -100,7 +100,7 @@ VOLATILE = ["run_id", "checked_at", "version"]
 
 def _rows(root: Path, table: str) -> list[str] | None:
     """The table's rows as text, sorted, without `VOLATILE` columns; None: no such table."""
-    from stedi_lakehouse.lake_read import open_if_present
+    from stedi_lakehouse.lake.readers import open_if_present
 
     delta = open_if_present(str(root), table)
     if delta is None:

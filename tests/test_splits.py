@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from stedi_lakehouse.ml import split_rows
-from stedi_lakehouse.splits import DEFAULT_SPLITS, SplitError, assign, parse_splits
+from stedi_lakehouse.ml.splits import DEFAULT_SPLITS, SplitError, assign, parse_splits
 
 FRACTIONS = parse_splits(DEFAULT_SPLITS)
 PEOPLE = [f"key-{i:03d}" for i in range(300)]

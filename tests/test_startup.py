@@ -4,8 +4,13 @@ quick (C1-only) compiler for small work. Settings only: no JVM is started here."
 import os
 import time
 
-from stedi_lakehouse.runtime import BOOKMARKS_LOG, QUICK_RUN_BYTES, new_landing_bytes, with_jit_for
-from stedi_lakehouse.session import session_options
+from stedi_lakehouse.lake.open import (
+    BOOKMARKS_LOG,
+    QUICK_RUN_BYTES,
+    new_landing_bytes,
+    with_jit_for,
+)
+from stedi_lakehouse.lake.session import session_options
 
 
 def _with_spark(settings, **update):
@@ -58,7 +63,7 @@ def test_new_landing_bytes_are_those_that_arrived_after_the_last_bookmark(tmp_pa
 def test_a_jvm_that_fails_in_spark_is_named_with_the_java_in_use(monkeypatch):
     from py4j.protocol import Py4JJavaError
 
-    from stedi_lakehouse.session import _not_started
+    from stedi_lakehouse.lake.session import _not_started
 
     class JavaException:  # what py4j hands over: a reference to the JVM's exception
         _target_id = "o1"

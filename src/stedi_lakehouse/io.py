@@ -33,14 +33,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import is_remote
 
-from stedi_lakehouse import files as lake_files
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
-from stedi_lakehouse.lake_log import TableStatus
+from stedi_lakehouse.lake import files as lake_files
+from stedi_lakehouse.lake.layout import is_local_path, local_path, skipped_because
+from stedi_lakehouse.lake.session import METASTORE_URL
+from stedi_lakehouse.lake.status import TableStatus
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
-from stedi_lakehouse.session import METASTORE_URL
 
 RULES_KEY = "rules"
 STATISTICS_PROPERTY = "delta.dataSkippingStatsColumns"

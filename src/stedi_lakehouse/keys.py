@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stedi_lakehouse.errors import ConfigError, KeyMismatchError
-from stedi_lakehouse.roots import is_local_path
+from stedi_lakehouse.lake.layout import is_local_path
 
 FINGERPRINT_PROPERTY = "stedi.pseudonymKeyFingerprint"
 _FINGERPRINT_MESSAGE = b"stedi-lakehouse pseudonym key fingerprint"

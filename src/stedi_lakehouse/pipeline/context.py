@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Observation
 
-from stedi_lakehouse import forget as erasure
-from stedi_lakehouse import quality as q
-from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.expectations import When, expectations
 from stedi_lakehouse.contracts.tables import Dataset
-from stedi_lakehouse.identifiers import Subject
+from stedi_lakehouse.erasure import forget as erasure
+from stedi_lakehouse.erasure import suppression as sup
+from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.io import Lake, TableWrite
 from stedi_lakehouse.pipeline import curated, ingest, trusted
+from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY, RUN_KEY, Bookmarks
 from stedi_lakehouse.pipeline.lookups import Lookups
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
-from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
@@ -18,6 +17,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
+from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.io import local_frame
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope

@@ -5,13 +5,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from stedi_lakehouse import forget as erasure
-from stedi_lakehouse import quality as q
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
+from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
 from stedi_lakehouse.io import Lake, TableWrite, local_frame
+from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.presets import Rules

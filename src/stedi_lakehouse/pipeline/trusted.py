@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 
-from stedi_lakehouse import suppression as sup
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
@@ -21,6 +20,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     tables_in,
 )
+from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.pipeline.ingest import ingest
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import StageReport

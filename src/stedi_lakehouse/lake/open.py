@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path, skipped_because
+from stedi_lakehouse.lake.layout import is_local_path, local_path, skipped_because
 from stedi_lakehouse.settings import Settings
 
 
@@ -39,7 +39,7 @@ def lock_lake(root: str) -> None:
     if root in _held or root in _leases:
         return
     if not is_local_path(root):
-        from stedi_lakehouse import lease
+        from stedi_lakehouse.lake import lease
 
         _leases[root] = lease.take(root)
         return
@@ -96,7 +96,7 @@ def served_at(settings: Settings, root: str) -> str | None:
     running server's (which holds the lake's lock for its clients); None: run in-process."""
     if settings.remote:
         return settings.remote
-    from stedi_lakehouse.server import running
+    from stedi_lakehouse.lake.server import running
 
     address = running(root).address if is_local_path(root) else None
     return address.url if address else None
@@ -128,7 +128,7 @@ def open_lake(
     if must_exist and remote is None and (writes or is_local_path(root)):
         lock_lake(root)
     from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
-    from stedi_lakehouse.session import build_session, remote_session
+    from stedi_lakehouse.lake.session import build_session, remote_session
 
     if remote:
         spark = remote_session(remote, settings, lake_sql=settings.remote is not None)

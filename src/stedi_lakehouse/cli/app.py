@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.text import Text
 
 from stedi_lakehouse import __version__
+from stedi_lakehouse.cli.server import app as server_app
 from stedi_lakehouse.errors import StediError, failure_text
-from stedi_lakehouse.export import Format
+from stedi_lakehouse.ml.export import Format
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.server_cli import app as server_app
 from stedi_lakehouse.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -127,7 +127,7 @@ def _key(settings: Settings) -> bytes | None:
 
 def _open(settings: Settings):
     """The lake on a started Spark, a progress callback and the status line it updates."""
-    from stedi_lakehouse.runtime import new_landing_bytes, open_lake
+    from stedi_lakehouse.lake.open import new_landing_bytes, open_lake
 
     work = new_landing_bytes(settings.lake_root) if settings.lake_root else None
     with err.status("starting Spark") as status:
@@ -154,7 +154,7 @@ def _stages(settings: Settings):
 def show(renderable) -> None:
     """Print a result; a table too wide for the console is printed as plain lines, so that no
     number is cut (in a log file or CI output the console is 80 columns)."""
-    from stedi_lakehouse.report import fitted
+    from stedi_lakehouse.cli.render import fitted
 
     out.print(fitted(renderable, out.width))
 
@@ -168,8 +168,8 @@ def _say_skipped(skipped: dict[str, str]) -> None:
 
 
 def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
+    from stedi_lakehouse.cli.render import records_table, run_json, unmet_table, writes_table
     from stedi_lakehouse.pipeline import run_stages
-    from stedi_lakehouse.report import records_table, run_json, unmet_table, writes_table
 
     started = time.monotonic()
     stages, status = _stages(settings)
@@ -244,9 +244,9 @@ def watch(
     Later runs find Spark warm: a new file costs them a fraction of a `run` command.
 
     The lake stays locked (to other commands) while watching."""
+    from stedi_lakehouse.cli.render import run_line
+    from stedi_lakehouse.lake.open import with_jit_for
     from stedi_lakehouse.pipeline import watch as watch_lake
-    from stedi_lakehouse.report import run_line
-    from stedi_lakehouse.runtime import with_jit_for
 
     with user_errors():
         settings = with_jit_for(_settings(profile, lake_root, rules), None)  # long-lived: full JIT
@@ -301,14 +301,14 @@ def status(
     profile: Profile = None,
 ) -> None:
     """Every table with its row count, Delta version and path; then the last runs."""
-    from stedi_lakehouse.lake_log import LakeLog
-    from stedi_lakehouse.report import (
+    from stedi_lakehouse.cli.render import (
         latest_quality,
         quality_table,
         run_summary,
         runs_table,
         status_table,
     )
+    from stedi_lakehouse.lake.status import LakeLog
 
     with user_errors():  # the Delta logs alone: no JVM, no lock
         lake = LakeLog(_settings(profile, lake_root).require_lake_root())
@@ -338,10 +338,10 @@ def history(
 ) -> None:
     """A table's Delta history, newest first: every version, what wrote it, under which rules.
     Any version can be queried: `stedi-lake query --as-of VERSION`."""
+    from stedi_lakehouse.cli.render import history_table
     from stedi_lakehouse.contracts.tables import CATALOGUE
     from stedi_lakehouse.errors import LakeError
-    from stedi_lakehouse.lake_log import LakeLog
-    from stedi_lakehouse.report import history_table
+    from stedi_lakehouse.lake.status import LakeLog
 
     with user_errors():
         name = table.lower()
@@ -412,9 +412,9 @@ def query(
     EXPLAIN) against the `stedi` database and print the result as a table."""
     from pyspark.errors import PySparkException
 
-    from stedi_lakehouse.readonly import RUN_SQL_ON_FILES, check_read_only
-    from stedi_lakehouse.report import result_table
-    from stedi_lakehouse.runtime import open_lake
+    from stedi_lakehouse.cli.render import result_table
+    from stedi_lakehouse.lake.open import open_lake
+    from stedi_lakehouse.lake.readonly import RUN_SQL_ON_FILES, check_read_only
 
     with user_errors():
         settings = _settings(profile, lake_root, remote=remote)
@@ -475,9 +475,9 @@ def export(
 ) -> None:
     """Training sets split by person (nobody in two splits), with a dataset card:
     OUT/<split>/ files, OUT/card.json, OUT/README.md. Reads Delta directly: no Spark."""
-    from stedi_lakehouse.export import export as export_sets
-    from stedi_lakehouse.report import export_table
-    from stedi_lakehouse.splits import parse_splits
+    from stedi_lakehouse.cli.render import export_table
+    from stedi_lakehouse.ml.export import export as export_sets
+    from stedi_lakehouse.ml.splits import parse_splits
 
     _require_ml_extra("export")
     with user_errors():
@@ -504,8 +504,8 @@ def report(
     """The lake's health as one self-contained HTML page (nothing fetched from the network):
     the funnel, quarantine reasons, runs, consent, the training table, the data dictionary.
     Reads Delta directly: no Spark."""
-    from stedi_lakehouse.html_report import render
-    from stedi_lakehouse.lake_summary import summarise
+    from stedi_lakehouse.report.page import render
+    from stedi_lakehouse.report.summary import summarise
 
     _require_ml_extra("report")
     with user_errors():
@@ -523,9 +523,9 @@ def forget(
     """Erase a person from every zone and file of the lake (right to erasure): their customer
     records, accelerometer readings and the step-trainer readings of devices only they claimed,
     landing files and quarantine included; old table versions are purged. Irreversible."""
-    from stedi_lakehouse.forget import forget as erase
-    from stedi_lakehouse.report import erasure_table
-    from stedi_lakehouse.runtime import open_lake
+    from stedi_lakehouse.cli.render import erasure_table
+    from stedi_lakehouse.erasure.forget import forget as erase
+    from stedi_lakehouse.lake.open import open_lake
 
     with user_errors():
         settings = _settings(profile, lake_root)
@@ -536,7 +536,7 @@ def forget(
 
 
 def _maintain_if_due(lake, settings: Settings) -> None:
-    from stedi_lakehouse.maintenance import due, maintain
+    from stedi_lakehouse.lake.maintenance import due, maintain
 
     if due(lake, settings.maintenance):
         with err.status("maintaining the lake") as status:
@@ -563,9 +563,9 @@ def maintain(
 ) -> None:
     """Compact every table's small files and delete replaced files past their retention
     (VACUUM): data of people who withdrew consent leaves the storage. `run` does it when due."""
-    from stedi_lakehouse.maintenance import maintain as maintain_lake
-    from stedi_lakehouse.report import result_table
-    from stedi_lakehouse.runtime import open_lake
+    from stedi_lakehouse.cli.render import result_table
+    from stedi_lakehouse.lake.maintenance import maintain as maintain_lake
+    from stedi_lakehouse.lake.open import open_lake
 
     with user_errors():
         settings = _settings(profile, lake_root)
@@ -592,8 +592,8 @@ def land(
     profile: Profile = None,
 ) -> None:
     """Deliver JSON-lines files into the lake's landing zone (creating the lake if needed)."""
-    from stedi_lakehouse.roots import is_local_path
-    from stedi_lakehouse.runtime import files_to_land, land_files, open_lake
+    from stedi_lakehouse.lake.layout import is_local_path
+    from stedi_lakehouse.lake.open import files_to_land, land_files, open_lake
 
     with user_errors():
         settings = _settings(profile, lake_root)
@@ -614,8 +614,8 @@ def config(
     ] = False,
 ) -> None:
     """The settings of a profile and the Spark settings they produce (no Spark is started)."""
-    from stedi_lakehouse.report import result_table
-    from stedi_lakehouse.session import session_options
+    from stedi_lakehouse.cli.render import result_table
+    from stedi_lakehouse.lake.session import session_options
 
     with user_errors():
         settings = _settings(profile, lake_root)
@@ -631,8 +631,8 @@ def tables(
     markdown: Annotated[bool, typer.Option("--markdown", help="As a Markdown table.")] = False,
 ) -> None:
     """The table catalogue, generated from the contracts."""
+    from stedi_lakehouse.cli.render import catalogue_markdown, result_table
     from stedi_lakehouse.contracts.tables import CATALOGUE
-    from stedi_lakehouse.report import catalogue_markdown, result_table
 
     if markdown:
         sys.stdout.write(catalogue_markdown() + "\n")

@@ -37,8 +37,8 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
+from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError, LakeError
-from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, local_frame, records_frame
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, check_fingerprint, fingerprint, keyed_hash
 from stedi_lakehouse.presets import Rules

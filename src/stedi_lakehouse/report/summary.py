@@ -17,7 +17,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.lake_read import checked_root, open_if_present, row_count
+from stedi_lakehouse.lake.readers import checked_root, open_if_present, row_count
 
 ML_TABLE = Table.MACHINE_LEARNING_CURATED
 DISTRIBUTIONS = ("x", "y", "z", "distance_from_object")
@@ -128,7 +128,7 @@ def ml_values(lake_root: str) -> dict[str, Any]:
 
 def quality(lake_root: str) -> dict[str, dict[str, Any]]:
     """Each table's latest expectation check, as `stedi-lake status` shows it."""
-    from stedi_lakehouse.report import latest_quality
+    from stedi_lakehouse.cli.render import latest_quality
 
     table = _rows(lake_root, Table.QUALITY)
     return {} if table is None else latest_quality(table.to_pylist())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table, TableSpec
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

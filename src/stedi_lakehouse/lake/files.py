@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import urlparse
 
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.tables import Dataset, Table
+from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.identifiers import Subject
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.keys import keyed_hash
 

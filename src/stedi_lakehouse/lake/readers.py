@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake_log import row_count, storage_options
-from stedi_lakehouse.roots import is_local_path, local_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path
+from stedi_lakehouse.lake.status import row_count, storage_options
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

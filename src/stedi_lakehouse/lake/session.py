@@ -19,8 +19,8 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.roots import is_local_path, local_path
-from stedi_lakehouse.runtime import make_private_folder
+from stedi_lakehouse.lake.layout import is_local_path, local_path
+from stedi_lakehouse.lake.open import make_private_folder
 from stedi_lakehouse.settings import Settings
 
 Builder = SparkSession.Builder

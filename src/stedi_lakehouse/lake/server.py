@@ -1,6 +1,6 @@
 """A warm lake server: Spark's own Spark Connect server, started for one lake.
 
-`start` launches `python -m stedi_lakehouse.server` detached; that process opens the lake as
+`start` launches `python -m stedi_lakehouse.lake.server` detached; that process opens the lake as
 any command does (`open_lake`: the lake's lock, the one session factory, Delta, the catalog)
 with Spark Connect's plugin added, bound to loopback on a free port and requiring a random
 token. Once it answers, its address is in `<lake>/_server/address` (mode 0600): commands find
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.roots import is_local_path, local_path
-from stedi_lakehouse.runtime import LOCK_FILE, make_private_folder
+from stedi_lakehouse.lake.layout import is_local_path, local_path
+from stedi_lakehouse.lake.open import LOCK_FILE, make_private_folder
 
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 LOOPBACK = "127.0.0.1"
@@ -33,7 +33,7 @@ SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService$"
 STATE_DIR = "_server"
 ADDRESS_FILE = "address"
 LOG_FILE = "server.log"
-MODULE = "stedi_lakehouse.server"
+MODULE = "stedi_lakehouse.lake.server"
 START_SECONDS = 240.0
 STOP_SECONDS = 60.0
 
@@ -235,7 +235,7 @@ def stop(lake_root: str) -> ServerState:
 def serve(lake_root: str, profile: str | None) -> None:
     """The server process: open the lake with Spark Connect's plugin, publish the address,
     serve until SIGTERM or SIGINT, then stop Spark and remove the address."""
-    from stedi_lakehouse.runtime import open_lake
+    from stedi_lakehouse.lake.open import open_lake
     from stedi_lakehouse.settings import load_settings
 
     token = os.environ.get(TOKEN_ENV)

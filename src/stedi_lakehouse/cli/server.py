@@ -40,7 +40,7 @@ def _said(message: str) -> None:
 @app.command()
 def start(lake_root: LakeRoot = None, profile: Profile = None) -> None:
     """Start the lake's server (loopback only, a token required); returns once it answers."""
-    from stedi_lakehouse import server
+    from stedi_lakehouse.lake import server
 
     root = _root(profile, lake_root)
     began = time.monotonic()
@@ -61,7 +61,7 @@ def start(lake_root: LakeRoot = None, profile: Profile = None) -> None:
 @app.command()
 def stop(lake_root: LakeRoot = None, profile: Profile = None) -> None:
     """Stop the lake's server; commands run in-process again."""
-    from stedi_lakehouse import server
+    from stedi_lakehouse.lake import server
 
     root = _root(profile, lake_root)
     state = server.stop(root)
@@ -77,7 +77,7 @@ def stop(lake_root: LakeRoot = None, profile: Profile = None) -> None:
 @app.command()
 def status(lake_root: LakeRoot = None, profile: Profile = None) -> None:
     """Whether the lake's server runs, where, and how fast it answers (exit 1 if none)."""
-    from stedi_lakehouse import server
+    from stedi_lakehouse.lake import server
 
     root = _root(profile, lake_root)
     state = server.running(root)

@@ -7,7 +7,7 @@ it), so it opens offline and fetches nothing. The numbers come from `lake_summar
 from html import escape
 from typing import Any
 
-from stedi_lakehouse import report_figures as figs
+from stedi_lakehouse.report import figures as figs
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from stedi_lakehouse.contracts.tables import Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY
-from stedi_lakehouse.lake_read import open_table
-from stedi_lakehouse.splits import DEFAULT_SPLITS, assign, parse_splits
+from stedi_lakehouse.lake.readers import open_table
+from stedi_lakehouse.ml.splits import DEFAULT_SPLITS, assign, parse_splits
 
 if TYPE_CHECKING:
     import pyarrow as pa
