@@ -20,8 +20,8 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.contracts.landing import AccelerometerReading
 from stedi_lakehouse.contracts.spark import columns, field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import ProcessedFile
-from stedi_lakehouse.io import STATISTICS_PROPERTY, local_frame
 from stedi_lakehouse.lake.session import build_session
+from stedi_lakehouse.lake.tables import STATISTICS_PROPERTY, local_frame
 from stedi_lakehouse.settings import load_settings
 from stedi_lakehouse.transforms import validation as val
 

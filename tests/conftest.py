@@ -80,7 +80,7 @@ def spark(test_settings, s3_endpoint, tmp_path_factory):
 @pytest.fixture
 def lake(spark, tmp_path, test_settings):
     """An empty lake (its root exists) under tmp_path."""
-    from stedi_lakehouse.io import Lake
+    from stedi_lakehouse.lake.tables import Lake
 
     root = tmp_path / "lake"
     root.mkdir()

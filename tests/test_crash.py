@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stedi_lakehouse.io import FAULT_AFTER_WRITES, Lake
+from stedi_lakehouse.lake.tables import FAULT_AFTER_WRITES, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.conftest import ROOT, SAMPLE

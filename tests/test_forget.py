@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.test_incremental import BATCHES, KEY, deliver, new_lake, subject_key

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import Dataset, landing_table, quarantine_table
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.browser import Browser, chromium

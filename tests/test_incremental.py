@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import StageReport, Stages, watch
 from stedi_lakehouse.presets import Rules
 from tests.conftest import SAMPLE

@@ -13,8 +13,8 @@ import pytest
 from stedi_lakehouse.cli.render import latest_quality, run_summary
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.io import Lake
 from stedi_lakehouse.lake.status import LakeLog, row_count, storage_options
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import latest_checks
 from stedi_lakehouse.presets import Rules

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests.test_incremental import KEY, new_lake, snapshot, versions

@@ -10,7 +10,7 @@ import pytest
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
-from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests import oracle
@@ -74,7 +74,7 @@ def sample_run(request, spark, test_settings, tmp_path_factory):
     lake = Lake(spark, str(root), test_settings.catalog.database)
     stages = Stages(lake, rules=rules)
     report = stages.trusted().merge(stages.curated(pseudonym_key=KEY))
-    lake.registered()  # as `run_stages` does: registration runs beside the stages
+    lake.catalog.registered()  # as `run_stages` does: registration runs beside the stages
     return lake, report, rules
 
 
@@ -140,16 +140,16 @@ def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypat
     rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
     bookmark = local_frame(lake.spark, rows, spark_schema(ProcessedFile))
     lake.append(bookmark, "processed_files")
-    lake.registered()
+    lake.catalog.registered()
     assert lake.spark.catalog.tableExists("stedi.processed_files")
     asked: list[str] = []
     monkeypatch.setattr(Lake, "register", lambda self, name, **_: asked.append(name))
     lake.append(bookmark, "processed_files")
-    lake.registered()
+    lake.catalog.registered()
     assert asked == []
     monkeypatch.setattr(Lake, "_metastore_kept", lambda self: False)
     lake.append(bookmark, "processed_files")
-    lake.registered()
+    lake.catalog.registered()
     assert asked == ["processed_files"]
 
 
@@ -175,12 +175,12 @@ def test_landing_that_is_a_file_is_a_clear_error(lake):
 
 def test_source_file_is_the_path_under_the_lake_root(lake):
     """Even when a folder under landing/ repeats the lake root's path: only the prefix is cut."""
-    root = lake._qualified_root
+    root = lake.storage.qualified_root
     nested = Path(lake.root) / "landing" / "customer" / root.replace("/", os.sep)
     nested.mkdir(parents=True)
     (nested / "c.json").write_text('{"a": 1}\n')
     (Path(lake.root) / "landing" / "customer" / "d.json").write_text('{"a": 2}\n')
-    got = {row.source_file for row in lake.read_landing(Dataset.CUSTOMER).collect()}
+    got = {row.source_file for row in lake.landing.read(Dataset.CUSTOMER).collect()}
     assert got == {f"landing/customer/{root}c.json", "landing/customer/d.json"}
 
 

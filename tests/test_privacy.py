@@ -17,9 +17,9 @@ from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import Suppression
 from stedi_lakehouse.erasure.forget import JOURNAL, forget
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.io import Lake
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.lake.maintenance import due
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings

@@ -15,7 +15,7 @@ from stedi_lakehouse.cli.render import unmet_table
 from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, AccelerometerTrusted, QualityOutcome, Zone
-from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import (
     ExpectationFailed,

@@ -6,7 +6,7 @@ import re
 from rich.console import Console
 
 from stedi_lakehouse.cli.render import fitted, records_table, runs_table, writes_table
-from stedi_lakehouse.io import TableWrite
+from stedi_lakehouse.lake.tables import TableWrite
 from stedi_lakehouse.pipeline import DatasetCounts
 
 DATASETS = [

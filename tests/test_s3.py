@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.io import Lake
 from stedi_lakehouse.lake.session import s3a_options
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests.conftest import S3_ENV, SAMPLE

@@ -15,8 +15,8 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
 
 if TYPE_CHECKING:  # rendering imports no engine: these only name what it is given
     from stedi_lakehouse.erasure.forget import ErasureReport
-    from stedi_lakehouse.io import TableWrite
     from stedi_lakehouse.lake.status import TableStatus
+    from stedi_lakehouse.lake.tables import TableWrite
     from stedi_lakehouse.pipeline.quality import Outcome
     from stedi_lakehouse.pipeline.results import DatasetCounts
 

@@ -39,8 +39,9 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError, LakeError
-from stedi_lakehouse.io import Lake, local_frame, records_frame
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, check_fingerprint, fingerprint, keyed_hash
+from stedi_lakehouse.lake.maintenance import purge_history
+from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
@@ -65,7 +66,11 @@ class ErasureReport:
 
 def pending_erasures(lake: Lake) -> list[str]:
     """The journal entries of erasures that did not finish (keyed hashes)."""
-    return [name.removesuffix(".json") for name in lake.files_in(JOURNAL) if name.endswith(".json")]
+    return [
+        name.removesuffix(".json")
+        for name in lake.storage.names_in(JOURNAL)
+        if name.endswith(".json")
+    ]
 
 
 def check_key(lake: Lake, key: bytes) -> None:
@@ -89,10 +94,10 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
     """The landing files of `dataset` holding a line of the subject's. Spark finds the
     candidates (the identifiers in the raw text or in a decoded identifier field, or a line
     with JSON escapes); `Subject.names` decides, line by line."""
-    if not lake.landing_exists(dataset):
+    if not lake.landing.exists(dataset):
         return []
     words = {w.lower() for w in subject.emails | subject.serials} | set(subject.serials)
-    lines = lake.read_readable_landing(dataset).alias("l")
+    lines = lake.landing.read_readable(dataset).alias("l")
     key, value = F.col("s.key"), F.col("l.value")
     field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
     named = (
@@ -105,12 +110,12 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
         lines.filter(F.contains(value, F.lit("\\u")))
     )
     files = _distinct(candidates, F.col("source_file"))
-    return sorted(f for f in files if any(subject.names(line) for line in lake.landing_lines(f)))
+    return sorted(f for f in files if any(subject.names(line) for line in lake.landing.lines(f)))
 
 
 def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
     """Distinct values of a field of every raw landing line of `dataset` (decoded JSON)."""
-    lines = lake.read_readable_landing(dataset)
+    lines = lake.landing.read_readable(dataset)
     return _distinct(lines, F.get_json_object("value", f"$.{name}"))
 
 
@@ -152,7 +157,7 @@ def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
     wanted = set(entry.devices)
     serials: set[str] = set()
     for dataset in (Dataset.CUSTOMER, Dataset.STEP_TRAINER):
-        if lake.landing_exists(dataset):
+        if lake.landing.exists(dataset):
             serials |= _landing_fields(lake, dataset, "serialNumber")
     return {s for s in serials if keyed_hash(key, "serial", s) in wanted}
 
@@ -214,7 +219,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
     person = keyed_hash(pseudonym_key, "email", target)
     journal_file = f"{JOURNAL}/{person}.json"
     report = ErasureReport()
-    stored = lake.read_file(journal_file)
+    stored = lake.storage.read(journal_file)
     if stored is not None:
         entry = PendingErasure.model_validate_json(stored)
         report.resumed = True
@@ -229,7 +234,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
         entry.rows_removed = report.rows_removed
         entry.landing_files_rewritten = report.landing_files_rewritten
         entry.runs_redacted = report.runs_redacted
-        lake.write_file(journal_file, entry.model_dump_json().encode())
+        lake.storage.write(journal_file, entry.model_dump_json().encode())
 
     if report.resumed:
         report.rows_removed = dict(entry.rows_removed)
@@ -249,7 +254,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
     progress("rewriting landing files")  # 3. raw lines
     for dataset in Dataset:
         for relative in _landing_files_naming(lake, dataset, subject):
-            lake.rewrite_landing_file(relative, keep=lambda line: not subject.names(line))
+            lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
             report.landing_files_rewritten += 1
             save()
 
@@ -264,13 +269,13 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
     for table in CATALOGUE:  # 5. every older version
         if lake.exists(table):
             progress(f"purging old files and log of {table}")
-            lake.purge_history(table)
+            purge_history(lake, table)
             report.tables_purged.append(table)
 
     _record(lake, entry, report)  # 6.
     progress("finishing")
-    lake.delete_file(journal_file)
-    lake.registered()
+    lake.storage.delete(journal_file)
+    lake.catalog.registered()
     return report
 
 

@@ -15,8 +15,8 @@ from pyspark.sql import types as T
 from stedi_lakehouse.contracts.tables import Dataset, Table
 from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.keys import keyed_hash
+from stedi_lakehouse.lake.tables import Lake, local_frame
 
 SUPPRESSIONS = Table.SUPPRESSIONS
 ERASED = "erased person"
@@ -103,8 +103,8 @@ def scrub_landing(lake: Lake, files: list[str], subject: Subject) -> dict[str, s
     rewritten (what the run bookmarks)."""
     rewritten = {}
     for relative in files:
-        lines = lake.landing_lines(relative)
+        lines = lake.landing.lines(relative)
         if any(subject.names(line) for line in lines):
             keep = lambda line: not subject.names(line)  # noqa: E731
-            rewritten[relative] = lake.rewrite_landing_file(relative, keep=keep)
+            rewritten[relative] = lake.landing.rewrite(relative, keep=keep)
     return rewritten

@@ -1,8 +1,28 @@
-"""Lake roots: a local folder (optionally `file:`) or a URI such as `s3://bucket/prefix`; and
-which names in a landing folder are landing files. No Spark here, so the CLI can reason about
-roots and files before (or without) starting the JVM."""
+"""Where things live in a lake, with no Spark, so the CLI can reason about roots and files
+before (or without) starting the JVM. Under the lake root (a folder, optionally `file:`, or a
+URI such as `s3://bucket/prefix`; only the base differs):
 
+    landing/<dataset>/**/*.json          raw JSON-lines files, as delivered (and *.json.gz)
+    delta/<zone>/<table>/                one Delta table per catalogue entry
+    _metastore/                          the embedded catalog (local lakes only)
+    _lock                                who holds the lake (a local lock, an S3 lease)
+    _erasures/, _server/                 erasures under way; the lake server's address
+"""
+
+import re
+from dataclasses import dataclass
 from pathlib import Path
+
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Table
+
+COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
+CHECKSUM_FILE = re.compile(r"\..*\.crc")  # Hadoop's local checksums
+# How much of a landing file's start is looked at to tell a binary file from text.
+SNIFFED_BYTES = 8000
+BINARY = "binary file (not UTF-8 text): not read"
+# Spark's reader takes every path as a glob pattern: these characters are escaped to mean
+# themselves.
+GLOB_CHARACTERS = re.compile(r"([{}\[\]*?\\])")
 
 
 def is_local_path(lake_root: str) -> bool:
@@ -27,3 +47,35 @@ def skipped_because(name: str) -> str | None:
     if any(p.startswith((".", "_")) for p in parts) or name.endswith((".tmp", "._COPYING_")):
         return BEING_WRITTEN
     return None if name.endswith(LANDING_SUFFIXES) else NOT_LANDING
+
+
+def normalise_root(lake_root: str) -> str:
+    if is_local_path(lake_root):
+        return str(local_path(lake_root).resolve())
+    return lake_root.rstrip("/")
+
+
+def table_path(root: str, name: str) -> str:
+    spec = CATALOGUE[Table(name)]
+    return f"{root}/delta/{spec.zone}/{spec.name}"
+
+
+def landing_dir(root: str, dataset: Dataset) -> str:
+    return f"{root}/landing/{dataset}"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A landing file as listed: what it holds (`version`) and when it last changed."""
+
+    version: str
+    modified_ms: int
+
+
+def looks_binary(head: bytes) -> bool:
+    """Whether a file that starts with `head` is binary: more than a third of its characters
+    are not UTF-8 or are control characters other than tab and line ends (Perl's -B test). A
+    text file with a few hostile lines is read line by line; a UTF-16 file or an image is not."""
+    text = head.decode("utf-8", errors="replace")
+    strange = sum(c == "\ufffd" or (c < " " and c not in "\t\n\r") for c in text)
+    return strange * 3 > len(text)

@@ -8,6 +8,7 @@ lake when the last maintenance is older than `maintenance.every_hours`; each mai
 recorded in `runs` (command `maintain`).
 """
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableRun
 from stedi_lakehouse.errors import failure_text
-from stedi_lakehouse.io import Lake, records_frame
+from stedi_lakehouse.lake.tables import Lake, in_process_only, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
 
 COMMAND = "maintain"
@@ -31,8 +32,8 @@ def maintain(
         for name in CATALOGUE:
             if lake.exists(name):
                 progress(f"compacting and vacuuming {name}")
-                removed = lake.compact(name)
-                lake.vacuum(name, retention_hours=settings.retention_hours)
+                removed = compact(lake, name)
+                vacuum(lake, name, retention_hours=settings.retention_hours)
                 writes.append(
                     TableRun(
                         table=name, rows_written=0, rows_removed=removed, version=lake.version(name)
@@ -73,3 +74,55 @@ def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) 
         return False
     since = since if since.tzinfo else since.replace(tzinfo=UTC)
     return (now or datetime.now(UTC)) - since > timedelta(hours=settings.every_hours)
+
+
+RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
+def compact(lake: Lake, name: str) -> int:
+    """Rewrite the table's small files into few (OPTIMIZE); the number of files replaced.
+    The rows do not change."""
+    path = lake.table_path(name)
+    with lake.stating_rules(name):
+        lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()
+    lake.changed(name)
+    commit = lake.log.last_commit(path)
+    if commit.get("operation") != "OPTIMIZE":
+        return 0
+    return int((commit.get("operationMetrics") or {}).get("numRemovedFiles", 0))
+
+
+def vacuum(lake: Lake, name: str, *, retention_hours: float) -> None:
+    """Delete the data files no version of the last `retention_hours` uses (a retention
+    below Delta's one-week safety check is the operator's explicit choice)."""
+    path = lake.table_path(name)
+    with lake.setting(RETENTION_CHECK, "false"), lake.stating_rules(name):
+        lake.spark.sql(f"VACUUM delta.`{path}` RETAIN {retention_hours:g} HOURS").collect()
+    lake.changed(name)
+
+
+def purge_history(lake: Lake, name: str) -> None:
+    """Make table `name`'s current version its only one: rewrite files carrying deletion
+    vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
+    retention safety check lifted for this call only), then checkpoint the log and delete
+    the commits and checkpoints before it. Earlier versions can no longer be read."""
+    in_process_only("purging a table's history (Delta's log API)")
+    spark, path = lake.spark, lake.table_path(name)
+    properties = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0]["properties"]
+    if properties.get("delta.enableDeletionVectors") == "true":
+        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+    with lake.setting(RETENTION_CHECK, "false"), lake.stating_rules(name):
+        spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
+    jvm = spark._jvm
+    assert jvm is not None
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    delta_log.checkpoint()
+    latest = lake.version(name)
+    log_dir, fs = lake.storage.hadoop(f"{path}/_delta_log")
+    for status in fs.listStatus(log_dir):
+        file = status.getPath()
+        match = re.match(r"(\d{20})\.", file.getName())
+        if match and int(match.group(1)) < latest:
+            fs.delete(file, False)
+    jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    lake.changed(name)

@@ -127,8 +127,8 @@ def open_lake(
         )
     if must_exist and remote is None and (writes or is_local_path(root)):
         lock_lake(root)
-    from stedi_lakehouse.io import Lake  # starts nothing by itself, but imports pyspark
     from stedi_lakehouse.lake.session import build_session, remote_session
+    from stedi_lakehouse.lake.tables import Lake  # starts nothing by itself, but imports pyspark
 
     if remote:
         spark = remote_session(remote, settings, lake_sql=settings.remote is not None)
@@ -179,5 +179,5 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
                 shutil.copyfile(file, partial)
                 os.replace(partial, target)
             else:
-                lake.put(file, relative)
+                lake.storage.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}

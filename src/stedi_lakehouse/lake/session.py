@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -275,7 +276,9 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     spark.sparkContext.setLogLevel("ERROR")
     if embedded:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
-        spark.sparkContext._jvm.java.lang.System.setProperty("derby.system.home", str(home))
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        jvm.java.lang.System.setProperty("derby.system.home", str(home))
     return spark
 
 
@@ -288,17 +291,19 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
     session the lake's SQL settings a session may change, for an endpoint not started by
     `stedi-lake server` (which has them all)."""
     from pyspark.sql.connect.client.retries import DefaultPolicy
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
+        client = cast(ConnectSession, spark).client
         # the first call, with few retries: an endpoint that does not answer fails in about
         # a second, not after the client's ten minutes of retrying
-        patient = spark.client.get_retry_policies()
-        spark.client.set_retry_policies([DefaultPolicy(max_retries=3)])
+        patient = client.get_retry_policies()
+        client.set_retry_policies([DefaultPolicy(max_retries=3)])
         try:
             _ = spark.version
         finally:
-            spark.client.set_retry_policies(patient)
+            client.set_retry_policies(patient)
     except PySparkException as exc:
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(

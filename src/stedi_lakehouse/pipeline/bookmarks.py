@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
-from stedi_lakehouse.io import Lake, local_frame
+from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.transforms import trusted as tr
 

@@ -15,7 +15,7 @@ from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.erasure.identifiers import Subject
-from stedi_lakehouse.io import Lake, TableWrite
+from stedi_lakehouse.lake.tables import Lake, TableWrite
 from stedi_lakehouse.pipeline import curated, ingest, trusted
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY, RUN_KEY, Bookmarks
@@ -131,15 +131,15 @@ class Stages:
         metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {})
         # nothing in the table to replace: its rows are added, no files searched for
         append = scope.empty if adds else self._only_new_rows(table, scope)
-        written = self.lake.write(
-            df,
-            table,
-            rules=self.rules,
-            where=scope.predicate(),
-            adds=adds,
-            append=append,
-            metadata=metadata,
-        )
+        where = scope.predicate()
+        if append:
+            written = self.lake.append(df, table, rules=self.rules, metadata=metadata)
+        elif where is None:
+            written = self.lake.overwrite(df, table, rules=self.rules, metadata=metadata)
+        else:
+            written = self.lake.replace_where(
+                df, table, where, rules=self.rules, metadata=metadata, adds=adds
+            )
         written = replace(written, seconds=time.monotonic() - started)
         if not written.committed:
             self.progress(f"{table}: nothing to change")

@@ -18,7 +18,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.erasure import suppression as sup
-from stedi_lakehouse.io import local_frame
+from stedi_lakehouse.lake.tables import local_frame
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.transforms import validation as val
@@ -47,14 +47,14 @@ def ingest(
     if scope.whole or not all(lake.exists(t) for t in tables):
         # too many new files for one predicate, or a table missing: every file, whole
         settled = stages.settled.get(dataset)
-        files = lake.landing_files(dataset) if settled is None else settled
+        files = lake.landing.files(dataset) if settled is None else settled
         scope = WHOLE
     if scope.empty:
         return None
     stages.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
     contract = RECORD_CONTRACTS[dataset]
-    unreadable = lake.unreadable(files)
-    lines = lake.read_landing(dataset, [f for f in files if f not in unreadable])
+    unreadable = lake.landing.unreadable(files)
+    lines = lake.landing.read(dataset, [f for f in files if f not in unreadable])
     checked = val.validate(lines, contract=contract, not_after=_not_after(stages, dataset))
     validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
     accepted = val.accepted(validated, contract=contract)

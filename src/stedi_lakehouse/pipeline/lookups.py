@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import Dataset, Table, landing_table
-from stedi_lakehouse.io import Lake
+from stedi_lakehouse.lake.tables import Lake
 
 
 def distinct_values(df: DataFrame, column: str) -> set[str]:

@@ -23,7 +23,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.errors import StediError
-from stedi_lakehouse.io import Lake, TableWrite, records_frame
+from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
 from stedi_lakehouse.transforms import validation as val
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
 
@@ -96,7 +96,7 @@ def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str
         if not new:
             continue
         lines = val.validate(
-            lake.read_readable_landing(dataset, new), contract=RECORD_CONTRACTS[dataset]
+            lake.landing.read_readable(dataset, new), contract=RECORD_CONTRACTS[dataset]
         )
         counts = quarantine_counts(lines).collect()[0]
         for e in found:

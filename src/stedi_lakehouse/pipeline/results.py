@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stedi_lakehouse.io import TableWrite
+    from stedi_lakehouse.lake.tables import TableWrite
 
 
 @dataclass

@@ -10,7 +10,7 @@ from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
-from stedi_lakehouse.io import Lake, TableWrite, local_frame
+from stedi_lakehouse.lake.tables import Lake, TableWrite, local_frame
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
 from stedi_lakehouse.pipeline.results import StageReport
@@ -40,7 +40,7 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
             report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
         if any(o.expectation.when is When.BEFORE_CURATED for o in stages.outcomes):
             stages.expect(When.AFTER_CURATED, pseudonym_key=pseudonym_key)  # can only warn
-        stages.lake.registered()  # in the catalog (registered beside the stages' work)
+        stages.lake.catalog.registered()  # in the catalog (registered beside the stages' work)
     except Exception as exc:
         error = exc
         raise
@@ -147,5 +147,5 @@ def record_run(lake: Lake, record: RunRecord) -> TableWrite:
     """Append the run's record to `runs`."""
     df = local_frame(lake.spark, [record.model_dump()], spark_schema(RunRecord))
     written = lake.append(df, Table.RUNS)
-    lake.registered()
+    lake.catalog.registered()
     return written

@@ -78,7 +78,7 @@ def _listed(stages: Stages, report: StageReport) -> dict[Dataset, dict[str, str]
     listed: dict[Dataset, dict[str, str]] = {}
     settled_before = (time.time() - stages.settle_seconds) * 1000
     for d in Dataset:
-        files, skipped = stages.lake.landing_listing(d)
+        files, skipped = stages.lake.landing.listing(d)
         report.skipped.update(skipped)
         listed[d] = {}
         for path, file in files.items():

@@ -1,0 +1,79 @@
+"""The catalog: each table registered by name (an external table at its location), in the
+lake's database, and the curated ones in the database data scientists are granted too."""
+
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql.utils import is_remote
+
+from stedi_lakehouse.contracts.tables import CATALOGUE, Table, Zone
+from stedi_lakehouse.lake.layout import normalise_root, table_path
+from stedi_lakehouse.lake.session import METASTORE_URL
+
+
+class Catalog:
+    def __init__(self, spark: SparkSession, root: str, database: str):
+        self.spark, self.root, self.database = spark, root, database
+        # Registration talks to the metastore (slow on first use): it runs beside the next
+        # table's work. `registered()` waits for it and raises what failed.
+        self._registrations: list[Future] = []
+        self._registrar = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
+
+    @property
+    def curated_database(self) -> str:
+        """The database holding only the curated tables (what data scientists are granted)."""
+        return f"{self.database}_curated"
+
+    def register_soon(self, name: str, *, check_location: bool) -> None:
+        """`register` on the registration thread (see `registered`)."""
+        self._registrations.append(
+            self._registrar.submit(self.register, name, check_location=check_location)
+        )
+
+    def registered(self) -> None:
+        """Wait until every table written so far is registered in the catalog."""
+        pending, self._registrations = self._registrations, []
+        for registration in pending:
+            registration.result()
+
+    def metastore_kept(self) -> bool:
+        """Whether the session's embedded metastore (its Derby folder) exists. A table that
+        existed before a commit was registered then when it was created or last written whole,
+        so a commit that adds to it need not ask the metastore again (its first use boots it).
+        With an external metastore (Glue), or once the folder is gone, every commit registers."""
+        return self._derby_folder is not None and self._derby_folder.is_dir()
+
+    @cached_property
+    def _derby_folder(self) -> Path | None:
+        """The embedded metastore's folder, from the session's settings (read once: a
+        session's metastore does not change); None with an external metastore."""
+        if is_remote():
+            return None  # the server's catalog: every commit registers
+        url = self.spark.sparkContext.getConf().get(METASTORE_URL) or ""
+        derby = re.search(r"databaseName=([^;]+)", url)
+        return Path(derby.group(1)) if derby else None
+
+    def register(self, name: str, *, check_location: bool = True) -> None:
+        """Point `database.name` at the table's location (external table; idempotent), and a
+        curated table's `curated_database.name` too. A registered table's location is read (a
+        Delta snapshot) only if `check_location`."""
+        databases = [self.database]
+        if CATALOGUE[Table(name)].zone == Zone.CURATED:
+            databases.append(self.curated_database)
+        for database in databases:
+            self._register_in(database, name, check_location=check_location)
+
+    def _register_in(self, database: str, name: str, *, check_location: bool) -> None:
+        path, qualified = table_path(self.root, name), f"{database}.{name}"
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+        if self.spark.catalog.tableExists(qualified):
+            if not check_location:
+                return
+            location = self.spark.sql(f"DESCRIBE DETAIL {qualified}").collect()[0]["location"]
+            if normalise_root(location) == normalise_root(path):
+                return
+            self.spark.sql(f"DROP TABLE {qualified}")  # external: drops the name, not the data
+        self.spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")

@@ -1,0 +1,118 @@
+"""The landing zone: which files a feed has delivered, their lines as Spark reads them, and
+rewriting a file without some of its lines (an erasure) while it stays processed."""
+
+import gzip
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Table
+from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.lake.layout import GLOB_CHARACTERS, Listed, landing_dir, skipped_because
+
+if TYPE_CHECKING:
+    from stedi_lakehouse.lake.tables import Lake
+
+
+class Landing:
+    def __init__(self, lake: "Lake"):
+        self.lake, self.storage = lake, lake.storage
+
+    def exists(self, dataset: Dataset) -> bool:
+        return self.storage.exists(landing_dir(self.lake.root, dataset))
+
+    def files(self, dataset: Dataset) -> list[str]:
+        """Every *.json and *.json.gz file under landing/<dataset>/ (nested folders too), as
+        the tables' `source_file` names it."""
+        return list(self.listing(dataset)[0])
+
+    def listing(self, dataset: Dataset) -> tuple[dict[str, Listed], dict[str, str]]:
+        """The landing files of `dataset` to read (see `files`) with their version and
+        modification time, and the other files under its folder, with why each is not read
+        (`skipped_because`)."""
+        folder = landing_dir(self.lake.root, dataset)
+        if not self.storage.exists(folder):
+            raise LakeError(f"no landing folder for '{dataset}': {folder} does not exist")
+        if not self.storage.is_folder(folder):
+            raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
+        files, skipped = {}, {}
+        for name, listed in self.storage.listed(folder):
+            if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
+                skipped[name] = why
+            else:
+                files[name] = listed
+        return dict(sorted(files.items())), dict(sorted(skipped.items()))
+
+    def unreadable(self, files: list[str]) -> dict[str, str]:
+        """Of the landing files given, those that cannot be read as text lines, with why."""
+        return self.storage.unreadable(files)
+
+    def read_readable(self, dataset: Dataset, files: list[str] | None = None) -> DataFrame:
+        """`read` of the files that can be read as text lines (see `unreadable`)."""
+        files = self.files(dataset) if files is None else files
+        unreadable = self.unreadable(files)
+        return self.read(dataset, [f for f in files if f not in unreadable])
+
+    def read(self, dataset: Dataset, files: list[str] | None = None) -> DataFrame:
+        """Every line of the given landing files (default: all of landing/<dataset>/), with its
+        file. Columns: value, source_file (the file's path under the lake root, as `files`
+        gives it: a lake keeps its bookmarks when moved)."""
+        spark = self.lake.spark
+        files = self.files(dataset) if files is None else files
+        if not files:
+            return spark.createDataFrame([], "value string, source_file string")
+        root = self.storage.qualified_root
+        lines = spark.read.text([GLOB_CHARACTERS.sub(r"\\\1", f"{root}{f}") for f in files])
+        path = F.col("_metadata.file_path")
+        # the reader names a file by its URI: '%', spaces, brackets, braces are %-encoded; a
+        # '+' is itself, which url_decode would read as a space
+        decoded = F.url_decode(F.replace(path, F.lit("+"), F.lit("%2B")))
+        source = F.when(path.contains("%"), decoded).otherwise(path)
+        if any(root in f for f in files):  # the root again inside a path: cut the prefix only
+            cut = F.substring(source, len(root) + 1, 1 << 20)
+        else:  # the same result, cheaper than a substring per row (bench/micro.py)
+            cut = F.replace(source, F.lit(root), F.lit(""))
+        relative = F.when(source.startswith(root), cut).otherwise(source)
+        return lines.select("value", relative.alias("source_file"))
+
+    def lines(self, relative: str) -> list[bytes]:
+        """The lines of a landing file (its path under the root), as bytes (a .gz file's
+        decompressed; one that does not decompress has none)."""
+        return self._bytes(relative).splitlines()
+
+    def _bytes(self, relative: str) -> bytes:
+        data = self.storage.read(relative) or b""
+        if not relative.endswith(".gz"):
+            return data
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError):
+            return b""
+
+    def rewrite(self, relative: str, keep: Callable[[bytes], bool]) -> str:
+        """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
+        (lines as bytes, with their line ends); its new version. Its bookmarks follow it
+        (`_rebookmark`): a rewrite is not a new delivery."""
+        lines = self._bytes(relative).splitlines(True)
+        kept = b"".join(line for line in lines if keep(line))
+        self.storage.write(relative, gzip.compress(kept) if relative.endswith(".gz") else kept)
+        version = dict(self.storage.listed(f"{self.lake.root}/{relative}"))[relative].version
+        self._rebookmark(relative, version)
+        return version
+
+    def _rebookmark(self, relative: str, version: str) -> None:
+        """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
+        the run that processed it), so later runs keep taking it as processed."""
+        from stedi_lakehouse.contracts.spark import spark_schema
+        from stedi_lakehouse.lake.tables import local_frame
+
+        if not self.lake.exists(Table.PROCESSED_FILES):
+            return
+        marks = self.lake.read(Table.PROCESSED_FILES).filter(F.col("path") == relative)
+        rows = [row.asDict() | {"version": version} for row in marks.collect()]
+        unique = list({(r["stage"], r["run_id"]): r for r in rows}.values())
+        if unique:
+            schema = spark_schema(CATALOGUE[Table.PROCESSED_FILES].contract)
+            self.lake.append(local_frame(self.lake.spark, unique, schema), Table.PROCESSED_FILES)
