@@ -1,24 +1,18 @@
 """One SparkSession for the whole suite (local[2], quick JVM flags, Delta, S3A, embedded
-catalog), started after a loopback S3 server (moto) so that S3A talks to it."""
+catalog). The loopback S3 server (moto) starts only for the tests that use it, and points the
+running session's S3A at itself."""
 
 import logging
 import os
-import shutil
 import tempfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample"
+from tests.helpers import ROOT, S3_ENV
+
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
 # A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="stedi-test-config-")
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing-secret",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +26,27 @@ def s3_endpoint():
     endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
     saved = {k: os.environ.get(k) for k in [*S3_ENV, "AWS_ENDPOINT_URL_S3"]}
     os.environ.update(S3_ENV, AWS_ENDPOINT_URL_S3=endpoint)
+    _point_s3a_at(os.environ)
     yield endpoint
     for key, value in saved.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     server.stop()
+
+
+def _point_s3a_at(environ) -> None:
+    """Give a running session the S3A settings the session factory takes from `environ` (a
+    session started later reads them itself). Hadoop reads them when it first makes an s3a file
+    system, which no test does before this fixture."""
+    from pyspark.sql import SparkSession
+
+    from stedi_lakehouse.session import s3a_options
+
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        return
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in s3a_options(environ).items():
+        conf.set(key.removeprefix("spark.hadoop."), value)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +60,7 @@ def test_settings(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def spark(test_settings, s3_endpoint, tmp_path_factory):
+def spark(test_settings, tmp_path_factory):
     from stedi_lakehouse.session import build_session
 
     session = build_session(test_settings, str(tmp_path_factory.mktemp("lake")))
@@ -65,8 +76,3 @@ def lake(spark, tmp_path, test_settings):
     root = tmp_path / "lake"
     root.mkdir()
     return Lake(spark, str(root), test_settings.catalog.database)
-
-
-def land_sample(root: Path) -> None:
-    for dataset_dir in SAMPLE.iterdir():
-        shutil.copytree(dataset_dir, root / "landing" / dataset_dir.name)

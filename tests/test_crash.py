@@ -15,8 +15,7 @@ import pytest
 from stedi_lakehouse.io import FAULT_AFTER_WRITES, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import ROOT, SAMPLE
-from tests.test_incremental import BATCHES, FILES, KEY, deliver, new_lake, snapshot
+from tests.helpers import BATCHES, FILES, KEY, ROOT, SAMPLE, deliver, new_lake, snapshot
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]

@@ -10,8 +10,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.pipeline import Stages, watch
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE
-from tests.test_incremental import FILES, KEY, deliver, new_lake, snapshot, versions
+from tests.helpers import FILES, KEY, SAMPLE, deliver, new_lake, snapshot, versions
 
 CHANGED = "accelerometer/accelerometer-1.json"
 READING = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}

@@ -14,7 +14,7 @@ from stedi_lakehouse.cli import app
 from stedi_lakehouse.edge_cases import build_edge_cases
 from stedi_lakehouse.generate import generate_landing
 from tests import oracle
-from tests.conftest import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 
 def _digest(folder):

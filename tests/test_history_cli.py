@@ -10,10 +10,9 @@ from stedi_lakehouse.cli import app
 from stedi_lakehouse.io import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE, land_sample
+from tests.helpers import KEY, SAMPLE, land_sample
 
 runner = CliRunner()
-KEY = b"test-key"
 COUNT = "SELECT count(*) AS n FROM accelerometer_landing"
 
 

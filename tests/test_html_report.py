@@ -14,9 +14,8 @@ from stedi_lakehouse.io import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.browser import Browser, chromium
-from tests.conftest import land_sample
+from tests.helpers import KEY, land_sample
 
-KEY = b"test-key"
 CHARTS = [
     "funnel",
     "exclusions",

@@ -2,8 +2,6 @@
 tables one run over all of it gives; a run with nothing new writes nothing; customers who
 withdraw or grant consent are re-evaluated on the next run, without reprocessing everyone."""
 
-import hashlib
-import hmac
 import json
 import shutil
 from pathlib import Path
@@ -11,55 +9,23 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
+from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.io import Lake
 from stedi_lakehouse.pipeline import StageReport, Stages, watch
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE
-
-KEY = b"test-key"
-DATA_TABLES = [name for name, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
-FILES = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.json"))
-FILES_OF = {d: sum(f.startswith(f"{d}/") for f in FILES) for d in ("accelerometer",)}
-# Readings before their customers, customers before their updates, a bit of everything at once
-# (the edge cases' files, then the generated population's: "-000" and "-001").
-BATCHES = {
-    "readings-first": [
-        [
-            "accelerometer/accelerometer-1.json",
-            "step_trainer/step_trainer-1.json",
-            "accelerometer/accelerometer-000.json",
-            "step_trainer/step_trainer-000.json",
-        ],
-        [
-            "customer/customer-1.json",
-            "accelerometer/accelerometer-2.json",
-            "step_trainer/2022/06/18/part-2.json",
-            "customer/customer-000.json",
-            "accelerometer/accelerometer-001.json",
-        ],
-        [
-            "customer/customer-2.json",
-            "accelerometer/2022/06/part-3.json",
-            "step_trainer/2022/06/19/part-3.json",
-            "step_trainer/step_trainer-001.json",
-        ],
-        ["customer/updates/2022/06/customer-updates.json", "customer/customer-updates-000.json"],
-    ],
-    "updates-first": [
-        [
-            "customer/updates/2022/06/customer-updates.json",
-            "customer/customer-updates-000.json",
-            "customer/customer-2.json",
-        ],
-        [f for f in FILES if f.startswith("accelerometer/")],
-        [
-            "customer/customer-1.json",
-            "customer/customer-000.json",
-            *[f for f in FILES if f.startswith("step_trainer/")],
-        ],
-    ],
-}
+from tests.helpers import (
+    BATCHES,
+    DATA_TABLES,
+    FILES,
+    FILES_OF,
+    KEY,
+    SAMPLE,
+    deliver,
+    new_lake,
+    snapshot,
+    subject_key,
+    versions,
+)
 
 
 def test_the_batches_cover_the_sample_once():
@@ -67,34 +33,9 @@ def test_the_batches_cover_the_sample_once():
         assert sorted(f for batch in batches for f in batch) == FILES
 
 
-def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:
-    for name in files:
-        target = root / "landing" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, target)
-
-
-def new_lake(spark, settings, root: Path) -> Lake:
-    for dataset in ("customer", "accelerometer", "step_trainer"):
-        (root / "landing" / dataset).mkdir(parents=True, exist_ok=True)
-    return Lake(spark, str(root), settings.catalog.database)
-
-
 def run(lake: Lake, rules: Rules):
     stages = Stages(lake, rules=rules)
     return stages.trusted().merge(stages.curated(pseudonym_key=KEY))
-
-
-def snapshot(lake: Lake) -> dict[str, list[tuple]]:
-    """Every data table's rows, sorted (a multiset: duplicates count)."""
-    return {
-        name: sorted((tuple(r) for r in lake.read(name).collect()), key=repr)
-        for name in DATA_TABLES
-    }
-
-
-def versions(lake: Lake) -> dict[str, int]:
-    return {name: len(lake.history(name)) for name in CATALOGUE if lake.exists(name)}
 
 
 @pytest.fixture(scope="module", params=list(Rules), ids=str)
@@ -216,10 +157,6 @@ def test_watch_runs_each_arrival_as_a_run_of_its_own(spark, test_settings, tmp_p
 
 
 # -- customers change ------------------------------------------------------------------------
-
-
-def subject_key(email: str) -> str:
-    return hmac.new(KEY, email.encode(), hashlib.sha256).hexdigest()
 
 
 def latest_record(lake: Lake, email: str) -> dict:

@@ -8,62 +8,13 @@ from pathlib import Path
 import pytest
 
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord, Zone
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests import oracle
-from tests.conftest import SAMPLE, land_sample
-
-SHARED = {  # the same under both presets
-    "customer_landing": 94,
-    "accelerometer_landing": 680,
-    "step_trainer_landing": 302,
-    "customer_quarantine": 37,
-    "accelerometer_quarantine": 37,
-    "step_trainer_quarantine": 32,
-    "customer_trusted": 47,
-    "customer_curated": 39,
-}
-EXPECTED_ROWS = {
-    Rules.PRIVACY: SHARED
-    | {
-        "accelerometer_trusted": 319,
-        "step_trainer_trusted": 134,
-        "machine_learning_curated": 221,
-    },
-    Rules.UDACITY: SHARED
-    | {
-        "accelerometer_trusted": 381,
-        "step_trainer_trusted": 176,
-        "machine_learning_curated": 296,
-    },
-}
-EXPECTED_EXCLUSIONS = {
-    Rules.PRIVACY: {
-        "customer": {"superseded": 8, "no consent": 39},
-        "accelerometer": {"unknown person": 34, "no consent": 265, "before consent": 62},
-        "step_trainer": {
-            "unknown person": 16,
-            "ambiguous device": 26,
-            "no consent": 96,
-            "no accelerometer data": 10,
-            "before consent": 20,
-        },
-    },
-    Rules.UDACITY: {
-        "customer": {"superseded": 8, "no consent": 39},
-        "accelerometer": {"unknown person": 34, "no consent": 265},
-        "step_trainer": {"unknown person": 16, "no consent": 110},
-    },
-}
-KEY = b"test-key"
-
-
-def written_rows(report) -> dict[str, int]:
-    """Rows written per data table (not the lake's bookkeeping)."""
-    return {w.table: w.rows for w in report.writes if CATALOGUE[w.table].zone != Zone.SYSTEM}
+from tests.helpers import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, SAMPLE, land_sample, written_rows
 
 
 @pytest.fixture(scope="module", params=list(Rules), ids=str)

@@ -23,9 +23,7 @@ from stedi_lakehouse.maintenance import due
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
-from tests.conftest import land_sample
-from tests.test_forget import files_naming, pick_person
-from tests.test_incremental import KEY, subject_key
+from tests.helpers import KEY, files_naming, land_sample, pick_person, subject_key
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, AccelerometerTrusted, QualityOutcome, Zone
+from stedi_lakehouse.contracts.tables import AccelerometerTrusted, QualityOutcome
 from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
@@ -25,10 +25,8 @@ from stedi_lakehouse.quality import (
     surplus_keys,
 )
 from stedi_lakehouse.report import unmet_table
-from tests.conftest import land_sample
+from tests.helpers import DATA_TABLES, KEY, land_sample
 
-KEY = b"test-key"
-DATA_TABLES = [n for n, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
 SHARES = {"customer": 37 / 131, "accelerometer": 37 / 717, "step_trainer": 32 / 334}
 
 

@@ -11,8 +11,14 @@ from stedi_lakehouse.io import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.session import s3a_options
-from tests.conftest import S3_ENV, SAMPLE
-from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, written_rows
+from tests.helpers import (
+    EXPECTED_EXCLUSIONS,
+    EXPECTED_ROWS,
+    KEY,
+    S3_ENV,
+    SAMPLE,
+    written_rows,
+)
 
 BUCKET = "stedi-lake"
 ROOT = f"s3://{BUCKET}/prod"
