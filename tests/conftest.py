@@ -5,10 +5,15 @@ running session's S3A at itself."""
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, S3_ENV
+from stedi_lakehouse.contracts.tables import CATALOGUE
+from stedi_lakehouse.pipeline import StageReport
+from stedi_lakehouse.presets import Rules
+from tests.helpers import KEY, ROOT, S3_ENV, copy_lake, land_sample
 
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
 # A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
@@ -76,3 +81,47 @@ def lake(spark, tmp_path, test_settings):
     root = tmp_path / "lake"
     root.mkdir()
     return Lake(spark, str(root), test_settings.catalog.database)
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """The whole sample run once into a new lake under one preset, as `stedi-lake run` does:
+    the report, and the rows the catalog gave right after the run registered its tables."""
+
+    root: Path
+    rules: Rules
+    report: StageReport
+    catalog_rows: dict[str, int]
+
+
+@pytest.fixture(scope="session")
+def sample_runs(spark, test_settings, tmp_path_factory):
+    """`sample_runs(rules)`: the sample run once per session and preset, for the tests that
+    only read it; a test that changes it takes a copy (`tests.helpers.copy_lake`)."""
+    from stedi_lakehouse.io import Lake
+    from stedi_lakehouse.pipeline import Stages, run_stages
+
+    built: dict[Rules, SampleRun] = {}
+
+    def sample_run(rules: Rules = Rules.PRIVACY) -> SampleRun:
+        if rules not in built:
+            root = tmp_path_factory.mktemp(f"sample-{rules}") / "lake"
+            land_sample(root)
+            lake = Lake(spark, str(root), test_settings.catalog.database)
+            report = run_stages(Stages(lake, rules=rules), "all", pseudonym_key=KEY)
+            # read now: a later lake of the suite registers the same names
+            counted = {
+                name: spark.sql(f"SELECT count(*) AS n FROM {lake.database}.{name}").first()["n"]
+                for name in CATALOGUE
+                if lake.exists(name)
+            }
+            built[rules] = SampleRun(root, rules, report, counted)
+        return built[rules]
+
+    return sample_run
+
+
+@pytest.fixture
+def sample_lake_copy(sample_runs, spark, test_settings, tmp_path):
+    """A copy of the sample run (privacy), to change."""
+    return copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)

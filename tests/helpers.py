@@ -129,6 +129,17 @@ def land_sample(root: Path) -> None:
         shutil.copytree(dataset_dir, root / "landing" / dataset_dir.name)
 
 
+def copy_lake(source: Path, target: Path, spark, settings) -> Lake:
+    """A copy of the lake at `source`, to change: its tables are registered at the copy, as
+    they would be had it been built there (the session's one catalog names one lake's)."""
+    shutil.copytree(source, target)
+    lake = Lake(spark, str(target), settings.catalog.database)
+    for name in CATALOGUE:
+        if lake.exists(name):
+            lake.register(name)
+    return lake
+
+
 def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:
     for name in files:
         target = root / "landing" / name

@@ -20,6 +20,7 @@ from tests.helpers import (
     FILES_OF,
     KEY,
     SAMPLE,
+    copy_lake,
     deliver,
     new_lake,
     snapshot,
@@ -38,13 +39,11 @@ def run(lake: Lake, rules: Rules):
     return stages.trusted().merge(stages.curated(pseudonym_key=KEY))
 
 
-@pytest.fixture(scope="module", params=list(Rules), ids=str)
-def one_run(request, spark, test_settings, tmp_path_factory):
+@pytest.fixture(params=list(Rules), ids=str)
+def one_run(request, sample_runs, spark, test_settings):
     """The whole sample in one run: the state every other way of getting there must reach."""
     rules = request.param
-    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp(f"one-run-{rules}"))
-    deliver(Path(lake.root), FILES)
-    run(lake, rules)
+    lake = Lake(spark, str(sample_runs(rules).root), test_settings.catalog.database)
     return lake, rules, snapshot(lake)
 
 
@@ -225,23 +224,19 @@ def change_consent(lake: Lake, record: dict, consent_ms: int | None, name: str) 
 
 
 @pytest.fixture
-def privacy_lake(spark, test_settings, tmp_path):
+def privacy_lake(sample_lake_copy):
     """A lake with the whole sample run once (privacy), to change."""
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
-    return lake
+    return sample_lake_copy
 
 
 @pytest.fixture(scope="module")
-def changed_lake(spark, test_settings, tmp_path_factory):
+def changed_lake(sample_runs, spark, test_settings, tmp_path_factory):
     """The sample run once (privacy), then one batch in which four customers change their
     minds: one withdraws consent, one grants it part-way through their readings, two move it
     earlier or later. Returns the lake, the people, their rows before, the change run's report
     and a fresh lake that got all the files in one run."""
-    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp("changed") / "lake")
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
+    target = tmp_path_factory.mktemp("changed") / "lake"
+    lake = copy_lake(sample_runs().root, target, spark, test_settings)
     curated = curated_people(lake)
     people = {
         "withdrawn": curated[0],
@@ -333,7 +328,7 @@ def test_a_failed_run_is_recorded_and_the_next_run_finishes_the_work(
 
 
 def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
-    spark, test_settings, tmp_path, monkeypatch
+    sample_runs, spark, test_settings, tmp_path, monkeypatch
 ):
     """New files beyond KEY_LIMIT make the replaced scopes whole; the pairs the new readings
     add must still be only theirs, not every pair again."""
@@ -341,10 +336,8 @@ def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
 
     again = ["accelerometer/again-1.json", "accelerometer/again-2.json"]
     reference = new_lake(spark, test_settings, tmp_path / "reference")
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
     deliver(Path(reference.root), FILES)
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
+    lake = copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)
     for root in (Path(reference.root), Path(lake.root)):
         for name in again:
             shutil.copyfile(SAMPLE / "accelerometer/accelerometer-1.json", root / "landing" / name)

@@ -14,19 +14,14 @@ from stedi_lakehouse.io import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests import oracle
-from tests.helpers import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, SAMPLE, land_sample, written_rows
+from tests.helpers import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, SAMPLE, written_rows
 
 
-@pytest.fixture(scope="module", params=list(Rules), ids=str)
-def sample_run(request, spark, test_settings, tmp_path_factory):
-    rules = request.param
-    root = tmp_path_factory.mktemp(f"sample-{rules}")
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    stages = Stages(lake, rules=rules)
-    report = stages.trusted().merge(stages.curated(pseudonym_key=KEY))
-    lake.registered()  # as `run_stages` does: registration runs beside the stages
-    return lake, report, rules
+@pytest.fixture(params=list(Rules), ids=str)
+def sample_run(request, sample_runs, spark, test_settings):
+    run = sample_runs(request.param)
+    lake = Lake(spark, str(run.root), test_settings.catalog.database)
+    return lake, run.report, run.rules
 
 
 def test_exact_rows_per_table(sample_run):
@@ -77,11 +72,12 @@ def test_quarantine_keeps_raw_line_reason_and_file(sample_run):
     assert {r["raw_line"] for r in rows} <= sample_lines
 
 
-def test_tables_are_registered_in_the_catalog(sample_run, spark):
-    lake, report, _ = sample_run
-    rows = written_rows(report)
+@pytest.mark.parametrize("rules", list(Rules), ids=str)
+def test_tables_are_registered_in_the_catalog(rules, sample_runs):
+    run = sample_runs(rules)  # the catalog's rows, read right after the run registered them
+    rows = written_rows(run.report)
     for name in ("customer_trusted", "machine_learning_curated", "accelerometer_quarantine"):
-        assert spark.sql(f"SELECT count(*) AS n FROM stedi.{name}").first()["n"] == rows[name]
+        assert run.catalog_rows[name] == rows[name]
 
 
 def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypatch):

@@ -34,13 +34,9 @@ def outcomes(lake: Lake) -> list[dict]:
     return [row.asDict() for row in lake.read("quality").collect()]
 
 
-@pytest.fixture(scope="module")
-def sample_lake(spark, test_settings, tmp_path_factory):
-    root = tmp_path_factory.mktemp("quality") / "lake"
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
-    return lake
+@pytest.fixture
+def sample_lake(sample_runs, spark, test_settings):
+    return Lake(spark, str(sample_runs().root), test_settings.catalog.database)
 
 
 def test_warn_is_recorded_and_the_run_goes_on(sample_lake):
