@@ -8,15 +8,15 @@ Layout under the lake root (a folder or an s3:// URI; only the base differs):
     _lock                                held by the run using the lake (local lakes only)
 
 Every table write is one Delta commit: a whole table (`where=None`) or exactly the rows a
-predicate selects (`replaceWhere`), replaced atomically. For tests of crash safety,
-STEDI_FAULT_AFTER_WRITES=N kills the process (SIGKILL) right after its N-th commit.
+predicate selects (`replaceWhere`), replaced atomically. A `Lake` built with `after_commit`
+calls it after each such commit with their number so far: the crash-safety tests stop a run
+there.
 """
 
 import gzip
 import json
 import os
 import re
-import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -49,7 +49,6 @@ def normalise_root(lake_root: str) -> str:
     return lake_root.rstrip("/")
 
 
-FAULT_AFTER_WRITES = "STEDI_FAULT_AFTER_WRITES"
 JOB_DESCRIPTION = "spark.job.description"
 COMMIT_FILE = re.compile(r"(\d{20})\.json")  # a commit of the Delta log; not checkpoints
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
@@ -137,7 +136,14 @@ def _said(exc: Py4JJavaError) -> str:
 class Lake:
     """A lake root seen through one SparkSession, with its tables registered in `database`."""
 
-    def __init__(self, spark: SparkSession, root: str, database: str):
+    def __init__(
+        self,
+        spark: SparkSession,
+        root: str,
+        database: str,
+        *,
+        after_commit: Callable[[int], None] | None = None,
+    ):
         self.spark = spark
         self.root = normalise_root(root)
         self.database = database
@@ -147,7 +153,7 @@ class Lake:
         self._registrar = ThreadPoolExecutor(max_workers=1, thread_name_prefix="register")
         self._commits = 0
         self._metadata: dict[str, str | None] = {}  # table -> its latest user metadata
-        self._fault_after = int(os.environ.get(FAULT_AFTER_WRITES) or 0)
+        self.after_commit = after_commit
 
     # -- paths ----------------------------------------------------------------------------
     def landing_dir(self, dataset: Dataset) -> str:
@@ -349,8 +355,8 @@ class Lake:
             # replaceWhere with nothing to replace and no rows: Delta commits nothing
             return TableWrite(name, 0, before, path, committed=False)
         self._commits += 1
-        if self._commits == self._fault_after:
-            os.kill(os.getpid(), signal.SIGKILL)  # a crash, for the crash-safety tests
+        if self.after_commit is not None:
+            self.after_commit(self._commits)
         self._metadata.pop(name, None)
         if before is None or check_location or not self._metastore_kept():
             self._registrations.append(
