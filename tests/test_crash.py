@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,7 +88,7 @@ def crash_in_process(spark, settings, root: Path, n: int) -> None:
     lake = Lake(spark, str(root), settings.catalog.database, after_commit=crash_after(n))
     with pytest.raises(SimulatedCrash):
         run_in_process(lake)
-    wait(lake._registrations)  # a catalog registration under way ends before the next run
+    lake.registered()  # a catalog registration under way ends before the next run
 
 
 def crash_then_rerun(spark, settings, roots_and_n: list[tuple[Path, int]]) -> dict[int, dict]:
