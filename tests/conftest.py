@@ -52,6 +52,12 @@ def _point_s3a_at(environ) -> None:
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in s3a_options(environ).items():
         conf.set(key.removeprefix("spark.hadoop."), value)
+    # The JVM's environment was fixed at its start: the AWS SDK's default chain reads these
+    # Java properties first, so the test credentials reach it there.
+    system = spark.sparkContext._jvm.java.lang.System
+    system.setProperty("aws.accessKeyId", environ["AWS_ACCESS_KEY_ID"])
+    system.setProperty("aws.secretAccessKey", environ["AWS_SECRET_ACCESS_KEY"])
+    system.setProperty("aws.region", environ["AWS_REGION"])
 
 
 @pytest.fixture(scope="session")
