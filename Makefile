@@ -16,7 +16,7 @@ JARS_STAMP := $(JARS)/.complete
 CDS_STAMP  := .cache/cds/.complete
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help setup jars browser run test lint sample docs report package submit-local bench clean
+.PHONY: help setup jars browser run test lint sample docs report package package-build submit-local bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,7 +90,19 @@ bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check
 # What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies
 # (for spark.archives; pyspark and py4j are left out: the cluster provides them) and the job.
 PKG_VENV := build/package-venv
+# dist/ is rebuilt only when what goes into it changed: the sources, profiles, build files and
+# pinned requirements, whose hash is kept beside it (dist/.inputs.sha256).
+PKG_INPUTS := pyproject.toml Makefile scripts/package_requirements.py src conf
+PKG_HASH = { find $(PKG_INPUTS) -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' \
+	| LC_ALL=C sort | xargs sha256sum; $(BIN)/python scripts/package_requirements.py; } \
+	| sha256sum | cut -d' ' -f1
 package: setup ## Build dist/: wheel, packed venv and profiles (spark.archives), spark-submit job script
+	@hash=$$($(PKG_HASH)); \
+	if [ "$$(cat dist/.inputs.sha256 2>/dev/null)" = "$$hash" ]; then \
+	  echo "dist/ is up to date with its inputs (dist/.inputs.sha256)"; \
+	else $(MAKE) --no-print-directory package-build && echo "$$hash" > dist/.inputs.sha256; fi
+
+package-build:
 	rm -rf dist build  # setuptools reuses build/lib: a stale copy must not be packaged
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
 	$(PYTHON) -m venv $(PKG_VENV)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
-from tests.conftest import ROOT, land_sample
+from tests.helpers import ROOT, land_sample
 
 runner = CliRunner()
 CLI = [str(Path(sys.executable).parent / "stedi-lake")]

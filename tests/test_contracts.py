@@ -11,7 +11,7 @@ from stedi_lakehouse.contracts.landing import AccelerometerReading, CustomerReco
 from stedi_lakehouse.contracts.spark import columns, field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, RECORD_CONTRACTS, Dataset
 from stedi_lakehouse.transforms.validation import REASON, validate
-from tests.conftest import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 
 def test_spark_schema_is_derived_from_the_contract():

@@ -1,7 +1,8 @@
-"""Crash safety and concurrency, with real processes: `stedi-lake run` killed (SIGKILL) right
-after its N-th Delta commit (for every N of an incremental run), then run again, ends in exactly
-the state of an uninterrupted run; two runs started together on one lake leave one clear line
-for the loser. Each crash is a process of its own (a JVM start), so this is the slow module."""
+"""Crash safety and concurrency. A run stopped right after its N-th Delta commit (for every N of
+an incremental run), then run again, ends in exactly the state of an uninterrupted run: the
+stop is made in this process, by the lake's commit callback. A few tests then show the same
+with real processes: `stedi-lake run` killed (SIGKILL) in a first and in an incremental run,
+and two runs started together on one lake leaving one clear line for the loser."""
 
 import os
 import shutil
@@ -12,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from stedi_lakehouse.lake.tables import FAULT_AFTER_WRITES, Lake
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import ROOT, SAMPLE
-from tests.test_incremental import BATCHES, FILES, KEY, deliver, new_lake, snapshot
+from tests.helpers import BATCHES, FILES, KEY, ROOT, SAMPLE, copy_lake, deliver, new_lake, snapshot
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]
@@ -29,15 +29,32 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def stedi_run(root: Path, **env: str) -> subprocess.CompletedProcess:
+def stedi_run(root: Path, *, killed_after: int | None = None) -> subprocess.CompletedProcess:
+    """`stedi-lake run` on `root`, in a process of its own; `killed_after=N`: one that kills
+    itself right after its N-th commit (see tests/killed_cli.py)."""
+    args = ["run", "--profile", "test", "--lake-root", str(root)]
+    if killed_after is not None:
+        command = [sys.executable, "-m", "tests.killed_cli", str(killed_after), *args]
+    else:
+        command = [CLI, *args]
     return subprocess.run(
-        [CLI, "run", "--profile", "test", "--lake-root", str(root)],
-        cwd=ROOT,
-        env=cli_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=600,
+        command, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=600
     )
+
+
+class SimulatedCrash(BaseException):
+    """The process dies here: a BaseException, so that no `except Exception` handles it."""
+
+
+def crash_after(n: int):
+    """A commit callback that stops the run right after its n-th commit, and any work still
+    running beside it at its own next commit (a dead process commits nothing more)."""
+
+    def after_commit(commits: int) -> None:
+        if commits >= n:
+            raise SimulatedCrash(f"after commit {n}")
+
+    return after_commit
 
 
 def run_in_process(lake: Lake) -> int:
@@ -66,19 +83,20 @@ def reference(spark, test_settings, tmp_path_factory):
     return snapshot(lake), first, second, after_first
 
 
+def crash_in_process(spark, settings, root: Path, n: int) -> None:
+    """A run on `root` stopped right after its n-th commit."""
+    lake = Lake(spark, str(root), settings.catalog.database, after_commit=crash_after(n))
+    with pytest.raises(SimulatedCrash):
+        run_in_process(lake)
+    lake.catalog.registered()  # a catalog registration under way ends before the next run
+
+
 def crash_then_rerun(spark, settings, roots_and_n: list[tuple[Path, int]]) -> dict[int, dict]:
-    """Kill a `stedi-lake run` after its N-th commit on each lake (two at a time), then run
-    again in this process; the state of each lake per N."""
-
-    def crash(root_n):
-        root, n = root_n
-        return n, stedi_run(root, **{FAULT_AFTER_WRITES: str(n)})
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        crashed = dict(pool.map(crash, roots_and_n))
+    """Stop a run after its N-th commit on each lake, then run again; the state of each lake
+    per N."""
     states = {}
     for root, n in roots_and_n:
-        assert crashed[n].returncode == -9, (n, crashed[n].stderr[-2000:])
+        crash_in_process(spark, settings, root, n)
         lake = Lake(spark, str(root), settings.catalog.database)
         run_in_process(lake)
         states[n] = snapshot(lake)
@@ -115,13 +133,29 @@ def test_an_incremental_run_killed_after_any_commit_then_rerun_converges(
 
 
 def test_a_killed_run_is_completed_by_the_next_cli_run(reference, spark, test_settings, tmp_path):
+    """A real process: a first run killed between two trusted tables."""
     expected, _, _, _ = reference
     root = tmp_path / "lake"
     deliver_batches(root, FIRST + SECOND)
-    assert stedi_run(root, **{FAULT_AFTER_WRITES: "7"}).returncode == -9
+    assert stedi_run(root, killed_after=7).returncode == -9
     again = stedi_run(root)
     assert again.returncode == 0, again.stderr[-2000:]
     assert snapshot(Lake(spark, str(root), test_settings.catalog.database)) == expected
+
+
+def test_a_killed_incremental_cli_run_then_rerun_converges(
+    reference, spark, test_settings, tmp_path
+):
+    """A real process: an incremental run killed halfway through its commits."""
+    expected, _, second_commits, after_first = reference
+    root = tmp_path / "lake"
+    shutil.copytree(after_first, root)
+    deliver_batches(root, SECOND)
+    killed = stedi_run(root, killed_after=second_commits // 2)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    lake = Lake(spark, str(root), test_settings.catalog.database)
+    run_in_process(lake)
+    assert snapshot(lake) == expected
 
 
 def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
@@ -144,7 +178,7 @@ def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
     assert [r["outcome"] for r in runs] == ["succeeded"]
 
 
-def test_the_fault_hook_counts_every_commit(reference):
+def test_the_commit_callback_counts_every_commit(reference):
     _, first_commits, second_commits, _ = reference
     # landing + quarantine (3 each), 3 trusted, bookmark, 2 curated, bookmark, quality, runs
     assert first_commits == 15
@@ -152,15 +186,15 @@ def test_the_fault_hook_counts_every_commit(reference):
     assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)
 
 
-def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(spark, test_settings, tmp_path):
+def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(
+    sample_runs, spark, test_settings, tmp_path
+):
     """New readings of people already curated add pairs to machine_learning_curated (nothing
     replaced). Killed right after that commit, before the stage's bookmark, the next run must
     not add them again: it replaces those people's pairs instead."""
-    lake = new_lake(spark, test_settings, tmp_path / "reference" / "lake")
-    deliver(Path(lake.root), FILES)
-    run_in_process(lake)
+    lake = copy_lake(sample_runs().root, tmp_path / "reference" / "lake", spark, test_settings)
     base = tmp_path / "crashed" / "lake"
-    shutil.copytree(lake.root, base, ignore=shutil.ignore_patterns("_metastore"))
+    copy_lake(sample_runs().root, base, spark, test_settings)
     again = "accelerometer/2022/06/redelivered.json"  # a second delivery of known readings
     for root in (Path(lake.root), base):
         shutil.copyfile(SAMPLE / FIRST[0][0], root / "landing" / again)
@@ -171,8 +205,7 @@ def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(spark, test_set
     assert ml.rows > 0 and ml.removed == 0, ml  # added, not replaced
     assert "step_trainer_trusted" not in tables  # nobody's curated status changed
 
-    killed = stedi_run(base, **{FAULT_AFTER_WRITES: str(tables.index(ml.table) + 1)})
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    crash_in_process(spark, test_settings, base, tables.index(ml.table) + 1)
     rerun = Lake(spark, str(base), test_settings.catalog.database)
     run_in_process(rerun)
     assert snapshot(rerun) == snapshot(lake)

@@ -17,9 +17,9 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.transforms.curated import pair_same_person, pair_same_time
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex, subject_keys
+from tests.helpers import KEY
 
 T0 = 1_655_564_376_000
-KEY = b"test-key"
 
 
 def _key(email: str) -> str:

@@ -10,8 +10,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.pipeline import Stages, watch
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE
-from tests.test_incremental import FILES, KEY, deliver, new_lake, snapshot, versions
+from tests.helpers import FILES, KEY, SAMPLE, copy_lake, deliver, new_lake, snapshot, versions
 
 CHANGED = "accelerometer/accelerometer-1.json"
 READING = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}
@@ -36,10 +35,10 @@ def new_content() -> str:
     return "\n".join(lines[len(lines) // 2 :] + extra) + "\n"
 
 
-def test_a_file_changed_after_its_run_is_delivered_again(spark, test_settings, tmp_path):
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
-    deliver(Path(lake.root), FILES)
-    run(lake)
+def test_a_file_changed_after_its_run_is_delivered_again(
+    sample_runs, spark, test_settings, tmp_path
+):
+    lake = copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)
     (Path(lake.root) / "landing" / CHANGED).write_text(new_content())
     report = run(lake)
     assert report.changed == [f"landing/{CHANGED}"]

@@ -10,7 +10,7 @@ import pytest
 
 from stedi_lakehouse.lake.session import session_options
 from stedi_lakehouse.settings import load_settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DOC = (ROOT / "docs" / "emr.md").read_text()
 GLUE = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"

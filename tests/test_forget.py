@@ -6,19 +6,24 @@ and later runs do not bring the person back."""
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.test_incremental import BATCHES, KEY, deliver, new_lake, subject_key
-
-DATA_TABLES = [n for n, spec in CATALOGUE.items() if spec.zone != "system"]
+from tests.helpers import (
+    BATCHES,
+    DATA_TABLES,
+    KEY,
+    deliver,
+    files_naming,
+    new_lake,
+    pick_person,
+    subject_key,
+)
 
 
 def run(lake: Lake):
@@ -27,40 +32,6 @@ def run(lake: Lake):
 
 def counts(lake: Lake) -> dict[str, int]:
     return {name: lake.read(name).count() for name in DATA_TABLES}
-
-
-def readable_text(path: Path) -> str:
-    """A file's content as a reader could get it: raw bytes, and decoded Parquet."""
-    raw = path.read_bytes()
-    text = raw.decode("utf-8", errors="replace")
-    if raw[:4] == b"PAR1":
-        text += json.dumps(pq.read_table(path).to_pylist(), default=str)
-    return text.lower()
-
-
-def files_naming(root: Path, *identifiers: str) -> list[str]:
-    wanted = [i.lower() for i in identifiers]
-    return sorted(
-        str(p.relative_to(root))
-        for p in root.rglob("*")
-        if p.is_file() and any(w in readable_text(p) for w in wanted)
-    )
-
-
-def pick_person(lake: Lake) -> dict:
-    """A curated person with pairs, a device of their own, and a quarantined line."""
-    customers = lake.read("customer_landing")
-    owners = customers.groupBy("serialNumber").agg(F.count_distinct("email").alias("n"))
-    sole = {r[0] for r in owners.filter("n = 1").collect()}
-    keys = {r[0] for r in lake.read("machine_learning_curated").select("subject_key").collect()}
-    quarantined = " ".join(r[0] for r in lake.read("customer_quarantine").collect()).lower()
-    candidates = []
-    for row in lake.read("customer_curated").orderBy("email").collect():
-        if subject_key(row["email"]) in keys and row["serialNumber"] in sole:
-            candidates.append((row["email"].lower() not in quarantined, row["email"], row))
-    assert candidates, "the sample has no such person"
-    _, email, row = min(candidates)
-    return {"email": email, "serial": row["serialNumber"]}
 
 
 @pytest.fixture(scope="module")

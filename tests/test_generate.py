@@ -14,7 +14,7 @@ from devdata.__main__ import app
 from devdata.edge_cases import build_edge_cases
 from devdata.generate import generate_landing
 from tests import oracle
-from tests.conftest import ROOT, SAMPLE
+from tests.helpers import ROOT, SAMPLE
 
 
 def _digest(folder):

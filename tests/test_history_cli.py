@@ -7,23 +7,19 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
-from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE, land_sample
+from tests.helpers import KEY, SAMPLE, copy_lake
 
 runner = CliRunner()
-KEY = b"test-key"
 COUNT = "SELECT count(*) AS n FROM accelerometer_landing"
 
 
 @pytest.fixture(scope="module")
-def built(spark, test_settings, tmp_path_factory):
+def built(sample_runs, spark, test_settings, tmp_path_factory):
     """(lake root, lake) after two runs; accelerometer_landing has versions 0 and 1."""
-    root = tmp_path_factory.mktemp("history")
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    root = tmp_path_factory.mktemp("history") / "lake"
+    lake = copy_lake(sample_runs().root, root, spark, test_settings)
     lines = (SAMPLE / "accelerometer" / "accelerometer-1.json").read_text().splitlines()[1:6]
     (root / "landing" / "accelerometer" / "late.json").write_text("\n".join(lines) + "\n")
     run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)

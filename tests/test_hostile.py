@@ -12,9 +12,7 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.errors import failure_text
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE
-from tests.test_incremental import FILES, KEY, deliver, new_lake, snapshot, versions
-from tests.test_validation import HOSTILE
+from tests.helpers import FILES, HOSTILE, KEY, SAMPLE, deliver, new_lake, snapshot, versions
 
 GOOD = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}
 

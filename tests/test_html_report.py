@@ -11,12 +11,8 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import Dataset, landing_table, quarantine_table
 from stedi_lakehouse.lake.tables import Lake
-from stedi_lakehouse.pipeline import Stages, run_stages
-from stedi_lakehouse.presets import Rules
 from tests.browser import Browser, chromium
-from tests.conftest import land_sample
 
-KEY = b"test-key"
 CHARTS = [
     "funnel",
     "exclusions",
@@ -46,13 +42,10 @@ def invoke(*args: str):
 
 
 @pytest.fixture(scope="module")
-def sample_report(spark, test_settings, tmp_path_factory):
-    base = tmp_path_factory.mktemp("report")
-    root = base / "lake"
-    land_sample(root)
+def sample_report(sample_runs, spark, test_settings, tmp_path_factory):
+    root = sample_runs().root
     lake = Lake(spark, str(root), test_settings.catalog.database)
-    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
-    page = base / "report.html"
+    page = tmp_path_factory.mktemp("report") / "report.html"
     result = invoke("report", "-l", str(root), "--out", str(page))
     assert result.exit_code == 0, result.output
     return lake, page

@@ -2,8 +2,6 @@
 tables one run over all of it gives; a run with nothing new writes nothing; customers who
 withdraw or grant consent are re-evaluated on the next run, without reprocessing everyone."""
 
-import hashlib
-import hmac
 import json
 import shutil
 from pathlib import Path
@@ -11,55 +9,24 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Zone
+from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import StageReport, Stages, watch
 from stedi_lakehouse.presets import Rules
-from tests.conftest import SAMPLE
-
-KEY = b"test-key"
-DATA_TABLES = [name for name, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
-FILES = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*.json"))
-FILES_OF = {d: sum(f.startswith(f"{d}/") for f in FILES) for d in ("accelerometer",)}
-# Readings before their customers, customers before their updates, a bit of everything at once
-# (the edge cases' files, then the generated population's: "-000" and "-001").
-BATCHES = {
-    "readings-first": [
-        [
-            "accelerometer/accelerometer-1.json",
-            "step_trainer/step_trainer-1.json",
-            "accelerometer/accelerometer-000.json",
-            "step_trainer/step_trainer-000.json",
-        ],
-        [
-            "customer/customer-1.json",
-            "accelerometer/accelerometer-2.json",
-            "step_trainer/2022/06/18/part-2.json",
-            "customer/customer-000.json",
-            "accelerometer/accelerometer-001.json",
-        ],
-        [
-            "customer/customer-2.json",
-            "accelerometer/2022/06/part-3.json",
-            "step_trainer/2022/06/19/part-3.json",
-            "step_trainer/step_trainer-001.json",
-        ],
-        ["customer/updates/2022/06/customer-updates.json", "customer/customer-updates-000.json"],
-    ],
-    "updates-first": [
-        [
-            "customer/updates/2022/06/customer-updates.json",
-            "customer/customer-updates-000.json",
-            "customer/customer-2.json",
-        ],
-        [f for f in FILES if f.startswith("accelerometer/")],
-        [
-            "customer/customer-1.json",
-            "customer/customer-000.json",
-            *[f for f in FILES if f.startswith("step_trainer/")],
-        ],
-    ],
-}
+from tests.helpers import (
+    BATCHES,
+    DATA_TABLES,
+    FILES,
+    FILES_OF,
+    KEY,
+    SAMPLE,
+    copy_lake,
+    deliver,
+    new_lake,
+    snapshot,
+    subject_key,
+    versions,
+)
 
 
 def test_the_batches_cover_the_sample_once():
@@ -67,43 +34,16 @@ def test_the_batches_cover_the_sample_once():
         assert sorted(f for batch in batches for f in batch) == FILES
 
 
-def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:
-    for name in files:
-        target = root / "landing" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / name, target)
-
-
-def new_lake(spark, settings, root: Path) -> Lake:
-    for dataset in ("customer", "accelerometer", "step_trainer"):
-        (root / "landing" / dataset).mkdir(parents=True, exist_ok=True)
-    return Lake(spark, str(root), settings.catalog.database)
-
-
 def run(lake: Lake, rules: Rules):
     stages = Stages(lake, rules=rules)
     return stages.trusted().merge(stages.curated(pseudonym_key=KEY))
 
 
-def snapshot(lake: Lake) -> dict[str, list[tuple]]:
-    """Every data table's rows, sorted (a multiset: duplicates count)."""
-    return {
-        name: sorted((tuple(r) for r in lake.read(name).collect()), key=repr)
-        for name in DATA_TABLES
-    }
-
-
-def versions(lake: Lake) -> dict[str, int]:
-    return {name: len(lake.history(name)) for name in CATALOGUE if lake.exists(name)}
-
-
-@pytest.fixture(scope="module", params=list(Rules), ids=str)
-def one_run(request, spark, test_settings, tmp_path_factory):
+@pytest.fixture(params=list(Rules), ids=str)
+def one_run(request, sample_runs, spark, test_settings):
     """The whole sample in one run: the state every other way of getting there must reach."""
     rules = request.param
-    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp(f"one-run-{rules}"))
-    deliver(Path(lake.root), FILES)
-    run(lake, rules)
+    lake = Lake(spark, str(sample_runs(rules).root), test_settings.catalog.database)
     return lake, rules, snapshot(lake)
 
 
@@ -218,10 +158,6 @@ def test_watch_runs_each_arrival_as_a_run_of_its_own(spark, test_settings, tmp_p
 # -- customers change ------------------------------------------------------------------------
 
 
-def subject_key(email: str) -> str:
-    return hmac.new(KEY, email.encode(), hashlib.sha256).hexdigest()
-
-
 def latest_record(lake: Lake, email: str) -> dict:
     rows = [r.asDict() for r in lake.read("customer_landing").collect() if r["email"] == email]
     record = max(rows, key=lambda r: (r["lastUpdateDate"], r["source_file"]))
@@ -288,23 +224,19 @@ def change_consent(lake: Lake, record: dict, consent_ms: int | None, name: str) 
 
 
 @pytest.fixture
-def privacy_lake(spark, test_settings, tmp_path):
+def privacy_lake(sample_lake_copy):
     """A lake with the whole sample run once (privacy), to change."""
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
-    return lake
+    return sample_lake_copy
 
 
 @pytest.fixture(scope="module")
-def changed_lake(spark, test_settings, tmp_path_factory):
+def changed_lake(sample_runs, spark, test_settings, tmp_path_factory):
     """The sample run once (privacy), then one batch in which four customers change their
     minds: one withdraws consent, one grants it part-way through their readings, two move it
     earlier or later. Returns the lake, the people, their rows before, the change run's report
     and a fresh lake that got all the files in one run."""
-    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp("changed") / "lake")
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
+    target = tmp_path_factory.mktemp("changed") / "lake"
+    lake = copy_lake(sample_runs().root, target, spark, test_settings)
     curated = curated_people(lake)
     people = {
         "withdrawn": curated[0],
@@ -396,22 +328,20 @@ def test_a_failed_run_is_recorded_and_the_next_run_finishes_the_work(
 
 
 def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
-    spark, test_settings, tmp_path, monkeypatch
+    sample_runs, spark, test_settings, tmp_path, monkeypatch
 ):
     """New files beyond KEY_LIMIT make the replaced scopes whole; the pairs the new readings
     add must still be only theirs, not every pair again."""
-    from stedi_lakehouse.pipeline import scope
+    import stedi_lakehouse.pipeline as pipeline
 
     again = ["accelerometer/again-1.json", "accelerometer/again-2.json"]
     reference = new_lake(spark, test_settings, tmp_path / "reference")
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
     deliver(Path(reference.root), FILES)
-    deliver(Path(lake.root), FILES)
-    run(lake, Rules.PRIVACY)
+    lake = copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)
     for root in (Path(reference.root), Path(lake.root)):
         for name in again:
             shutil.copyfile(SAMPLE / "accelerometer/accelerometer-1.json", root / "landing" / name)
     run(reference, Rules.PRIVACY)
-    monkeypatch.setattr(scope, "KEY_LIMIT", 1)
+    monkeypatch.setattr(pipeline, "KEY_LIMIT", 1)
     run(lake, Rules.PRIVACY)
     assert snapshot(lake) == snapshot(reference)

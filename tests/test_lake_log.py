@@ -18,7 +18,7 @@ from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import latest_checks
 from stedi_lakehouse.presets import Rules
-from tests.conftest import ROOT, S3_ENV, SAMPLE, land_sample
+from tests.helpers import ROOT, S3_ENV, SAMPLE, land_sample
 
 KEY = b"test-key"
 HISTORY_FIELDS = ("version", "operation", "operationParameters", "operationMetrics")

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from stedi_lakehouse.lake.lease import LOST_EXIT, split_s3
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 HOLD = """

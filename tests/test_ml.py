@@ -17,9 +17,14 @@ from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.ml import training_set
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.test_incremental import BATCHES, KEY, deliver, new_lake
-from tests.test_pipeline import EXPECTED_ROWS
-from tests.test_splits import assert_in_time_order_per_person
+from tests.helpers import (
+    BATCHES,
+    EXPECTED_ROWS,
+    KEY,
+    assert_in_time_order_per_person,
+    deliver,
+    new_lake,
+)
 
 SPLITS = ("train", "validation", "test")
 ML_ROWS = EXPECTED_ROWS[Rules.PRIVACY]["machine_learning_curated"]

@@ -13,7 +13,7 @@ from stedi_lakehouse.cli import app
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
-from tests.test_incremental import KEY, new_lake, snapshot, versions
+from tests.helpers import KEY, new_lake, snapshot, versions
 
 READING = {"user": "Larry.Clayton@test.com", "x": 1.0, "y": 2.0, "z": 3.0}
 # each file holds one reading of its own millisecond; "part-[12].json" is also a glob pattern

@@ -7,8 +7,7 @@ import tarfile
 
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.presets import Rules
-from tests.conftest import ROOT
-from tests.test_pipeline import EXPECTED_ROWS
+from tests.helpers import EXPECTED_ROWS, ROOT
 
 
 def test_packaged_job_under_spark_submit_gives_the_local_counts(spark, tmp_path):

@@ -8,74 +8,20 @@ from pathlib import Path
 import pytest
 
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord, Zone
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
 from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from tests import oracle
-from tests.conftest import SAMPLE, land_sample
-
-SHARED = {  # the same under both presets
-    "customer_landing": 94,
-    "accelerometer_landing": 680,
-    "step_trainer_landing": 302,
-    "customer_quarantine": 37,
-    "accelerometer_quarantine": 37,
-    "step_trainer_quarantine": 32,
-    "customer_trusted": 47,
-    "customer_curated": 39,
-}
-EXPECTED_ROWS = {
-    Rules.PRIVACY: SHARED
-    | {
-        "accelerometer_trusted": 319,
-        "step_trainer_trusted": 134,
-        "machine_learning_curated": 221,
-    },
-    Rules.UDACITY: SHARED
-    | {
-        "accelerometer_trusted": 381,
-        "step_trainer_trusted": 176,
-        "machine_learning_curated": 296,
-    },
-}
-EXPECTED_EXCLUSIONS = {
-    Rules.PRIVACY: {
-        "customer": {"superseded": 8, "no consent": 39},
-        "accelerometer": {"unknown person": 34, "no consent": 265, "before consent": 62},
-        "step_trainer": {
-            "unknown person": 16,
-            "ambiguous device": 26,
-            "no consent": 96,
-            "no accelerometer data": 10,
-            "before consent": 20,
-        },
-    },
-    Rules.UDACITY: {
-        "customer": {"superseded": 8, "no consent": 39},
-        "accelerometer": {"unknown person": 34, "no consent": 265},
-        "step_trainer": {"unknown person": 16, "no consent": 110},
-    },
-}
-KEY = b"test-key"
+from tests.helpers import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, SAMPLE, written_rows
 
 
-def written_rows(report) -> dict[str, int]:
-    """Rows written per data table (not the lake's bookkeeping)."""
-    return {w.table: w.rows for w in report.writes if CATALOGUE[w.table].zone != Zone.SYSTEM}
-
-
-@pytest.fixture(scope="module", params=list(Rules), ids=str)
-def sample_run(request, spark, test_settings, tmp_path_factory):
-    rules = request.param
-    root = tmp_path_factory.mktemp(f"sample-{rules}")
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    stages = Stages(lake, rules=rules)
-    report = stages.trusted().merge(stages.curated(pseudonym_key=KEY))
-    lake.catalog.registered()  # as `run_stages` does: registration runs beside the stages
-    return lake, report, rules
+@pytest.fixture(params=list(Rules), ids=str)
+def sample_run(request, sample_runs, spark, test_settings):
+    run = sample_runs(request.param)
+    lake = Lake(spark, str(run.root), test_settings.catalog.database)
+    return lake, run.report, run.rules
 
 
 def test_exact_rows_per_table(sample_run):
@@ -126,11 +72,12 @@ def test_quarantine_keeps_raw_line_reason_and_file(sample_run):
     assert {r["raw_line"] for r in rows} <= sample_lines
 
 
-def test_tables_are_registered_in_the_catalog(sample_run, spark):
-    lake, report, _ = sample_run
-    rows = written_rows(report)
+@pytest.mark.parametrize("rules", list(Rules), ids=str)
+def test_tables_are_registered_in_the_catalog(rules, sample_runs):
+    run = sample_runs(rules)  # the catalog's rows, read right after the run registered them
+    rows = written_rows(run.report)
     for name in ("customer_trusted", "machine_learning_curated", "accelerometer_quarantine"):
-        assert spark.sql(f"SELECT count(*) AS n FROM stedi.{name}").first()["n"] == rows[name]
+        assert run.catalog_rows[name] == rows[name]
 
 
 def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypatch):

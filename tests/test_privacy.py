@@ -23,9 +23,7 @@ from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
-from tests.conftest import land_sample
-from tests.test_forget import files_naming, pick_person
-from tests.test_incremental import KEY, subject_key
+from tests.helpers import KEY, copy_lake, files_naming, pick_person, subject_key
 
 runner = CliRunner()
 
@@ -36,11 +34,6 @@ def run(lake: Lake):
 
 def cli(root: Path, *args: str, env: dict | None = None):
     return runner.invoke(app, [*args, "--profile", "test", "-l", str(root)], env=env)
-
-
-def copy_lake(source: Path, target: Path, spark, test_settings) -> Lake:
-    shutil.copytree(source, target)
-    return Lake(spark, str(target), test_settings.catalog.database)
 
 
 def withdrawal(lake: Lake, email: str) -> dict:
@@ -60,20 +53,17 @@ def withdrawal(lake: Lake, email: str) -> dict:
     }
 
 
-def sample_run(spark, test_settings, root: Path) -> tuple[Lake, dict]:
-    """The sample landed in a new lake at `root` and run; a curated person to erase."""
-    root.mkdir(parents=True)
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    run(lake)
+def sample_run(sample_runs, spark, test_settings, root: Path) -> tuple[Lake, dict]:
+    """The sample run, copied to a new lake at `root`; a curated person to erase."""
+    lake = copy_lake(sample_runs().root, root, spark, test_settings)
     return lake, pick_person(lake)
 
 
 @pytest.fixture(scope="module")
-def withdrawn(spark, test_settings, tmp_path_factory):
+def withdrawn(sample_runs, spark, test_settings, tmp_path_factory):
     """The sample, run; then one curated person withdraws consent, and a run applies it."""
     root = tmp_path_factory.mktemp("withdrawn") / "lake"
-    lake, person = sample_run(spark, test_settings, root)
+    lake, person = sample_run(sample_runs, spark, test_settings, root)
     update = root / "landing" / "customer" / "withdrawal.json"
     update.write_text(json.dumps(withdrawal(lake, person["email"])) + "\n")
     run(lake)
@@ -153,9 +143,9 @@ def crash_at(step: str):
 
 
 @pytest.fixture(scope="module")
-def sample_lake(spark, test_settings, tmp_path_factory):
-    root = tmp_path_factory.mktemp("privacy-sample") / "lake"
-    return root, sample_run(spark, test_settings, root)[1]
+def sample_lake(sample_runs, spark, test_settings):
+    root = sample_runs().root
+    return root, pick_person(Lake(spark, str(root), test_settings.catalog.database))
 
 
 @pytest.mark.parametrize("step", STEPS)

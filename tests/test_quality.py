@@ -14,7 +14,7 @@ from stedi_lakehouse.cli import app
 from stedi_lakehouse.cli.render import unmet_table
 from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import CATALOGUE, AccelerometerTrusted, QualityOutcome, Zone
+from stedi_lakehouse.contracts.tables import AccelerometerTrusted, QualityOutcome
 from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import (
@@ -25,10 +25,8 @@ from stedi_lakehouse.pipeline.quality import (
     surplus_keys,
 )
 from stedi_lakehouse.presets import Rules
-from tests.conftest import land_sample
+from tests.helpers import DATA_TABLES, KEY, land_sample
 
-KEY = b"test-key"
-DATA_TABLES = [n for n, spec in CATALOGUE.items() if spec.zone != Zone.SYSTEM]
 SHARES = {"customer": 37 / 131, "accelerometer": 37 / 717, "step_trainer": 32 / 334}
 
 
@@ -36,13 +34,9 @@ def outcomes(lake: Lake) -> list[dict]:
     return [row.asDict() for row in lake.read("quality").collect()]
 
 
-@pytest.fixture(scope="module")
-def sample_lake(spark, test_settings, tmp_path_factory):
-    root = tmp_path_factory.mktemp("quality") / "lake"
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
-    return lake
+@pytest.fixture
+def sample_lake(sample_runs, spark, test_settings):
+    return Lake(spark, str(sample_runs().root), test_settings.catalog.database)
 
 
 def test_warn_is_recorded_and_the_run_goes_on(sample_lake):

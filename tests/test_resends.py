@@ -11,16 +11,21 @@ import pytest
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.trusted import Exclusion
-from tests.conftest import SAMPLE
-from tests.test_incremental import FILES, deliver, new_lake, run, snapshot
+from tests.helpers import FILES, KEY, SAMPLE, deliver, new_lake, snapshot
 
 DERIVED = [n for n, s in CATALOGUE.items() if s.zone in (Zone.TRUSTED, Zone.CURATED)]
 ACCEL, STEP = "accelerometer/accelerometer-000.json", "step_trainer/step_trainer-000.json"
 # Named to sort before the originals: the first delivery wins, not the first name.
 RESENT = {ACCEL: "accelerometer/0-again.json", STEP: "step_trainer/again/0-again.json"}
 NEW_READING = {"user": "Larry.Clayton@test.com", "timestamp": 1655564999000, "x": 1, "y": 2}
+
+
+def run(lake, rules: Rules):
+    stages = Stages(lake, rules=rules)
+    return stages.trusted().merge(stages.curated(pseudonym_key=KEY))
 
 
 def derived(lake) -> dict[str, list[tuple]]:

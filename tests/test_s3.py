@@ -11,8 +11,14 @@ from stedi_lakehouse.lake.session import s3a_options
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
-from tests.conftest import S3_ENV, SAMPLE
-from tests.test_pipeline import EXPECTED_EXCLUSIONS, EXPECTED_ROWS, KEY, written_rows
+from tests.helpers import (
+    EXPECTED_EXCLUSIONS,
+    EXPECTED_ROWS,
+    KEY,
+    S3_ENV,
+    SAMPLE,
+    written_rows,
+)
 
 BUCKET = "stedi-lake"
 ROOT = f"s3://{BUCKET}/prod"

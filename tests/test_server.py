@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake import server
-from tests.conftest import ROOT, land_sample
+from tests.helpers import ROOT, land_sample
 
 QUESTION = "SELECT count(*) AS customers, count(DISTINCT serialNumber) AS serials FROM {table}"
 SQL = QUESTION.format(table="customer_trusted")

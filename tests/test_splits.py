@@ -7,6 +7,7 @@ import pytest
 
 from stedi_lakehouse.ml import split_rows
 from stedi_lakehouse.ml.splits import DEFAULT_SPLITS, SplitError, assign, parse_splits
+from tests.helpers import assert_in_time_order_per_person
 
 FRACTIONS = parse_splits(DEFAULT_SPLITS)
 PEOPLE = [f"key-{i:03d}" for i in range(300)]
@@ -20,12 +21,6 @@ def readings(people: list[str], per_person: int = 4) -> pa.Table:
         for t in range(per_person)
     ]
     return pa.Table.from_pylist(rows)
-
-
-def assert_in_time_order_per_person(rows: pa.Table) -> None:
-    keys, times = rows["subject_key"].to_pylist(), rows["reading_time_ms"].to_pylist()
-    pairs = list(zip(keys, times, strict=True))
-    assert pairs == sorted(pairs)
 
 
 def test_no_person_in_two_splits_and_every_row_once():

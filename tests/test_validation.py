@@ -10,6 +10,7 @@ from stedi_lakehouse.contracts.landing import (
     StepTrainerReading,
 )
 from stedi_lakehouse.transforms.validation import accepted, quarantined, validate
+from tests.helpers import FIELDS, HOSTILE
 
 GOOD = '{"user":"a@test.com","timestamp":1655564444103,"x":1.0,"y":-1,"z":-1.5}'
 T0 = 1655564444103
@@ -149,49 +150,6 @@ def _byte_lines(spark, *lines: bytes):
     rows = [(bytearray(line), "f.json") for line in lines]
     frame = spark.createDataFrame(rows, "b binary, source_file string")
     return frame.selectExpr("cast(b AS string) AS value", "source_file")
-
-
-FIELDS = b'"timestamp":1655564444103,"x":1,"y":1,"z":1'
-HOSTILE = {
-    "single quotes and a null": (
-        b"{'user':null,'timestamp':1655564444103,'x':1,'y':1,'z':1}",
-        "not a JSON object",
-    ),
-    "single quotes, all valid": (
-        b"{'user':'a@test.com','timestamp':1655564444103,'x':1,'y':1,'z':1}",
-        "not a JSON object",
-    ),
-    "NaN beside a null": (
-        b'{"user":null,"timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
-        "'user' is null; 'x' must be a finite number, got 'NaN'",
-    ),
-    "NaN beside an object in a string field": (
-        b'{"user":{"a":1},"timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
-        "'user' must be a string, got '{\"a\":1}'; 'x' must be a finite number, got 'NaN'",
-    ),
-    "a key twice, null": (b'{"user":null,"user":null,' + FIELDS + b"}", "'user' is null"),
-    "unquoted key": (b'{user:"a@test.com",' + FIELDS + b"}", "not a JSON object"),
-    "comment": (b'{"user":"a@test.com",/* hi */' + FIELDS + b"}", "not a JSON object"),
-    "not UTF-8 in a field": (
-        b'{"user":"a\xff\xfe@test.com",' + FIELDS + b"}",
-        "'user' is not valid UTF-8",
-    ),
-    "not UTF-8, not JSON": (b"\xff\xfe{\x00", "not valid UTF-8"),
-    "NUL byte": (b'{"user":"a@test.com",\x00' + FIELDS + b"}", "not a JSON object"),
-    "raw control character in a string": (
-        b'{"user":"a\x01@test.com",' + FIELDS + b"}",
-        "not a JSON object",
-    ),
-    "terminal escape": (b"\x1b[31m red \x1b[0m", "not a JSON object"),
-    "nested 5,000 deep": (
-        b'{"user":"a@test.com",' + FIELDS + b',"w":' + b"[" * 5000 + b"]" * 5000 + b"}",
-        "not a JSON object",
-    ),
-    "a number of 5,000 digits": (
-        b'{"user":"a@test.com","timestamp":' + b"9" * 5000 + b',"x":1,"y":1,"z":1}',
-        "not a JSON object",
-    ),
-}
 
 
 @pytest.mark.parametrize("kind", list(HOSTILE))

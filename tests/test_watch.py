@@ -9,7 +9,7 @@ import pytest
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.pipeline import watch
 from stedi_lakehouse.presets import Rules
-from tests.test_incremental import FILES, KEY, deliver, new_lake
+from tests.helpers import FILES, KEY, deliver, new_lake
 
 
 def test_a_failed_run_is_recorded_retried_with_backoff_and_watching_goes_on(
