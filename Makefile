@@ -16,7 +16,7 @@ JARS_STAMP := $(JARS)/.complete
 CDS_STAMP  := .cache/cds/.complete
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help setup jars browser run test lint sample docs report package package-build submit-local bench clean
+.PHONY: help setup jars browser run test test-unit lint sample docs report package package-build submit-local bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ browser: ## Install Chromium for the report's browser test (as root, where missi
 
 test: setup browser ## Run the test suite
 	$(BIN)/pytest
+
+test-unit: setup ## Run the tests that start no Spark and no process (seconds)
+	$(BIN)/pytest -m "not spark and not system"
 
 lint: setup ## Lint with ruff and type-check src/ with mypy
 	$(BIN)/ruff check src tests

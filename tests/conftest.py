@@ -151,3 +151,11 @@ def sample_runs(spark, test_settings, tmp_path_factory):
 def sample_lake_copy(sample_runs, spark, test_settings, tmp_path):
     """A copy of the sample run (privacy), to change."""
     return copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that use the suite's SparkSession, directly or through a fixture, are marked
+    `spark`: `make test-unit` runs the others (seconds, no JVM in this process)."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker("spark")

@@ -14,6 +14,8 @@ from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from tests.helpers import ROOT, land_sample
 
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
+
 runner = CliRunner()
 CLI = [str(Path(sys.executable).parent / "stedi-lake")]
 

@@ -18,6 +18,8 @@ from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from tests.helpers import BATCHES, FILES, KEY, ROOT, SAMPLE, copy_lake, deliver, new_lake, snapshot
 
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
+
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]
 

@@ -12,6 +12,8 @@ from stedi_lakehouse.lake.session import session_options
 from stedi_lakehouse.settings import load_settings
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
+
 DOC = (ROOT / "docs" / "emr.md").read_text()
 GLUE = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 FACTORY_KEY = "spark.hadoop.hive.metastore.client.factory.class"

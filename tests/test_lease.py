@@ -16,11 +16,14 @@ import pytest
 from stedi_lakehouse.lake.lease import LOST_EXIT, split_s3
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
+
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 HOLD = """
 import sys, time
 from stedi_lakehouse.lake import lease
 from stedi_lakehouse.errors import LakeError
+
 try:
     lease.take(sys.argv[1], seconds=float(sys.argv[2]))
 except LakeError as error:

@@ -5,9 +5,13 @@ import os
 import subprocess
 import tarfile
 
+import pytest
+
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.presets import Rules
 from tests.helpers import EXPECTED_ROWS, ROOT
+
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
 
 def test_packaged_job_under_spark_submit_gives_the_local_counts(spark, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
+from stedi_lakehouse.lake.catalog import Catalog
 from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
@@ -90,11 +91,11 @@ def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypat
     lake.catalog.registered()
     assert lake.spark.catalog.tableExists("stedi.processed_files")
     asked: list[str] = []
-    monkeypatch.setattr(Lake, "register", lambda self, name, **_: asked.append(name))
+    monkeypatch.setattr(Catalog, "register", lambda self, name, **_: asked.append(name))
     lake.append(bookmark, "processed_files")
     lake.catalog.registered()
     assert asked == []
-    monkeypatch.setattr(Lake, "_metastore_kept", lambda self: False)
+    monkeypatch.setattr(Catalog, "metastore_kept", lambda self: False)
     lake.append(bookmark, "processed_files")
     lake.catalog.registered()
     assert asked == ["processed_files"]

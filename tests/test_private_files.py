@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers import ROOT, SAMPLE
+
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 

@@ -20,6 +20,8 @@ from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake import server
 from tests.helpers import ROOT, land_sample
 
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
+
 QUESTION = "SELECT count(*) AS customers, count(DISTINCT serialNumber) AS serials FROM {table}"
 SQL = QUESTION.format(table="customer_trusted")
 # The suite's shared metastore belongs to the suite's JVM: the lake and its server keep theirs.
@@ -44,6 +46,7 @@ BUILD_AND_ASK = """
 import sys
 from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
+
 root, sql = sys.argv[1:]
 ran = CliRunner().invoke(app, ["run", "--lake-root", root, "--profile", "test"])
 assert ran.exit_code == 0, ran.output

@@ -4,6 +4,8 @@ quick (C1-only) compiler for small work. Settings only: no JVM is started here."
 import os
 import time
 
+import pytest
+
 from stedi_lakehouse.lake.open import (
     BOOKMARKS_LOG,
     QUICK_RUN_BYTES,
@@ -11,6 +13,8 @@ from stedi_lakehouse.lake.open import (
     with_jit_for,
 )
 from stedi_lakehouse.lake.session import session_options
+
+pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
 
 def _with_spark(settings, **update):
