@@ -79,3 +79,14 @@ def looks_binary(head: bytes) -> bool:
     text = head.decode("utf-8", errors="replace")
     strange = sum(c == "\ufffd" or (c < " " and c not in "\t\n\r") for c in text)
     return strange * 3 > len(text)
+
+
+LOCK_FILE = "_lock"
+
+
+def make_private_folder(path: Path) -> None:
+    """Create `path` (and missing parents) readable by its owner only; an existing folder
+    keeps the modes its owner chose."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)  # whatever the umask

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import is_local_path, local_path, skipped_because
+from stedi_lakehouse.lake.layout import (
+    LOCK_FILE,
+    is_local_path,
+    local_path,
+    make_private_folder,
+    skipped_because,
+)
 from stedi_lakehouse.settings import Settings
 
 
@@ -18,15 +24,6 @@ def check_local_root(root: str) -> None:
             raise LakeError(f"lake root {path} does not exist (or is not a folder)")
 
 
-def make_private_folder(path: Path) -> None:
-    """Create `path` (and missing parents) readable by its owner only; an existing folder
-    keeps the modes its owner chose."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.chmod(0o700)  # whatever the umask
-
-
-LOCK_FILE = "_lock"
 _held: dict[str, int] = {}  # lake root -> open descriptor of its lock, held until exit
 _leases: dict[str, object] = {}  # S3 lake root -> its lease, held until exit
 

@@ -23,8 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import is_local_path, local_path
-from stedi_lakehouse.lake.open import LOCK_FILE, make_private_folder
+from stedi_lakehouse.lake.layout import LOCK_FILE, is_local_path, local_path, make_private_folder
 
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 LOOPBACK = "127.0.0.1"

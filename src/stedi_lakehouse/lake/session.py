@@ -20,8 +20,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.lake.layout import is_local_path, local_path
-from stedi_lakehouse.lake.open import make_private_folder
+from stedi_lakehouse.lake.layout import is_local_path, local_path, make_private_folder
 from stedi_lakehouse.settings import Settings
 
 Builder = SparkSession.Builder
