@@ -104,6 +104,13 @@ def files_under(folder: str, *, recursive: bool = True) -> list[FileInfo]:
     )
 
 
+def file_info(path: str) -> FileInfo:
+    """One file's size and modification time, as `files_under` gives them."""
+    store, where = file_system(path)
+    info = store.get_file_info(where)
+    return FileInfo(path, int(info.size or 0), int((info.mtime_ns or 0) // 1_000_000))
+
+
 def read_bytes(path: str) -> bytes | None:
     """The whole content of a file; None if there is none."""
     store, where = file_system(path)

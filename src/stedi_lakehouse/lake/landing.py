@@ -98,7 +98,7 @@ class Landing:
         lines = self._bytes(relative).splitlines(True)
         kept = b"".join(line for line in lines if keep(line))
         self.storage.write(relative, gzip.compress(kept) if relative.endswith(".gz") else kept)
-        version = dict(self.storage.listed(f"{self.lake.root}/{relative}"))[relative].version
+        version = self.storage.version(relative)
         self._rebookmark(relative, version)
         return version
 

@@ -103,6 +103,14 @@ class Storage:
             name = status.getPath().toString().removeprefix(root)
             yield name, Listed(_version(status), int(status.getModificationTime()))
 
+    def version(self, relative: str) -> str:
+        """What the file `<lake root>/<relative>` holds now, as `listed` gives it."""
+        if self.local:
+            info = python_files.file_info(f"{self.root}/{relative}")
+            return f"{info.size}:{info.modified_ms}"
+        path, fs = self.hadoop(f"{self.root}/{relative}")
+        return _version(fs.getFileStatus(path))
+
     def read(self, relative: str) -> bytes | None:
         """The bytes of `<lake root>/<relative>`, or None if there is no such file."""
         if self.local:
