@@ -332,7 +332,7 @@ def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
 ):
     """New files beyond KEY_LIMIT make the replaced scopes whole; the pairs the new readings
     add must still be only theirs, not every pair again."""
-    import stedi_lakehouse.pipeline as pipeline
+    from stedi_lakehouse.pipeline import scope
 
     again = ["accelerometer/again-1.json", "accelerometer/again-2.json"]
     reference = new_lake(spark, test_settings, tmp_path / "reference")
@@ -342,6 +342,6 @@ def test_more_new_files_than_a_predicate_takes_add_each_pair_once(
         for name in again:
             shutil.copyfile(SAMPLE / "accelerometer/accelerometer-1.json", root / "landing" / name)
     run(reference, Rules.PRIVACY)
-    monkeypatch.setattr(pipeline, "KEY_LIMIT", 1)
+    monkeypatch.setattr(scope, "KEY_LIMIT", 1)
     run(lake, Rules.PRIVACY)
     assert snapshot(lake) == snapshot(reference)
