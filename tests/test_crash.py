@@ -4,6 +4,7 @@ stop is made in this process, by the lake's commit callback. A few tests then sh
 with real processes: `stedi-lake run` killed (SIGKILL) in a first and in an incremental run,
 and two runs started together on one lake leaving one clear line for the loser."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -188,6 +189,20 @@ def test_the_commit_callback_counts_every_commit(reference):
     assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)
 
 
+def readings_moved(file: Path) -> str:
+    """The file's readings with `x` moved a little: new readings (not copies, which are
+    duplicates), at the same moments as the step readings they pair with."""
+    lines = []
+    for line in file.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("x"), int | float):
+            lines.append(json.dumps(record | {"x": record["x"] + 0.001}))
+    return "\n".join(lines) + "\n"
+
+
 def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(
     sample_runs, spark, test_settings, tmp_path
 ):
@@ -197,9 +212,9 @@ def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(
     lake = copy_lake(sample_runs().root, tmp_path / "reference" / "lake", spark, test_settings)
     base = tmp_path / "crashed" / "lake"
     copy_lake(sample_runs().root, base, spark, test_settings)
-    again = "accelerometer/2022/06/redelivered.json"  # a second delivery of known readings
+    again = "accelerometer/2022/06/more.json"  # new readings of known people, at known times
     for root in (Path(lake.root), base):
-        shutil.copyfile(SAMPLE / FIRST[0][0], root / "landing" / again)
+        (root / "landing" / again).write_text(readings_moved(SAMPLE / FIRST[0][0]))
 
     report = run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
     tables = [w.table for w in report.writes]
