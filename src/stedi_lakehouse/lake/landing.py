@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, Table
+from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import GLOB_CHARACTERS, Listed, landing_dir, skipped_because
 
@@ -105,14 +105,13 @@ class Landing:
     def _rebookmark(self, relative: str, version: str) -> None:
         """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
         the run that processed it), so later runs keep taking it as processed."""
-        from stedi_lakehouse.contracts.spark import spark_schema
-        from stedi_lakehouse.lake.tables import local_frame
+        from stedi_lakehouse.lake.tables import records_frame
 
         if not self.lake.exists(Table.PROCESSED_FILES):
             return
         marks = self.lake.read(Table.PROCESSED_FILES).filter(F.col("path") == relative)
-        rows = [row.asDict() | {"version": version} for row in marks.collect()]
-        unique = list({(r["stage"], r["run_id"]): r for r in rows}.values())
+        rows = [ProcessedFile(**row.asDict() | {"version": version}) for row in marks.collect()]
+        unique = list({(r.stage, r.run_id): r for r in rows}.values())
         if unique:
-            schema = spark_schema(CATALOGUE[Table.PROCESSED_FILES].contract)
-            self.lake.append(local_frame(self.lake.spark, unique, schema), Table.PROCESSED_FILES)
+            frame = records_frame(self.lake.spark, ProcessedFile, unique)
+            self.lake.append(frame, Table.PROCESSED_FILES)

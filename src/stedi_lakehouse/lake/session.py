@@ -111,17 +111,17 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
         **DELTA_SQL,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
-        # Delta replays a table's log with 50 tasks by default, and a run reads a dozen tables:
-        # with 2 instead of 8, a run with one new file took 28.8 s instead of 30.6 s at L.
+        # Delta replays a table's log with 50 tasks by default, and a run reads a dozen small
+        # logs: a few tasks each wait less for the 2 cores.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.snapshot_partitions),
-        # VACUUM lists and deletes files with this many tasks (default 10,000): 25 s -> 2 s
-        # for a small table (`forget` vacuums every table it touched).
+        # VACUUM lists and deletes files with this many tasks (default 10,000, far too many
+        # for a small table; `forget` vacuums every table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
             settings.spark.shuffle_partitions
         ),
         # File statistics (min/max/nulls, for data skipping) on each new table's first two
         # columns, the person/device and time keys of the sensor tables, not Delta's default of
-        # 32: all-column statistics made a 2M-row write a third slower (bench/micro.py).
+        # 32: statistics on every column make each write copy every string (bench/micro.py).
         "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "2",
         # Every new table's retention, chosen rather than inherited (docs/lakehouse-over-time.md):
         # a month of versions to time-travel to and to audit, a week before a replaced data
@@ -134,7 +134,7 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         # Adaptive execution may join by hashing instead of sorting when every partition after
         # the shuffle is below this size: the pairs of machine_learning_curated (steps with the
-        # owner's readings) took 10.2 s instead of 12.3-13.8 s at L (docs/performance.md).
+        # owner's readings) are such a join (docs/performance.md).
         "spark.sql.adaptive.maxShuffledHashJoinLocalMapThreshold": "128m",
         **settings.spark.conf,
     }

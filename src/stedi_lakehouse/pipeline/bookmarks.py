@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import columns, spark_schema
 from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
-from stedi_lakehouse.lake.tables import Lake, local_frame
+from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.transforms import trusted as tr
 
@@ -67,8 +67,8 @@ class Bookmarks:
         if marks:
             rows = self._rows()  # read before this run's first mark
             names = columns(ProcessedFile)
-            records = [dict(zip(names, mark, strict=True)) for mark in marks]
-            df = local_frame(self.lake.spark, records, spark_schema(ProcessedFile))
+            records = [ProcessedFile(**dict(zip(names, mark, strict=True))) for mark in marks]
+            df = records_frame(self.lake.spark, ProcessedFile, records)
             report.writes.append(self.lake.append(df, Table.PROCESSED_FILES))
             rows.extend(marks)
 
