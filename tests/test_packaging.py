@@ -30,7 +30,8 @@ def test_packaged_job_under_spark_submit_gives_the_local_counts(spark, tmp_path)
     assert {"stedi_job.py", "stedi_lakehouse_env.tar.gz", "stedi_conf.tar.gz"} <= dist
     with tarfile.open(ROOT / "dist" / "stedi_lakehouse_env.tar.gz") as env:
         names = env.getnames()
-    assert any("site-packages/stedi_lakehouse/cli.py" in n for n in names)
+    assert any("site-packages/stedi_lakehouse/cli/app.py" in n for n in names)
+    assert not any("devdata" in n or "edge_cases" in n for n in names)  # test data stays home
     assert not any("site-packages/pyspark/" in n for n in names)  # the cluster provides it
 
     for table, rows in EXPECTED_ROWS[Rules.PRIVACY].items():
