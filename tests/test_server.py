@@ -96,9 +96,9 @@ def served_run(served, served_root) -> subprocess.CompletedProcess:
     return _cli("run", "--lake-root", str(served_root), "--profile", "test")
 
 
-# What differs between two lakes landed and run alike: run ids, check times, and the landing
-# files' versions (size and modification time of each lake's copy).
-VOLATILE = ["run_id", "checked_at", "version"]
+# What differs between two lakes landed and run alike: run ids, check and processing times,
+# and the landing files' versions (size and modification time of each lake's copy).
+VOLATILE = ["run_id", "checked_at", "processed_at", "version"]
 
 
 def _rows(root: Path, table: str) -> list[str] | None:
