@@ -14,7 +14,7 @@ from functools import lru_cache
 from urllib.parse import urlparse
 
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import is_local_path, local_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path, s3_region_and_endpoint
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,10 @@ class FileInfo:
 def s3_options(environ: Mapping[str, str]) -> dict[str, object]:
     """Arrow's S3FileSystem options matching S3A's (see the module docstring)."""
     options: dict[str, object] = {}
-    if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
+    region, endpoint = s3_region_and_endpoint(environ)
+    if region:
         options["region"] = region
-    if endpoint := environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+    if endpoint:
         parsed = urlparse(endpoint)
         options["endpoint_override"] = parsed.netloc or endpoint
         options["scheme"] = parsed.scheme or "https"

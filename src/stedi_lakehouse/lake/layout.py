@@ -90,3 +90,10 @@ def make_private_folder(path: Path) -> None:
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.chmod(0o700)  # whatever the umask
+
+
+def s3_region_and_endpoint(environ) -> tuple[str | None, str | None]:
+    """The region and S3-compatible endpoint every S3 client of the lake uses (S3A, delta-rs,
+    Arrow), from the standard AWS variables."""
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    return region, environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")

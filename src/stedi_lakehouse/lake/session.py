@@ -20,7 +20,12 @@ from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.lake.layout import is_local_path, local_path, make_private_folder
+from stedi_lakehouse.lake.layout import (
+    is_local_path,
+    local_path,
+    make_private_folder,
+    s3_region_and_endpoint,
+)
 from stedi_lakehouse.settings import Settings
 
 Builder = SparkSession.Builder
@@ -162,9 +167,10 @@ def s3a_options(environ: Mapping[str, str]) -> dict[str, str]:
         # plain path streams through S3A's output stream and works everywhere.
         "fs.s3a.optimized.copy.from.local.enabled": "false",
     }
-    if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
+    region, endpoint = s3_region_and_endpoint(environ)
+    if region:
         options["fs.s3a.endpoint.region"] = region
-    if endpoint := environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+    if endpoint:
         options["fs.s3a.endpoint"] = endpoint
         options["fs.s3a.path.style.access"] = "true"
         options["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https:")).lower()

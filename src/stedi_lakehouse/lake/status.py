@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table, TableSpec
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import is_local_path, local_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path, s3_region_and_endpoint
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -44,9 +44,10 @@ def storage_options(root: str, environ: Mapping[str, str] = os.environ) -> dict[
     if is_local_path(root):
         return {}
     options = {}
-    if region := environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"):
+    region, endpoint = s3_region_and_endpoint(environ)
+    if region:
         options["AWS_REGION"] = region
-    if endpoint := environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"):
+    if endpoint:
         options["AWS_ENDPOINT_URL"] = endpoint
         options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
         options["AWS_ALLOW_HTTP"] = str(endpoint.startswith("http:")).lower()
