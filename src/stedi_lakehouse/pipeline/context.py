@@ -4,7 +4,6 @@ the writes every stage makes through it."""
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -71,15 +70,11 @@ class Stages:
         """Trusted tables -> curated tables, for the files the trusted stage processed since."""
         return curated.curated(self, pseudonym_key=pseudonym_key)
 
-    def ingest(
-        self,
-        dataset: Dataset,
-        files: list[str],
-        report: StageReport,
-        background: ThreadPoolExecutor | None = None,
-    ) -> Future[None] | None:
+    def ingest(self, dataset: Dataset, files: list[str], report: StageReport) -> None:
         """Validate new landing files into <dataset>_landing and <dataset>_quarantine."""
-        return ingest.ingest(self, dataset, files, report, background)
+        batch = ingest.read_batch(self, dataset, files)
+        if batch is not None:
+            ingest.ingest(self, batch, report)
 
     def processed(self, stage: str) -> dict[str, str]:
         """The landing files `stage` has processed: path -> dataset."""
@@ -96,13 +91,13 @@ class Stages:
         self,
         when: When,
         *,
-        files: dict[Dataset, list[str]] | None = None,
+        landing: dict[Dataset, tuple[int, int]] | None = None,
         pseudonym_key: bytes | None = None,
     ) -> None:
         """Check the expectations of `when`; stop on a failed `fail` (before the stage writes)."""
         self.progress(f"checking expectations {when}")
         outcomes = q.check(
-            self.lake, self.expectations, when, files=files, pseudonym_key=pseudonym_key
+            self.lake, self.expectations, when, landing=landing, pseudonym_key=pseudonym_key
         )
         self.outcomes += outcomes
         q.enforce(outcomes)

@@ -4,10 +4,12 @@ is either accepted or quarantined with its reason, and counted."""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import (
@@ -19,6 +21,7 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.lake.tables import local_frame
+from stedi_lakehouse.pipeline.quality import quarantine_counts
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.transforms import validation as val
@@ -30,18 +33,27 @@ if TYPE_CHECKING:
 LATEST_RECORD_FIELD, DAY_MS = "lastUpdateDate", 86_400_000
 
 
-def ingest(
-    stages: Stages,
-    dataset: Dataset,
-    files: list[str],
-    report: StageReport,
-    background: ThreadPoolExecutor | None = None,
-) -> Future[None] | None:
-    """Validate new landing files into <dataset>_landing and <dataset>_quarantine (both
-    tables whole if either is missing). With `background`, the quarantine is written there
-    (nothing after the ingest reads it) and its future is returned."""
-    lake = stages.lake
-    counts = report.datasets[dataset] = DatasetCounts(dataset)
+@dataclass
+class Batch:
+    """One dataset's landing files read and validated, cached until `ingest` writes them;
+    `new_counts`: (lines read, lines quarantined) of the files new to this run."""
+
+    dataset: Dataset
+    files: list[str]
+    scope: Scope
+    unreadable: dict[str, str]
+    validated: DataFrame
+    new_counts: tuple[int, int]
+
+    def release(self) -> None:
+        self.validated.unpersist()
+
+
+def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | None:
+    """The new landing files `files` read and validated (every file of the dataset, whole,
+    if either of its tables is missing or too many are new); None if there is nothing to read.
+    Counting the new lines here caches the batch, which the writes then reuse."""
+    lake, new = stages.lake, files
     tables = landing_table(dataset), quarantine_table(dataset)
     scope = Scope.of(source_file=files)
     if scope.whole or not all(lake.exists(t) for t in tables):
@@ -52,11 +64,37 @@ def ingest(
     if scope.empty:
         return None
     stages.progress(f"reading {len(files):,} file(s) of landing/{dataset}")
-    contract = RECORD_CONTRACTS[dataset]
     unreadable = lake.landing.unreadable(files)
     lines = lake.landing.read(dataset, [f for f in files if f not in unreadable])
-    checked = val.validate(lines, contract=contract, not_after=_not_after(stages, dataset))
+    checked = val.validate(
+        lines, contract=RECORD_CONTRACTS[dataset], not_after=_not_after(stages, dataset)
+    )
     validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
+    counted = (0, 0)
+    if new:
+        of_new = (
+            validated
+            if set(files) <= set(new)
+            else validated.filter(F.col("source_file").isin(new))
+        )
+        row = quarantine_counts(of_new).collect()[0]
+        counted = (row["read"], row["quarantined"])
+    return Batch(dataset, files, scope, unreadable, validated, counted)
+
+
+def ingest(
+    stages: Stages,
+    batch: Batch,
+    report: StageReport,
+    background: ThreadPoolExecutor | None = None,
+) -> Future[None] | None:
+    """Write a batch into <dataset>_landing and <dataset>_quarantine. With `background`, the
+    quarantine is written there (nothing after the ingest reads it) and its future is
+    returned."""
+    lake, dataset, validated, scope = stages.lake, batch.dataset, batch.validated, batch.scope
+    counts = report.datasets.setdefault(dataset, DatasetCounts(dataset))
+    tables = landing_table(dataset), quarantine_table(dataset)
+    contract = RECORD_CONTRACTS[dataset]
     accepted = val.accepted(validated, contract=contract)
     quarantined = val.quarantined(validated)
     try:
@@ -67,20 +105,20 @@ def ingest(
             dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
             accepted, quarantined = kept, kept_lines
             counts.excluded[sup.ERASED] = dropped
-            stages.scrub[dataset] = (files, erased)
+            stages.scrub[dataset] = (batch.files, erased)
         good = stages.write(accepted, tables[0], report=report, scope=scope)
     except BaseException:
-        validated.unpersist()
+        batch.release()
         raise
-    counts.files, counts.accepted = len(files), good.rows + counts.excluded.get(sup.ERASED, 0)
+    counts.files, counts.accepted = len(batch.files), good.rows + counts.excluded.get(sup.ERASED, 0)
 
     def quarantine() -> None:
         try:
-            rows = quarantined.unionByName(_unreadable_rows(stages, unreadable))
+            rows = quarantined.unionByName(_unreadable_rows(stages, batch.unreadable))
             written = stages.write(rows, tables[1], report=report, scope=scope)
             counts.quarantined = written.rows
         finally:
-            validated.unpersist()
+            batch.release()
 
     if background is None:
         quarantine()

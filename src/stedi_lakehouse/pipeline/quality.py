@@ -7,6 +7,7 @@ when an expectation at level `fail` is not met. Every outcome is appended to `qu
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from pydantic import BaseModel
 from pyspark.sql import DataFrame, Window
@@ -16,7 +17,6 @@ from stedi_lakehouse.contracts.expectations import IDENTIFIERS, Check, Expectati
 from stedi_lakehouse.contracts.spark import field_rules
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
-    RECORD_CONTRACTS,
     Dataset,
     QualityOutcome,
     Table,
@@ -24,6 +24,7 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.errors import StediError
 from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
+from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.transforms import validation as val
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
 
@@ -91,51 +92,65 @@ def subjects_of(customers: DataFrame, *, pseudonym_key: bytes) -> DataFrame:
 
 
 # -- checking -----------------------------------------------------------------------------
-def _landing(lake: Lake, found: list[Expectation], files: dict[Dataset, list[str]]):
-    for dataset, new in files.items():
-        if not new:
-            continue
-        lines = val.validate(
-            lake.landing.read_readable(dataset, new), contract=RECORD_CONTRACTS[dataset]
-        )
-        counts = quarantine_counts(lines).collect()[0]
+def _landing(found: list[Expectation], counts: dict[Dataset, tuple[int, int]]):
+    for dataset, (read, quarantined) in counts.items():
         for e in found:
             if e.table == quarantine_table(dataset):
-                share = counts["quarantined"] / counts["read"] if counts["read"] else 0.0
-                dropped = e.check is Check.DROPPED
-                yield Outcome(e, float(counts["quarantined"] if dropped else share))
+                share = quarantined / read if read else 0.0
+                yield Outcome(e, float(quarantined if e.check is Check.DROPPED else share))
 
 
-def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None):
+def _measures(lake: Lake, table: Table, expected: list[Expectation], pseudonym_key: bytes | None):
+    """One table's expectations as independent measures: each gives its outcomes."""
+    df = lake.read(table)
+    ranged = [e for e in expected if e.check is Check.RANGE]
+    if ranged:
+        contract = CATALOGUE[table].contract_for(lake.table_rules(table))
+
+        def ranges() -> list[Outcome]:
+            row = rule_breaches(df, contract=contract, columns=[e.columns[0] for e in ranged])
+            breaches = row.collect()[0].asDict()
+            return [Outcome(e, float(breaches[e.columns[0]])) for e in ranged]
+
+        yield ranges
+    for e in expected:
+        if e.check is Check.UNIQUE:
+            yield partial(_unique, df, e)
+        elif e.check is Check.NO_IDENTIFIER:
+            yield partial(lambda e: [Outcome(e, float(len(IDENTIFIERS & set(df.columns))))], e)
+        elif e.check is Check.REFERENCES and e.references:
+            ref_table, ref_column = e.references
+            referenced = lake.read(ref_table)
+            if ref_column == "subject_key":
+                if not pseudonym_key:
+                    continue
+                referenced = subjects_of(referenced, pseudonym_key=pseudonym_key)
+            else:
+                referenced = referenced.select(ref_column)
+            yield partial(_references, df, e, referenced)
+
+
+def _unique(df: DataFrame, e: Expectation) -> list[Outcome]:
+    return [Outcome(e, float(surplus_keys(df, list(e.columns)).collect()[0]["surplus"]))]
+
+
+def _references(df: DataFrame, e: Expectation, referenced: DataFrame) -> list[Outcome]:
+    missing = missing_references(df, e.columns[0], referenced=referenced)
+    return [Outcome(e, float(missing.collect()[0]["missing"]))]
+
+
+def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None) -> list[Outcome]:
+    """Every table's measures, run side by side: each is a small job."""
     by_table: dict[Table, list[Expectation]] = {}
     for e in found:
         by_table.setdefault(e.table, []).append(e)
-    for table, expected in by_table.items():
-        if not lake.exists(table):
-            continue
-        df = lake.read(table)
-        ranged = [e for e in expected if e.check is Check.RANGE]
-        if ranged:
-            contract = CATALOGUE[table].contract_for(lake.table_rules(table))
-            row = rule_breaches(df, contract=contract, columns=[e.columns[0] for e in ranged])
-            breaches = row.collect()[0].asDict()
-            yield from (Outcome(e, float(breaches[e.columns[0]])) for e in ranged)
-        for e in expected:
-            if e.check is Check.UNIQUE:
-                yield Outcome(e, float(surplus_keys(df, list(e.columns)).collect()[0]["surplus"]))
-            elif e.check is Check.NO_IDENTIFIER:
-                yield Outcome(e, float(len(IDENTIFIERS & set(df.columns))))
-            elif e.check is Check.REFERENCES and e.references:
-                ref_table, ref_column = e.references
-                referenced = lake.read(ref_table)
-                if ref_column == "subject_key":
-                    if not pseudonym_key:
-                        continue
-                    referenced = subjects_of(referenced, pseudonym_key=pseudonym_key)
-                else:
-                    referenced = referenced.select(ref_column)
-                missing = missing_references(df, e.columns[0], referenced=referenced)
-                yield Outcome(e, float(missing.collect()[0]["missing"]))
+    measures = [
+        measure
+        for table, expected in by_table.items()
+        if lake.exists(table)
+        for measure in _measures(lake, table, expected, pseudonym_key)
+    ]
+    return [o for outcomes in together(*measures) for o in outcomes] if measures else []
 
 
 def check(
@@ -143,15 +158,16 @@ def check(
     expectations: list[Expectation],
     when: When,
     *,
-    files: dict[Dataset, list[str]] | None = None,
+    landing: dict[Dataset, tuple[int, int]] | None = None,
     pseudonym_key: bytes | None = None,
 ) -> list[Outcome]:
-    """The outcomes of the expectations checked `when` (the landing ones on `files`)."""
+    """The outcomes of the expectations checked `when` (the landing ones on `landing`: per
+    dataset with new files, their lines read and quarantined)."""
     found = [e for e in expectations if e.when is when]
+    if when is When.BEFORE_TRUSTED:
+        return list(_landing(found, landing or {}))
     with lake.described(f"expectations {when}"):
-        if when is When.BEFORE_TRUSTED:
-            return list(_landing(lake, found, files or {}))
-        return list(_table(lake, found, pseudonym_key))
+        return _table(lake, found, pseudonym_key)
 
 
 def enforce(outcomes: list[Outcome]) -> None:

@@ -21,9 +21,9 @@ from stedi_lakehouse.contracts.tables import (
     tables_in,
 )
 from stedi_lakehouse.erasure import suppression as sup
-from stedi_lakehouse.pipeline.ingest import ingest
+from stedi_lakehouse.pipeline.ingest import ingest, read_batch
 from stedi_lakehouse.pipeline.parallel import together
-from stedi_lakehouse.pipeline.results import StageReport
+from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
@@ -53,11 +53,17 @@ def trusted(stages: Stages) -> StageReport:
         stages.progress("trusted: no new landing files")
         return report
     stages.check_key(stages.pseudonym_key)
-    stages.expect(When.BEFORE_TRUSTED, files=new)
+    report.datasets.update({d: DatasetCounts(d) for d in Dataset})
+    batches = [b for b in together(*[partial(read_batch, stages, d, new[d]) for d in Dataset]) if b]
+    try:
+        landing = {b.dataset: b.new_counts for b in batches if new[b.dataset]}
+        stages.expect(When.BEFORE_TRUSTED, landing=landing)
+    except BaseException:
+        for batch in batches:
+            batch.release()
+        raise
     with ThreadPoolExecutor(len(Dataset), thread_name_prefix="quarantine") as background:
-        quarantines = together(
-            *[partial(ingest, stages, d, new[d], report, background) for d in Dataset]
-        )
+        quarantines = together(*[partial(ingest, stages, b, report, background) for b in batches])
         _classify(stages, report, new, whole)
         for future in quarantines:
             if future is not None:
