@@ -191,6 +191,41 @@ def test_query_goes_where_remote_points(served_root, served):
     assert "cannot reach the Spark Connect endpoint sc://localhost:9" in nowhere.stderr
 
 
+HOLD_WRITER = """
+import sys
+from stedi_lakehouse.lake.open import lock_served_writer
+
+lock_served_writer(sys.argv[1])
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_two_commands_write_through_the_server_one_at_a_time(served_root, served, served_run):
+    """The server holds the lake's lock for all its clients: a writing command holds the
+    right to write through it, and a second one is refused while the first runs."""
+    root = str(served_root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITER, root],
+        env=_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = _cli("run", "--lake-root", root, "--profile", "test", check=False)
+        assert refused.returncode == 1
+        assert "error:" in refused.stderr and f"(pid {holder.pid})" in refused.stderr
+        assert "being written through its server" in refused.stderr
+        read = _cli("query", SQL, "--lake-root", root, "--profile", "test", check=False)
+        assert read.returncode == 0, read.stderr  # readers take no part in it
+    finally:
+        holder.communicate("", timeout=60)
+    ran = _cli("run", "--lake-root", root, "--profile", "test", check=False)
+    assert ran.returncode == 0, ran.stderr
+
+
 def test_a_second_server_for_the_lake_is_refused(served_root, served):
     with pytest.raises(LakeError, match="a server already runs"):
         server.start(str(served_root), profile="test")

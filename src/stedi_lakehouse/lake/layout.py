@@ -82,6 +82,9 @@ def looks_binary(head: bytes) -> bool:
 
 
 LOCK_FILE = "_lock"
+SERVER_DIR = "_server"  # the lake server's address and log, under a local lake
+# Which command writes a served lake (in SERVER_DIR): its server holds LOCK_FILE for them all.
+WRITER_LOCK = "writer.lock"
 
 
 def make_private_folder(path: Path) -> None:

@@ -9,6 +9,8 @@ from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import (
     LOCK_FILE,
+    SERVER_DIR,
+    WRITER_LOCK,
     is_local_path,
     local_path,
     make_private_folder,
@@ -40,20 +42,42 @@ def lock_lake(root: str) -> None:
 
         _leases[root] = lease.take(root)
         return
-    path = local_path(root) / LOCK_FILE
+    _held[root] = _flock(local_path(root) / LOCK_FILE, "in use by another stedi-lake process")
+
+
+def lock_served_writer(root: str) -> None:
+    """Hold, until this process ends, the right to write a lake through its server: the
+    server holds `_lock` for all its clients, so two writing commands (two `run`s, a `run`
+    and a `maintain`) would otherwise interleave their commits. An S3 lake's lease is taken
+    by the command itself, as in-process."""
+    if not is_local_path(root):
+        lock_lake(root)
+        return
+    key = f"{root} (served)"
+    if key not in _held:
+        folder = local_path(root) / SERVER_DIR
+        make_private_folder(folder)
+        _held[key] = _flock(
+            folder / WRITER_LOCK, "being written through its server by another stedi-lake command"
+        )
+
+
+def _flock(path: Path, busy: str) -> int:
+    """An open descriptor of `path` holding its exclusive lock, which dies with this process
+    (even on kill -9); held by another process: a LakeError naming its pid."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
         os.close(fd)
+        lake = path.parent if path.name == LOCK_FILE else path.parent.parent
         raise LakeError(
-            f"lake {local_path(root)} is in use by another stedi-lake process (pid {holder}): "
-            "try again when it has finished"
+            f"lake {lake} is {busy} (pid {holder}): try again when it has finished"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
-    _held[root] = fd
+    return fd
 
 
 # Below this much new landing data a run starts its JVM for quick start-up (settings: spark.jit).
@@ -124,6 +148,8 @@ def open_lake(
         )
     if must_exist and remote is None and (writes or is_local_path(root)):
         lock_lake(root)
+    elif must_exist and remote is not None and writes:
+        lock_served_writer(root)
     from stedi_lakehouse.lake.session import build_session, remote_session
     from stedi_lakehouse.lake.tables import Lake  # starts nothing by itself, but imports pyspark
 

@@ -23,13 +23,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import LOCK_FILE, is_local_path, local_path, make_private_folder
+from stedi_lakehouse.lake.layout import (
+    LOCK_FILE,
+    SERVER_DIR,
+    is_local_path,
+    local_path,
+    make_private_folder,
+)
 
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 LOOPBACK = "127.0.0.1"
 PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService$"
-STATE_DIR = "_server"
 ADDRESS_FILE = "address"
 LOG_FILE = "server.log"
 MODULE = "stedi_lakehouse.lake.server"
@@ -63,7 +68,7 @@ def state_dir(lake_root: str) -> Path:
     """The server's private folder: `_server` under a local lake; for an s3:// lake, one per
     lake under the user's cache folder."""
     if is_local_path(lake_root):
-        return local_path(lake_root).resolve() / STATE_DIR
+        return local_path(lake_root).resolve() / SERVER_DIR
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     digest = hashlib.sha256(lake_root.rstrip("/").encode()).hexdigest()[:16]
     return cache / "stedi-lakehouse" / "servers" / digest
