@@ -5,6 +5,7 @@ plays a server that dies."""
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake import server
-from tests.helpers import ROOT, land_sample
+from tests.helpers import ROOT, files_naming, land_sample
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -92,8 +93,19 @@ def served(served_root):
 
 @pytest.fixture(scope="module")
 def served_run(served, served_root) -> subprocess.CompletedProcess:
-    """`run` through the server, on the lake it serves."""
-    return _cli("run", "--lake-root", str(served_root), "--profile", "test")
+    """`run` through the server, on the lake it serves: first a client killed (SIGKILL) right
+    after its 7th commit, then a whole one, which finishes its work."""
+    args = ["run", "--lake-root", str(served_root), "--profile", "test"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.killed_cli", "7", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    return _cli(*args)
 
 
 # What differs between two lakes landed and run alike: run ids, check and processing times,
@@ -113,7 +125,7 @@ def _rows(root: Path, table: str) -> list[str] | None:
     return sorted(map(str, frame.astype(str).values.tolist()))
 
 
-def test_run_through_the_server_builds_the_tables_a_run_in_process_builds(
+def test_a_served_run_killed_then_rerun_builds_the_tables_an_in_process_run_builds(
     built, served_root, served_run
 ):
     from stedi_lakehouse.contracts.tables import CATALOGUE
@@ -224,6 +236,29 @@ def test_two_commands_write_through_the_server_one_at_a_time(served_root, served
         holder.communicate("", timeout=60)
     ran = _cli("run", "--lake-root", root, "--profile", "test", check=False)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_forget_through_the_server_erases_the_person_everywhere(served_root, served, served_run):
+    """MERGE, VACUUM and the log purge run through the server; it then answers from the
+    purged logs."""
+    from stedi_lakehouse.lake.readers import open_if_present
+
+    root = str(served_root)
+    curated = open_if_present(root, "customer_curated")
+    assert curated is not None
+    emails = sorted(curated.to_pyarrow_table()["email"].to_pylist())
+    person = emails[len(emails) // 2]
+    assert files_naming(served_root, person), "the person was nowhere to begin with"
+    forgot = _cli("forget", "--email", person.upper(), "--lake-root", root, "--profile", "test")
+    assert "error" not in forgot.stderr
+    assert files_naming(served_root, person) == []
+    count = "SELECT count(*) AS people_left FROM customer_curated"
+    asked = _cli("query", count, "--lake-root", root, "--profile", "test")
+    assert re.search(rf"\b{len(emails) - 1}\b", asked.stdout), asked.stdout
+    old = _cli(
+        "query", f"{count} VERSION AS OF 0", "--lake-root", root, "--profile", "test", check=False
+    )
+    assert old.returncode == 1 and "error:" in old.stderr, old.stdout
 
 
 def test_a_second_server_for_the_lake_is_refused(served_root, served):

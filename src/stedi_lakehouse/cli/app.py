@@ -530,7 +530,7 @@ def forget(
     with user_errors():
         settings = _settings(profile, lake_root)
         with err.status("starting Spark") as status:
-            lake = open_lake(settings, in_process_only="forget")
+            lake = open_lake(settings)
             report = erase(lake, email, pseudonym_key=_key(settings), progress=status.update)
     out.print(erasure_table(report))
 

@@ -18,7 +18,6 @@ Devices only they claimed are theirs: those readings go too. Landing files keep 
 runs treat them as processed.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -162,15 +161,12 @@ def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
     return {s for s in serials if keyed_hash(key, "serial", s) in wanted}
 
 
-Match = tuple[list[str], Callable[[Column], Column]]  # keys, and when a row `t` matches one
+Match = tuple[list[str], str]  # keys, and the SQL saying when a row `t` matches a key `s.key`
 
 
 def _column_is(column: str, values: set[str], *, lower: bool = False) -> Match:
-    def matches(key: Column) -> Column:
-        value = F.col(f"t.{column}")
-        return (F.lower(value) if lower else value) == key
-
-    return sorted(values), matches
+    value = f"t.`{column}`"
+    return sorted(values), f"{f'lower({value})' if lower else value} = s.key"
 
 
 def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
@@ -178,7 +174,7 @@ def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
     Python, line by line (few rows: quarantined lines, failed runs' errors)."""
     rows = lake.read(table).select(column).filter(F.col(column).isNotNull()).distinct()
     texts = {r[0] for r in rows.toLocalIterator() if subject.names(r[0])}
-    return sorted(texts), lambda key: F.col(f"t.{column}") == key
+    return sorted(texts), f"t.`{column}` = s.key"
 
 
 def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, Match]:
@@ -196,10 +192,7 @@ def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, M
             matches[table] = _lines_of(lake, table, "raw_line", subject)
     if lake.exists(ML) and lake.table_rules(ML) is Rules.UDACITY:
         users, devices = _column_is("user", emails, lower=True), _column_is("serialNumber", serials)
-        matches[ML] = (
-            users[0] + devices[0],
-            lambda key: users[1](key) | devices[1](key),
-        )
+        matches[ML] = (users[0] + devices[0], f"({users[1]}) OR ({devices[1]})")
     else:
         matches[ML] = _column_is("subject_key", set(entry.subject_keys))
     return matches
@@ -261,7 +254,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
     if lake.exists(Table.RUNS):  # 4. what runs said of them
         keys, matching = _lines_of(lake, Table.RUNS, "error", subject)
         if redacted := lake.delete_rows(
-            Table.RUNS, keys, matching, update={"error": F.lit(REDACTED)}
+            Table.RUNS, keys, matching, update={"error": f"'{REDACTED}'"}
         ):
             report.runs_redacted += redacted
             save()

@@ -17,7 +17,8 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableRun
 from stedi_lakehouse.errors import failure_text
-from stedi_lakehouse.lake.tables import Lake, in_process_only, records_frame
+from stedi_lakehouse.lake.status import LakeLog
+from stedi_lakehouse.lake.tables import Lake, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
 
 COMMAND = "maintain"
@@ -101,28 +102,31 @@ def vacuum(lake: Lake, name: str, *, retention_hours: float) -> None:
     lake.changed(name)
 
 
+# A file of a table's Delta log that belongs to one version: a commit, its checksum, a
+# checkpoint (local file systems also keep a hidden checksum of each file: `.<name>.crc`).
+VERSION_FILE = re.compile(r"\.?(\d{20})\.")
+
+
 def purge_history(lake: Lake, name: str) -> None:
     """Make table `name`'s current version its only one: rewrite files carrying deletion
     vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
-    retention safety check lifted for this call only), then checkpoint the log and delete
-    the commits and checkpoints before it. Earlier versions can no longer be read."""
-    in_process_only("purging a table's history (Delta's log API)")
+    retention safety check lifted for this call only), then checkpoint the log (with
+    delta-rs) and delete the log files before it. Earlier versions can no longer be read.
+    SQL and delta-rs only: it runs in-process and through a lake server alike, whose Delta
+    reads the log again from the checkpoint at its next query."""
     spark, path = lake.spark, lake.table_path(name)
     properties = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0]["properties"]
     if properties.get("delta.enableDeletionVectors") == "true":
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
     with lake.setting(RETENTION_CHECK, "false"), lake.stating_rules(name):
         spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
-    jvm = spark._jvm
-    assert jvm is not None
-    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    delta_log.checkpoint()
-    latest = lake.version(name)
-    log_dir, fs = lake.storage.hadoop(f"{path}/_delta_log")
-    for status in fs.listStatus(log_dir):
-        file = status.getPath()
-        match = re.match(r"(\d{20})\.", file.getName())
+    delta = LakeLog(lake.root).open(name)
+    assert delta is not None, f"{name} has no Delta log"
+    delta.create_checkpoint()
+    latest = delta.version()
+    log = f"{path}/_delta_log".removeprefix(f"{lake.root}/")
+    for file in lake.storage.names_in(log):
+        match = VERSION_FILE.match(file)
         if match and int(match.group(1)) < latest:
-            fs.delete(file, False)
-    jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+            lake.storage.delete(f"{log}/{file}")
     lake.changed(name)

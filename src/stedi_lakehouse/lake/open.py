@@ -128,24 +128,17 @@ def open_lake(
     *,
     must_exist: bool = True,
     work: int | None = None,
-    in_process_only: str | None = None,
     writes: bool = True,
 ):
     """A `Lake` on a fresh or existing SparkSession for the configured lake root, which this
     process then holds (see `lock_lake`: always a local lake, an S3 lake when the command
     `writes`); or on a Spark Connect session (see `served_at`). `work`: the bytes the command
-    will process, if known (a small amount starts the JVM for quick start-up).
-    `in_process_only`: what needs this process's own JVM, refused while the lake is served."""
+    will process, if known (a small amount starts the JVM for quick start-up)."""
     root = settings.require_lake_root()
     settings = with_jit_for(settings, work)
     if must_exist:
         check_local_root(root)
     remote = served_at(settings, root)
-    if remote is not None and in_process_only is not None:
-        raise LakeError(
-            f"{in_process_only} runs in-process only, not through a Spark Connect server: "
-            "stop the lake's server (`stedi-lake server stop`) and run it again"
-        )
     if must_exist and remote is None and (writes or is_local_path(root)):
         lock_lake(root)
     elif must_exist and remote is not None and writes:

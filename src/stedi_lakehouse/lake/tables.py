@@ -4,13 +4,14 @@ erasure). A `Lake` holds the parts it is made of: `storage` (its files), `log` (
 commits), `catalog` (their names) and `landing` (the delivered files)."""
 
 import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
 
 from pydantic import BaseModel
-from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import is_remote
@@ -66,15 +67,6 @@ class TableWrite:
     seconds: float = 0.0  # computing and writing the table (Spark is lazy: the stage's work)
     removed: int = 0  # rows the commit replaced (0 for a table written whole the first time)
     committed: bool = True  # False: nothing to replace and nothing to write, so no new version
-
-
-def in_process_only(what: str) -> None:
-    """Refuse, in one line, work that needs this process's own JVM under Spark Connect."""
-    if is_remote():
-        raise LakeError(
-            f"{what} runs in-process only, not through a Spark Connect server: "
-            "stop the lake's server (`stedi-lake server stop`) and run it again"
-        )
 
 
 class Lake:
@@ -317,31 +309,35 @@ class Lake:
         self,
         name: str,
         keys: list[str],
-        matches: Callable[[Column], Column],
+        condition: str,
         *,
-        update: dict[str, Column] | None = None,
+        update: dict[str, str] | None = None,
     ) -> int:
-        """Delete the rows of table `name` for which `matches(key)` holds for some key (the
-        condition refers to the table as `t`), in one commit if any; the number deleted. The
-        keys travel as a small DataFrame joined by MERGE: the commit records `t.x = s.key`,
-        never the keys themselves. With `update`, those rows get these values instead."""
-        from delta.tables import DeltaTable
-
-        in_process_only("an erasure (MERGE through Delta's Python API)")
+        """Delete the rows of table `name` that match some key, in one commit if any; the
+        number deleted. `condition` is SQL naming the table's row `t` and a key `s.key`. The
+        keys travel as a small DataFrame joined by MERGE: the commit records the condition,
+        never the keys themselves. With `update` (column -> SQL expression), those rows get
+        these values instead. Plain SQL, so it runs in-process and through a lake server."""
         if not keys:
             return 0
         key_schema = T.StructType([T.StructField("key", T.StringType())])
-        source = local_frame(self.spark, [{"key": k} for k in keys], key_schema).alias("s")
+        source = local_frame(self.spark, [{"key": k} for k in keys], key_schema)
         target = self.read(name).alias("t")
-        if not target.join(source, matches(F.col("s.key")), "left_semi").limit(1).count():
+        if not target.join(source.alias("s"), F.expr(condition), "left_semi").limit(1).count():
             return 0
-        table = DeltaTable.forPath(self.spark, self.table_path(name)).alias("t")
-        with self.stating_rules(name):
-            merge = table.merge(source, matches(F.col("s.key")))
-            if update is None:
-                merge.whenMatchedDelete().execute()
-            else:
-                merge.whenMatchedUpdate(set=dict(update)).execute()
+        view = f"erased_keys_{uuid.uuid4().hex}"
+        source.createOrReplaceTempView(view)
+        action = "DELETE"
+        if update is not None:
+            action = "UPDATE SET " + ", ".join(f"t.`{c}` = {v}" for c, v in update.items())
+        try:
+            with self.stating_rules(name):
+                self.spark.sql(
+                    f"MERGE INTO delta.`{self.table_path(name)}` AS t USING {view} AS s "
+                    f"ON {condition} WHEN MATCHED THEN {action}"
+                )
+        finally:
+            self.spark.catalog.dropTempView(view)
         self.changed(name)
         self._commits += 1
         metrics = self.log.last_commit(self.table_path(name)).get("operationMetrics") or {}

@@ -150,7 +150,7 @@ def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None) ->
         if lake.exists(table)
         for measure in _measures(lake, table, expected, pseudonym_key)
     ]
-    return [o for outcomes in together(*measures) for o in outcomes] if measures else []
+    return [o for outcomes in together(*measures) for o in outcomes]
 
 
 def check(
