@@ -6,11 +6,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from stedi_lakehouse.contracts.expectations import When
-from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
-from stedi_lakehouse.lake.tables import Lake, TableWrite, local_frame
+from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
 from stedi_lakehouse.pipeline.results import StageReport
@@ -145,7 +144,6 @@ def run_record(
 
 def record_run(lake: Lake, record: RunRecord) -> TableWrite:
     """Append the run's record to `runs`."""
-    df = local_frame(lake.spark, [record.model_dump()], spark_schema(RunRecord))
-    written = lake.append(df, Table.RUNS)
+    written = lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
     lake.catalog.registered()
     return written
