@@ -542,7 +542,7 @@ def _maintain_if_due(lake, settings: Settings) -> None:
         with err.status("maintaining the lake") as status:
             record = maintain(lake, settings.maintenance, progress=status.update)
         out.print(
-            f"maintained {len(record.writes)} table(s) (due every "
+            f"maintained {len(record.compactions)} table(s) (due every "
             f"{settings.maintenance.every_hours:g} h)"
         )
 
@@ -575,7 +575,7 @@ def maintain(
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
             record = maintain_lake(lake, settings.maintenance, progress=status.update)
-    rows = [(w.table, f"{w.rows_removed:,}", w.version) for w in record.writes]
+    rows = [(c.table, f"{c.files_removed:,}", c.version) for c in record.compactions]
     out.print(result_table(["table", "small files compacted", "version"], rows))
     out.print(
         f"replaced files older than {settings.maintenance.retention_hours:g} h deleted; "

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableRun
+from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableCompaction
 from stedi_lakehouse.errors import failure_text
 from stedi_lakehouse.lake.tables import Lake, in_process_only, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
@@ -27,18 +27,13 @@ def maintain(
     lake: Lake, settings: MaintenanceSettings, *, progress: Callable[[str], None] = print
 ) -> RunRecord:
     """Compact and vacuum every table; the maintenance's `runs` record."""
-    started, error, writes = datetime.now(UTC), None, []
+    started, error, compactions = datetime.now(UTC), None, []
     try:
         for name in CATALOGUE:
             if lake.exists(name):
                 progress(f"compacting and vacuuming {name}")
-                removed = compact(lake, name)
+                compactions.append(compact(lake, name))
                 vacuum(lake, name, retention_hours=settings.retention_hours)
-                writes.append(
-                    TableRun(
-                        table=name, rows_written=0, rows_removed=removed, version=lake.version(name)
-                    )
-                )
     except Exception as exc:
         error = exc
         raise
@@ -52,9 +47,10 @@ def maintain(
             outcome="failed" if error else "succeeded",
             error=failure_text(error)[:1000] if error else None,
             datasets=[],
-            writes=writes,
+            writes=[],
+            compactions=compactions,
         )
-        if writes or error:
+        if compactions or error:
             lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
     return record
 
@@ -79,17 +75,19 @@ def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) 
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 
 
-def compact(lake: Lake, name: str) -> int:
-    """Rewrite the table's small files into few (OPTIMIZE); the number of files replaced.
+def compact(lake: Lake, name: str) -> TableCompaction:
+    """Rewrite the table's small files into few (OPTIMIZE); how many it replaced and wrote.
     The rows do not change."""
     path = lake.table_path(name)
-    with lake.stating_rules(name):
-        lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()
+    with lake.described(f"compact {name}"), lake.stating_rules(name):
+        metrics = lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()[0]["metrics"]
     lake.changed(name)
-    commit = lake.log.last_commit(path)
-    if commit.get("operation") != "OPTIMIZE":
-        return 0
-    return int((commit.get("operationMetrics") or {}).get("numRemovedFiles", 0))
+    return TableCompaction(
+        table=name,
+        files_removed=metrics["numFilesRemoved"],
+        files_added=metrics["numFilesAdded"],
+        version=lake.version(name),
+    )
 
 
 def vacuum(lake: Lake, name: str, *, retention_hours: float) -> None:
