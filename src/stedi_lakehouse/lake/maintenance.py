@@ -6,17 +6,22 @@ are deleted, so the data of a person who withdrew consent leaves the storage, no
 current version. Old log entries go with Delta's log retention (30 days). `run` maintains the
 lake when the last maintenance is older than `maintenance.every_hours`; each maintenance is
 recorded in `runs` (command `maintain`).
+
+Between maintenances, a run compacts the tables it wrote that hold more than
+`maintenance.small_files` small files (`compact_small_files`), counted from their Delta logs,
+so that a lake fed many small deliveries keeps few files per table.
 """
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableCompaction
 from stedi_lakehouse.errors import failure_text
+from stedi_lakehouse.lake.status import LakeLog
 from stedi_lakehouse.lake.tables import Lake, in_process_only, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
 
@@ -32,7 +37,7 @@ def maintain(
         for name in CATALOGUE:
             if lake.exists(name):
                 progress(f"compacting and vacuuming {name}")
-                compactions.append(compact(lake, name))
+                compactions.append(compact(lake, name, small_file_bytes=settings.small_file_bytes))
                 vacuum(lake, name, retention_hours=settings.retention_hours)
     except Exception as exc:
         error = exc
@@ -72,14 +77,43 @@ def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) 
     return (now or datetime.now(UTC)) - since > timedelta(hours=settings.every_hours)
 
 
+def compaction_due(log: LakeLog, tables: Iterable[str], settings: MaintenanceSettings) -> list[str]:
+    """Those of `tables` that hold more than `small_files` small files (none when it is 0),
+    counted from their Delta logs."""
+    if not settings.small_files:
+        return []
+    below = settings.small_file_bytes
+    return [name for name in tables if log.small_files(name, below) > settings.small_files]
+
+
+def compact_small_files(
+    lake: Lake,
+    tables: Iterable[str],
+    settings: MaintenanceSettings,
+    *,
+    progress: Callable[[str], None] = print,
+) -> list[TableCompaction]:
+    """Compact those of `tables` that hold too many small files (`compaction_due`)."""
+    compactions = []
+    for name in compaction_due(LakeLog(lake.root), tables, settings):
+        progress(f"compacting {name}")
+        compactions.append(compact(lake, name, small_file_bytes=settings.small_file_bytes))
+    return compactions
+
+
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+MIN_FILE_SIZE = "spark.databricks.delta.optimize.minFileSize"
 
 
-def compact(lake: Lake, name: str) -> TableCompaction:
-    """Rewrite the table's small files into few (OPTIMIZE); how many it replaced and wrote.
-    The rows do not change."""
+def compact(lake: Lake, name: str, *, small_file_bytes: int) -> TableCompaction:
+    """Rewrite the table's files under `small_file_bytes` into few (OPTIMIZE); how many it
+    replaced and wrote. The rows do not change."""
     path = lake.table_path(name)
-    with lake.described(f"compact {name}"), lake.stating_rules(name):
+    with (
+        lake.described(f"compact {name}"),
+        lake.setting(MIN_FILE_SIZE, str(small_file_bytes)),
+        lake.stating_rules(name),
+    ):
         metrics = lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()[0]["metrics"]
     lake.changed(name)
     return TableCompaction(
