@@ -35,9 +35,9 @@ def _env() -> dict[str, str]:
     return env | {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _cli(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "stedi_lakehouse", *args]
-    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=_env() | env, capture_output=True, text=True, timeout=600)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -91,21 +91,26 @@ def served(served_root):
     server.stop(str(served_root))
 
 
+# The served run compacts every table it leaves with more than one small file.
+SMALL_FILES = 1
+
+
 @pytest.fixture(scope="module")
 def served_run(served, served_root) -> subprocess.CompletedProcess:
     """`run` through the server, on the lake it serves: first a client killed (SIGKILL) right
     after its 7th commit, then a whole one, which finishes its work."""
     args = ["run", "--lake-root", str(served_root), "--profile", "test"]
+    compacting = {"STEDI_MAINTENANCE__SMALL_FILES": str(SMALL_FILES)}
     killed = subprocess.run(
         [sys.executable, "-m", "tests.killed_cli", "7", *args],
         cwd=ROOT,
-        env=_env(),
+        env=_env() | compacting,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
-    return _cli(*args)
+    return _cli(*args, **compacting)
 
 
 # What differs between two lakes landed and run alike: run ids, check and processing times,
@@ -135,6 +140,25 @@ def test_a_served_run_killed_then_rerun_builds_the_tables_an_in_process_run_buil
     for name in compared:
         assert _rows(served_root, name) == _rows(built[0], name), name
     assert _rows(served_root, "customer_curated"), "nothing was built"
+
+
+def test_a_run_through_the_server_compacts_the_tables_it_left_with_small_files(
+    served_root, served_run
+):
+    """The rows are those of the run in-process, which compacts nothing (the test above)."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE, Table
+    from stedi_lakehouse.lake.readers import open_if_present
+    from stedi_lakehouse.lake.status import LakeLog
+
+    compactions = LakeLog(str(served_root)).newest_runs(1)[0]["compactions"]
+    assert {c["table"] for c in compactions} >= {"processed_files", "accelerometer_landing"}
+    assert all(c["files_removed"] > c["files_added"] for c in compactions)
+    assert "compacted small files: " in served_run.stdout
+    for name in CATALOGUE:
+        delta = open_if_present(str(served_root), name)
+        files = 0 if delta is None else len(delta.file_uris())
+        # the run's records are appended after its compaction
+        assert files <= SMALL_FILES + (name in (Table.RUNS, Table.QUALITY)), name
 
 
 def test_status_names_the_running_server(served_root, served):

@@ -64,6 +64,25 @@ class MaintenanceSettings(BaseModel):
     every_hours: float = Field(
         24, gt=0, description="`run` maintains the lake when the last maintenance is older."
     )
+    small_files: int = Field(
+        32,
+        ge=0,
+        description="A run compacts a table it wrote once more of its files than this are "
+        "small (0: only `maintain` compacts).",
+    )
+    # At most half of Delta's target file size (OPTIMIZE's maxFileSize, 1 GiB), so that any two
+    # small files fit one new file and a compaction always leaves fewer small files.
+    small_file_mb: float = Field(
+        128,
+        gt=0,
+        le=512,
+        description="A data file under this size is small; every compaction rewrites these "
+        "(OPTIMIZE's minFileSize).",
+    )
+
+    @property
+    def small_file_bytes(self) -> int:
+        return int(self.small_file_mb * 2**20)
 
 
 class CatalogSettings(BaseModel):

@@ -148,7 +148,14 @@ def _stages(settings: Settings):
     from stedi_lakehouse.pipeline import Stages
 
     lake, progress, status = _open(settings)
-    return Stages(lake, rules=settings.rules, progress=progress, quality=settings.quality), status
+    stages = Stages(
+        lake,
+        rules=settings.rules,
+        progress=progress,
+        quality=settings.quality,
+        maintenance=settings.maintenance,
+    )
+    return stages, status
 
 
 def show(renderable) -> None:
@@ -168,7 +175,13 @@ def _say_skipped(skipped: dict[str, str]) -> None:
 
 
 def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None:
-    from stedi_lakehouse.cli.render import records_table, run_json, unmet_table, writes_table
+    from stedi_lakehouse.cli.render import (
+        compacted_line,
+        records_table,
+        run_json,
+        unmet_table,
+        writes_table,
+    )
     from stedi_lakehouse.pipeline import run_stages
 
     started = time.monotonic()
@@ -192,6 +205,8 @@ def _promote(settings: Settings, stage: Stage, *, as_json: bool = False) -> None
             show(records_table(report.datasets.values()))
         if unmet := [o for o in stages.outcomes if not o.passed]:
             show(unmet_table(unmet))
+        if report.compactions:
+            out.print(compacted_line(report.compactions), soft_wrap=True, highlight=False)
         if stage is Stage.ALL:
             _maintain_if_due(stages.lake, settings)
     else:
@@ -258,12 +273,14 @@ def watch(
                 rules=settings.rules,
                 pseudonym_key=_key(settings),
                 quality=settings.quality,
+                maintenance=settings.maintenance,
                 every=every,
                 runs=runs,
                 settle_seconds=settle,
                 progress=progress,
                 on_run=lambda report, s: out.print(
-                    run_line(report.writes, report.datasets.values(), s), soft_wrap=True
+                    run_line(report.writes, report.datasets.values(), s, report.compactions),
+                    soft_wrap=True,
                 ),
                 on_idle=lambda written: status.update(watching),
                 on_failure=lambda error, delay: err.print(
@@ -542,7 +559,7 @@ def _maintain_if_due(lake, settings: Settings) -> None:
         with err.status("maintaining the lake") as status:
             record = maintain(lake, settings.maintenance, progress=status.update)
         out.print(
-            f"maintained {len(record.writes)} table(s) (due every "
+            f"maintained {len(record.compactions)} table(s) (due every "
             f"{settings.maintenance.every_hours:g} h)"
         )
 
@@ -575,7 +592,7 @@ def maintain(
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
             record = maintain_lake(lake, settings.maintenance, progress=status.update)
-    rows = [(w.table, f"{w.rows_removed:,}", w.version) for w in record.writes]
+    rows = [(c.table, f"{c.files_removed:,}", c.version) for c in record.compactions]
     out.print(result_table(["table", "small files compacted", "version"], rows))
     out.print(
         f"replaced files older than {settings.maintenance.retention_hours:g} h deleted; "

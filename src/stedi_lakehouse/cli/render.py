@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset
+from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, TableCompaction
 
 if TYPE_CHECKING:  # rendering imports no engine: these only name what it is given
     from stedi_lakehouse.erasure.forget import ErasureReport
@@ -99,17 +99,32 @@ def records_table(datasets: Iterable["DatasetCounts"]) -> Group:
 
 
 def run_line(
-    writes: Sequence["TableWrite"], datasets: Iterable["DatasetCounts"], seconds: float
+    writes: Sequence["TableWrite"],
+    datasets: Iterable["DatasetCounts"],
+    seconds: float,
+    compactions: Sequence[TableCompaction] = (),
 ) -> str:
-    """One line for one run of `watch`: when, what arrived, what was written, how long."""
+    """One line for one run of `watch`: when, what arrived, what was written (and compacted),
+    how long."""
     datasets = list(datasets)
     files = sum(d.files for d in datasets)
     read = sum(d.read for d in datasets)
     quarantined = sum(d.quarantined for d in datasets)
+    compacted = f", {len(compactions)} compacted" if compactions else ""
     return (
         f"{datetime.now(UTC):%H:%M:%S} UTC · {files:,} new file(s), {read:,} records "
-        f"({quarantined:,} quarantined) · {len(writes)} table(s) written · {seconds:.1f} s"
+        f"({quarantined:,} quarantined) · {len(writes)} table(s) written{compacted} · "
+        f"{seconds:.1f} s"
     )
+
+
+def compacted_line(compactions: Iterable[TableCompaction]) -> str:
+    """The tables a run compacted, each with the small files it replaced and its version."""
+    done = [
+        f"{c.table} ({c.files_removed:,} files into {c.files_added:,}, version {c.version})"
+        for c in compactions
+    ]
+    return f"compacted small files: {'; '.join(done)}"
 
 
 def status_table(statuses: Iterable["TableStatus"]) -> Table:

@@ -135,6 +135,13 @@ class TableRun(BaseModel):
     version: int
 
 
+class TableCompaction(BaseModel):
+    table: str
+    files_removed: int
+    files_added: int
+    version: int
+
+
 class DatasetRun(BaseModel):
     dataset: str
     files: int
@@ -147,7 +154,8 @@ class DatasetRun(BaseModel):
 
 class RunRecord(BaseModel):
     """One row per run that had work to do (a run that finds nothing new writes nothing):
-    what it read, quarantined, excluded and wrote, the Delta versions, and how it ended."""
+    what it read, quarantined, excluded, wrote and compacted, the Delta versions, and how it
+    ended."""
 
     run_id: str = Field(description="Random id of the run.")
     command: str = Field(description="What ran: trusted, curated or all.")
@@ -162,6 +170,11 @@ class RunRecord(BaseModel):
     )
     writes: list[TableRun] = Field(
         description="Per table written: rows written and removed, Delta version."
+    )
+    compactions: list[TableCompaction] = Field(
+        default_factory=list,
+        description="Per table compacted (OPTIMIZE, after the writes): small files replaced, "
+        "files written, Delta version.",
     )
 
 

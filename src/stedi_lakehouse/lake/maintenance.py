@@ -6,16 +6,20 @@ are deleted, so the data of a person who withdrew consent leaves the storage, no
 current version. Old log entries go with Delta's log retention (30 days). `run` maintains the
 lake when the last maintenance is older than `maintenance.every_hours`; each maintenance is
 recorded in `runs` (command `maintain`).
+
+Between maintenances, a run compacts the tables it wrote that hold more than
+`maintenance.small_files` small files (`compact_small_files`), counted from their Delta logs,
+so that a lake fed many small deliveries keeps few files per table.
 """
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableRun
+from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableCompaction
 from stedi_lakehouse.errors import failure_text
 from stedi_lakehouse.lake.status import LakeLog
 from stedi_lakehouse.lake.tables import Lake, records_frame
@@ -28,18 +32,13 @@ def maintain(
     lake: Lake, settings: MaintenanceSettings, *, progress: Callable[[str], None] = print
 ) -> RunRecord:
     """Compact and vacuum every table; the maintenance's `runs` record."""
-    started, error, writes = datetime.now(UTC), None, []
+    started, error, compactions = datetime.now(UTC), None, []
     try:
         for name in CATALOGUE:
             if lake.exists(name):
                 progress(f"compacting and vacuuming {name}")
-                removed = compact(lake, name)
+                compactions.append(compact(lake, name, small_file_bytes=settings.small_file_bytes))
                 vacuum(lake, name, retention_hours=settings.retention_hours)
-                writes.append(
-                    TableRun(
-                        table=name, rows_written=0, rows_removed=removed, version=lake.version(name)
-                    )
-                )
     except Exception as exc:
         error = exc
         raise
@@ -53,9 +52,10 @@ def maintain(
             outcome="failed" if error else "succeeded",
             error=failure_text(error)[:1000] if error else None,
             datasets=[],
-            writes=writes,
+            writes=[],
+            compactions=compactions,
         )
-        if writes or error:
+        if compactions or error:
             lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
     return record
 
@@ -77,20 +77,51 @@ def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) 
     return (now or datetime.now(UTC)) - since > timedelta(hours=settings.every_hours)
 
 
+def compaction_due(log: LakeLog, tables: Iterable[str], settings: MaintenanceSettings) -> list[str]:
+    """Those of `tables` that hold more than `small_files` small files (none when it is 0),
+    counted from their Delta logs."""
+    if not settings.small_files:
+        return []
+    below = settings.small_file_bytes
+    return [name for name in tables if log.small_files(name, below) > settings.small_files]
+
+
+def compact_small_files(
+    lake: Lake,
+    tables: Iterable[str],
+    settings: MaintenanceSettings,
+    *,
+    progress: Callable[[str], None] = print,
+) -> list[TableCompaction]:
+    """Compact those of `tables` that hold too many small files (`compaction_due`)."""
+    compactions = []
+    for name in compaction_due(LakeLog(lake.root), tables, settings):
+        progress(f"compacting {name}")
+        compactions.append(compact(lake, name, small_file_bytes=settings.small_file_bytes))
+    return compactions
+
+
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+MIN_FILE_SIZE = "spark.databricks.delta.optimize.minFileSize"
 
 
-def compact(lake: Lake, name: str) -> int:
-    """Rewrite the table's small files into few (OPTIMIZE); the number of files replaced.
-    The rows do not change."""
+def compact(lake: Lake, name: str, *, small_file_bytes: int) -> TableCompaction:
+    """Rewrite the table's files under `small_file_bytes` into few (OPTIMIZE); how many it
+    replaced and wrote. The rows do not change."""
     path = lake.table_path(name)
-    with lake.stating_rules(name):
-        lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()
+    with (
+        lake.described(f"compact {name}"),
+        lake.setting(MIN_FILE_SIZE, str(small_file_bytes)),
+        lake.stating_rules(name),
+    ):
+        metrics = lake.spark.sql(f"OPTIMIZE delta.`{path}`").collect()[0]["metrics"]
     lake.changed(name)
-    commit = lake.log.last_commit(path)
-    if commit.get("operation") != "OPTIMIZE":
-        return 0
-    return int((commit.get("operationMetrics") or {}).get("numRemovedFiles", 0))
+    return TableCompaction(
+        table=name,
+        files_removed=metrics["numFilesRemoved"],
+        files_added=metrics["numFilesAdded"],
+        version=lake.version(name),
+    )
 
 
 def vacuum(lake: Lake, name: str, *, retention_hours: float) -> None:

@@ -1,6 +1,7 @@
-"""The lake as its Delta logs state it, read with delta-rs: table versions, row counts and
-history, and the `runs` and `quality` records. `stedi-lake status` and `history` need nothing
-more, so they start no JVM and never import pyspark, with or without a lake server.
+"""The lake as its Delta logs state it, read with delta-rs: table versions, row counts, small
+files and history, and the `runs` and `quality` records. `stedi-lake status` and `history`
+need nothing more, so they start no JVM and never import pyspark, with or without a lake
+server; a run counts its tables' small files here.
 
 Row counts come from the add actions' `numRecords` statistics, as Spark's own `count()` of a
 Delta table does (the lake writes no deletion vectors, which those statistics leave out); if a
@@ -115,6 +116,15 @@ class LakeLog:
         )
         if not listed.get("KeyCount"):
             raise LakeError(f"lake root {self.root} does not exist")
+
+    def small_files(self, name: str, below_bytes: int) -> int:
+        """How many data files of table `name`'s latest version are under `below_bytes` (from
+        the log's add actions: no data file is opened); 0 where it was never written."""
+        delta = self.open(name)
+        if delta is None:
+            return 0
+        sizes = delta.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+        return sum(size < below_bytes for size in sizes)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The table's commits, newest first, in the shape of Spark's DESCRIBE HISTORY rows."""

@@ -54,8 +54,10 @@ def records_frame(
     spark: SparkSession, contract: type[BaseModel], records: Sequence[BaseModel]
 ) -> DataFrame:
     """The rows of records the lake writes about itself, each built (and so checked) by its
-    Pydantic `contract`, with the Spark schema derived from that contract."""
-    return local_frame(spark, [r.model_dump() for r in records], spark_schema(contract))
+    Pydantic `contract`, with the Spark schema derived from that contract; in one partition,
+    so that appending them adds one file to the table, not one per core."""
+    rows = [r.model_dump() for r in records]
+    return local_frame(spark, rows, spark_schema(contract)).coalesce(1)
 
 
 @dataclass(frozen=True)

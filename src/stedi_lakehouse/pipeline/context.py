@@ -22,7 +22,7 @@ from stedi_lakehouse.pipeline.lookups import Lookups
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.settings import QualitySettings
+from stedi_lakehouse.settings import MaintenanceSettings, QualitySettings
 from stedi_lakehouse.transforms import trusted as tr
 
 Progress = Callable[[str], None]
@@ -46,8 +46,10 @@ class Stages:
         pseudonym_key: bytes | None = None,
         settle_seconds: float = 0.0,
         quality: QualitySettings | None = None,
+        maintenance: MaintenanceSettings | None = None,
     ):
         self.lake, self.rules, self.progress = lake, rules, progress
+        self.maintenance = maintenance or MaintenanceSettings.model_validate({})
         self.settle_seconds = settle_seconds
         self.settled: dict[Dataset, list[str]] = {}  # the landing files this run may read
         self.run_id = run_id or uuid.uuid4().hex

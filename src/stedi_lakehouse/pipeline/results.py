@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stedi_lakehouse.contracts.tables import TableCompaction
     from stedi_lakehouse.lake.tables import TableWrite
 
 
@@ -34,6 +35,7 @@ class StageReport:
     datasets: dict[str, DatasetCounts] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # landing file not read -> why
     changed: list[str] = field(default_factory=list)  # processed files delivered again
+    compactions: list[TableCompaction] = field(default_factory=list)  # after the writes
 
     def merge(self, other: StageReport) -> StageReport:
         return StageReport(
@@ -41,4 +43,5 @@ class StageReport:
             {**self.datasets, **other.datasets},
             {**self.skipped, **other.skipped},
             sorted({*self.changed, *other.changed}),
+            [*self.compactions, *other.compactions],
         )

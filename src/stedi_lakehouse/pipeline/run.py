@@ -1,30 +1,31 @@
-"""A run: the stages one after the other, recorded in `runs` (also when it fails), once or
-again and again (`watch`)."""
+"""A run: the stages one after the other, then the compaction of the tables it left with too
+many small files, recorded in `runs` (also when it fails), once or again and again (`watch`)."""
 
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from stedi_lakehouse.contracts.expectations import When
-from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
-from stedi_lakehouse.lake.tables import Lake, TableWrite, local_frame
+from stedi_lakehouse.lake.maintenance import compact_small_files
+from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.presets import Rules
-from stedi_lakehouse.settings import QualitySettings
+from stedi_lakehouse.settings import MaintenanceSettings, QualitySettings
 
 # After a failed run, `watch` waits its interval doubled per failure in a row, up to this.
 MAX_BACKOFF_SECONDS = 600.0
 
 
 def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> StageReport:
-    """Run the trusted stage, the curated stage or both (`all`), and record the run in `runs`,
-    also when it fails; a run that found nothing to do writes nothing, not even its record
-    (which `stages.record` holds either way)."""
+    """Run the trusted stage, the curated stage or both (`all`), compact the tables it wrote
+    that now hold too many small files, and record the run in `runs`, also when it fails; a run
+    that found nothing to do writes nothing, not even its record (which `stages.record` holds
+    either way)."""
     if pending := erasure.pending_erasures(stages.lake):
         raise LakeError(
             f"{len(pending)} erasure(s) did not finish: run the same `stedi-lake forget "
@@ -41,6 +42,13 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
         if any(o.expectation.when is When.BEFORE_CURATED for o in stages.outcomes):
             stages.expect(When.AFTER_CURATED, pseudonym_key=pseudonym_key)  # can only warn
         stages.lake.catalog.registered()  # in the catalog (registered beside the stages' work)
+        if report.writes:
+            report.compactions = compact_small_files(
+                stages.lake,
+                written_tables(stages, report),
+                stages.maintenance,
+                progress=stages.progress,
+            )
     except Exception as exc:
         error = exc
         raise
@@ -58,6 +66,13 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
     return report
 
 
+def written_tables(stages: Stages, report: StageReport) -> list[str]:
+    """The tables a run writes: those it committed to, then the records it appends last (a
+    compaction before them leaves them at most one small file over the threshold)."""
+    records = [Table.QUALITY] if stages.outcomes else []
+    return list(dict.fromkeys([*(w.table for w in report.writes), *records, Table.RUNS]))
+
+
 def watch(
     lake: Lake,
     *,
@@ -72,6 +87,7 @@ def watch(
     on_failure: Callable[[BaseException, float], None] = lambda error, delay: None,
     sleep: Callable[[float], None] = time.sleep,
     quality: QualitySettings | None = None,
+    maintenance: MaintenanceSettings | None = None,
 ) -> int:
     """Run every stage now, then again every `every` seconds, in this one Spark session, until
     `runs` runs have written something (0: until interrupted). A file modified in the last
@@ -86,7 +102,12 @@ def watch(
     while True:
         started = time.monotonic()
         stages = Stages(
-            lake, rules=rules, progress=progress, settle_seconds=settle_seconds, quality=quality
+            lake,
+            rules=rules,
+            progress=progress,
+            settle_seconds=settle_seconds,
+            quality=quality,
+            maintenance=maintenance,
         )
         try:
             report = run_stages(stages, "all", pseudonym_key=pseudonym_key)
@@ -140,12 +161,12 @@ def run_record(
             TableRun(table=w.table, rows_written=w.rows, rows_removed=w.removed, version=w.version)
             for w in report.writes
         ],
+        compactions=report.compactions,
     )
 
 
 def record_run(lake: Lake, record: RunRecord) -> TableWrite:
     """Append the run's record to `runs`."""
-    df = local_frame(lake.spark, [record.model_dump()], spark_schema(RunRecord))
-    written = lake.append(df, Table.RUNS)
+    written = lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
     lake.catalog.registered()
     return written
