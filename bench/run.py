@@ -21,18 +21,14 @@ The logs of both systems (stdout and stderr) are kept under .cache/bench/<scale>
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,6 +41,11 @@ from rich.table import Table
 from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ and devdata/ live beside the package, not in it
+
+from bench.deliveries import fresh_lake, new_accelerometer_file  # noqa: E402
+from bench.measure import GIB, LATENCY_RUNS, latency, measure  # noqa: E402
+
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
 RESULTS = ROOT / "bench" / "results"
@@ -69,113 +70,10 @@ SPARK_ENV: dict[str, dict[str, str]] = {
     "M": {},
     "L": {},
 }
-SAMPLE_EVERY_S = 0.2
 WATCH_EVERY_S = 0.5  # how often the measured `watch` looks for new files
 WATCH_TIMEOUT_S = 900  # a delivery whose run has not ended by then: the watcher is stopped
-LATENCY_RUNS = 5  # runs of each quick command; the median is reported
-GIB = 1024**3
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
-_KCMP_VM = 1
 
 out = Console()
-
-
-# --- measuring -----------------------------------------------------------------------------
-
-
-def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
-    """Sum of RSS of a process and all its descendants (processes may vanish meanwhile), and
-    what each member held: anonymous memory (heaps, native allocations) and file-backed pages
-    (mapped jars, libraries, spilled blocks), from /proc/<pid>/status where there is one.
-    A member that shares the address space of one already counted is listed, not added: the
-    JVM starts each subprocess (Hadoop's shell commands) through vfork, and until the child
-    runs its program it reports the whole JVM's RSS as its own."""
-    total, parts, counted = 0, [], []
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0, []
-    for member in members:
-        with contextlib.suppress(psutil.Error, OSError):
-            # compared before its memory is read: a child that runs its program in between
-            # would otherwise show the JVM's RSS and then no longer share it
-            twin = next((pid for pid in counted if _same_address_space(pid, member.pid)), None)
-            rss = member.memory_info().rss
-            part = {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
-            if twin is None:
-                total += rss
-                counted.append(member.pid)
-            else:
-                part["shares_memory_of"] = twin
-            parts.append(part)
-    return total, parts
-
-
-def _same_address_space(pid: int, other: int) -> bool:
-    """Whether two processes share one address space (Linux kcmp KCMP_VM; False elsewhere)."""
-    if _SYS_KCMP is None:
-        return False
-    return _LIBC.syscall(_SYS_KCMP, pid, other, _KCMP_VM, 0, 0) == 0
-
-
-def _rss_kinds(member: psutil.Process) -> dict[str, float]:
-    kinds = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{member.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem"):
-                kinds[f"{key[3:].lower()}_gib"] = round(int(value.split()[0]) * 1024 / GIB, 3)
-    return kinds
-
-
-def measure(
-    command: list[str],
-    *,
-    env: dict[str, str],
-    log: Path,
-    during: Callable[[subprocess.Popen, Path], dict] | None = None,
-) -> dict:
-    """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`.
-    `during(process, log)`, if given, acts while the command runs; its result is added."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    peak, samples, at_peak, peak_at = 0, 0, [], 0.0
-    done = threading.Event()
-    with log.open("wb") as handle:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        )
-        process = psutil.Process(child.pid)
-
-        def sample() -> None:
-            nonlocal peak, samples, at_peak, peak_at
-            while not done.is_set():
-                total, parts = tree_rss(process)
-                if total > peak:
-                    peak, at_peak, peak_at = total, parts, time.perf_counter() - started
-                samples += 1
-                done.wait(SAMPLE_EVERY_S)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        extra = during(child, log) if during else {}
-        code = child.wait()
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    return {
-        "command": command,
-        "exit_code": code,
-        "wall_s": round(wall, 3),
-        "peak_rss_bytes": peak,
-        "peak_rss_gib": round(peak / GIB, 3),
-        "memory_samples": samples,
-        "peak_at_s": round(peak_at, 1),
-        "peak_processes": at_peak,  # what the peak was made of
-        "log": str(log.relative_to(ROOT)),
-        **extra,
-    }
 
 
 # --- the landing set -----------------------------------------------------------------------
@@ -218,7 +116,6 @@ def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
         if cached.get("fingerprint") == fingerprint:
             out.print(f"landing set: cached in {landing.relative_to(ROOT)}")
             return landing, {**cached, "cached": True}
-    sys.path.insert(0, str(ROOT))  # devdata lives beside the package, not in it
     from devdata.generate import generate_landing
 
     stamp.unlink(missing_ok=True)
@@ -231,22 +128,6 @@ def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
     stamp.write_text(json.dumps(record, indent=2) + "\n")
     out.print(f"generated {summary['bytes'] / 1e6:,.0f} MB in {seconds:.1f} s")
     return landing, {**record, "cached": False}
-
-
-def fresh_lake(landing: Path, lake: Path) -> str:
-    """A new lake folder whose landing zone holds the generated files (hard links, or copies
-    where linking is impossible). Returns how the files were put in place."""
-    shutil.rmtree(lake, ignore_errors=True)
-    how = "hard links"
-    for source in sorted(p for p in landing.rglob("*.json") if p.is_file()):
-        target = lake / "landing" / source.relative_to(landing)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-            how = "copies"
-    return how
 
 
 # --- counts --------------------------------------------------------------------------------
@@ -265,25 +146,6 @@ def project_counts(lake: Path, env: dict[str, str], log: Path) -> dict[str, int 
         for name, table in document["tables"].items()
         if CATALOGUE[name].zone != Zone.SYSTEM  # the lake's bookkeeping: no reference
     }
-
-
-def new_accelerometer_file(landing: Path, target: Path, lines: int, skip: int = 0) -> int:
-    """A later delivery for the incremental measurement: `lines` readings of the landing set's
-    accelerometer files after the first `skip`, as one new file. Returns the lines written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with target.open("w") as out_file:
-        for source in sorted((landing / "accelerometer").rglob("*.json")):
-            with source.open() as in_file:
-                for line in in_file:
-                    if skip:
-                        skip -= 1
-                        continue
-                    if written == lines:
-                        return written
-                    out_file.write(line)
-                    written += 1
-    return written
 
 
 WATCH_RUN = re.compile(r"UTC · .* · ([\d.]+) s$", re.M)  # the line `watch` prints per run
@@ -331,23 +193,6 @@ def project_write_seconds(log: Path) -> dict[str, float]:
         if match := WRITE_ROW.match(line):
             seconds[match.group(1)] = float(match.group(5))
     return seconds
-
-
-def latency(command: list[str], *, env: dict[str, str], log: Path) -> dict:
-    """A quick command run `LATENCY_RUNS` times, one after another: the median wall seconds
-    (and the range), the largest peak memory, the first non-zero exit code."""
-    runs = [measure(command, env=env, log=log) for _ in range(LATENCY_RUNS)]
-    walls = [r["wall_s"] for r in runs]
-    return {
-        "command": command,
-        "runs": len(runs),
-        "wall_s": round(statistics.median(walls), 3),
-        "min_s": min(walls),
-        "max_s": max(walls),
-        "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
-        "exit_code": next((r["exit_code"] for r in runs if r["exit_code"]), 0),
-        "log": runs[-1]["log"],
-    }
 
 
 def oracle_counts(landing: Path) -> dict[str, int]:
