@@ -25,20 +25,29 @@ def fresh_lake(landing: Path, lake: Path) -> str:
     return how
 
 
-def new_accelerometer_file(landing: Path, target: Path, lines: int, skip: int = 0) -> int:
-    """A later delivery for the incremental measurement: `lines` readings of the landing set's
-    accelerometer files after the first `skip`, as one new file. Returns the lines written."""
+def new_landing_file(landing: Path, dataset: str, target: Path, lines: int, skip: int = 0) -> int:
+    """A later delivery: `lines` lines of the landing set's `dataset` files after the first
+    `skip`, as one new file, starting over at the set's first line as often as needed (a small
+    set, many deliveries). They repeat readings the lake holds: each run reads, checks and
+    records them as a new delivery does, and the trusted stage excludes them as duplicates.
+    Returns the lines written."""
+    sources = sorted((landing / dataset).rglob("*.json"))
     target.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with target.open("w") as out_file:
-        for source in sorted((landing / "accelerometer").rglob("*.json")):
-            with source.open() as in_file:
-                for line in in_file:
-                    if skip:
-                        skip -= 1
-                        continue
-                    if written == lines:
-                        return written
-                    out_file.write(line)
-                    written += 1
+        while written < lines:
+            seen = 0
+            for source in sources:
+                with source.open() as in_file:
+                    for line in in_file:
+                        seen += 1
+                        if skip:
+                            skip -= 1
+                            continue
+                        if written == lines:
+                            return written
+                        out_file.write(line if line.endswith("\n") else line + "\n")
+                        written += 1
+            if not seen:
+                break
     return written

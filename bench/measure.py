@@ -1,6 +1,7 @@
 """Measuring a command as `make bench` does (bench/run.py): its wall seconds and the peak memory
 of its whole process tree (each process's RSS, those sharing an address space counted once,
-sampled every 0.2 s).
+sampled every 0.2 s), with the trees of daemons it works through (a lake server, which no
+command's tree holds once started) counted beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -77,12 +78,18 @@ def measure(
     env: dict[str, str],
     log: Path,
     during: Callable[[subprocess.Popen, Path], dict] | None = None,
+    daemons: Sequence[int] = (),
 ) -> dict:
     """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`.
-    `during(process, log)`, if given, acts while the command runs; its result is added."""
+    `during(process, log)`, if given, acts while the command runs; its result is added.
+    `daemons`: pids of processes outside the command's tree whose trees count in its memory."""
     log.parent.mkdir(parents=True, exist_ok=True)
     peak, samples, at_peak, peak_at = 0, 0, [], 0.0
     done = threading.Event()
+    beside = []
+    for pid in daemons:
+        with contextlib.suppress(psutil.Error):
+            beside.append(psutil.Process(pid))
     with log.open("wb") as handle:
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -94,6 +101,10 @@ def measure(
             nonlocal peak, samples, at_peak, peak_at
             while not done.is_set():
                 total, parts = tree_rss(process)
+                for daemon in beside:
+                    rss, members = tree_rss(daemon)
+                    total += rss
+                    parts += [{**member, "daemon": daemon.pid} for member in members]
                 if total > peak:
                     peak, at_peak, peak_at = total, parts, time.perf_counter() - started
                 samples += 1
@@ -115,15 +126,19 @@ def measure(
         "memory_samples": samples,
         "peak_at_s": round(peak_at, 1),
         "peak_processes": at_peak,  # what the peak was made of
+        **({"daemons_counted": [d.pid for d in beside]} if daemons else {}),
         "log": str(log.relative_to(ROOT)),
         **extra,
     }
 
 
-def latency(command: list[str], *, env: dict[str, str], log: Path) -> dict:
+def latency(
+    command: list[str], *, env: dict[str, str], log: Path, daemons: Sequence[int] = ()
+) -> dict:
     """A quick command run `LATENCY_RUNS` times, one after another: the median wall seconds
-    (and the range), the largest peak memory, the first non-zero exit code."""
-    runs = [measure(command, env=env, log=log) for _ in range(LATENCY_RUNS)]
+    (and the range), the largest peak memory (`daemons` counted, as in `measure`), the first
+    non-zero exit code."""
+    runs = [measure(command, env=env, log=log, daemons=daemons) for _ in range(LATENCY_RUNS)]
     walls = [r["wall_s"] for r in runs]
     return {
         "command": command,

@@ -43,7 +43,7 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # bench/ and devdata/ live beside the package, not in it
 
-from bench.deliveries import fresh_lake, new_accelerometer_file  # noqa: E402
+from bench.deliveries import fresh_lake, new_landing_file  # noqa: E402
 from bench.measure import GIB, LATENCY_RUNS, latency, measure  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -160,7 +160,7 @@ def watch_deliveries(landing: Path, lake: Path, lines: int, count: int) -> Calla
         runs = []
         for i in range(1, count + 1):
             target = lake / "landing" / "accelerometer" / "later" / f"accelerometer-watch-{i}.json"
-            new_accelerometer_file(landing, target, lines, skip=i * lines)
+            new_landing_file(landing, "accelerometer", target, lines, skip=i * lines)
             delivered = time.perf_counter()
             while len(seen := WATCH_RUN.findall(log.read_text())) < i:
                 if process.poll() is not None:
@@ -410,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     no_op = measure(command, env=env, log=folder / "project-no-op.log")
     late = lake / "landing" / "accelerometer" / "later" / "accelerometer-later.json"
     share = 0.01
-    lines = new_accelerometer_file(
-        landing, late, round(summary["datasets"]["accelerometer"]["lines"] * share)
+    lines = new_landing_file(
+        landing, "accelerometer", late, round(summary["datasets"]["accelerometer"]["lines"] * share)
     )
     out.print(f"project: a run after one new accelerometer file ({lines:,} lines) ...")
     one_file = measure(command, env=env, log=folder / "project-one-file.log")
