@@ -1,21 +1,36 @@
-"""`make bench SCALE=S|M|L`: the project's pipeline against an independent DuckDB reference.
+"""`make bench SCALE=SAMPLE|S|M|L`: the project's pipeline against an independent DuckDB
+reference, in-process and through a lake server.
 
 1. Generates the landing set once into .cache/bench/<scale>/landing (kept while the generator
-   and its parameters are unchanged).
+   and its parameters are unchanged; SAMPLE is data/sample as it is).
 2. Runs, each as a subprocess, measured for wall seconds and the peak memory of its whole
    process tree (sum of RSS of the process and all its descendants, the JVM included, sampled
-   every 0.2 s):
+   every 0.2 s; bench/measure.py):
    a. the project's full cold run: a fresh lake whose landing files are hard links to the
       generated ones (a copy if linking fails; never timed), `stedi-lake run --lake-root`;
    b. the reference, bench/reference.py.
 3. Compares the row count of every table (project: `stedi-lake status --json`, not timed), and
-   at scale S also against tests/oracle.py.
-4. Times the later runs on the same lake, then `stedi-lake status` and `history` on the
-   finished lake (they read the Delta logs, no JVM), several runs each: the median.
-5. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
+   at scales SAMPLE and S also against tests/oracle.py.
+4. Times the later runs on the same lake (nothing new, one new accelerometer file of 1 % of the
+   feed, the same to `stedi-lake watch` twice), then `stedi-lake status` and `history` (they
+   read the Delta logs, no JVM) and `query` (a JVM of its own) on the finished lake, several
+   runs each: the median.
+5. The served path (bench/served.py; `--no-served` leaves it out): on a new lake, a lake server
+   (`stedi-lake server start`) and through it the cold run (whose row counts must equal the
+   in-process run's), nothing new, the same new file, `status` and `query`, then `--deliveries`
+   small deliveries (800 accelerometer and 300 step-trainer lines, one run each; the first and
+   the last are reported, and every table's data files after them); the server's process tree
+   counts in each of these commands' memory. Then a cold run on a new lake through pysail's
+   Spark Connect server (`STEDI_REMOTE`), a measurement only: its exit code and first error
+   never fail the bench.
+6. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
    differs or a system fails.
 
-The logs of both systems (stdout and stderr) are kept under .cache/bench/<scale>/.
+Later deliveries repeat lines of the landing set (bench/deliveries.py): each run reads, checks and
+records them, and the trusted stage excludes the readings as duplicates, so they add files to the
+landing, quarantine and bookkeeping tables but none to the trusted and curated ones.
+
+The logs of every command (stdout and stderr) are kept under .cache/bench/<scale>/.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,6 +61,15 @@ sys.path.insert(0, str(ROOT))  # bench/ and devdata/ live beside the package, no
 
 from bench.deliveries import fresh_lake, new_landing_file  # noqa: E402
 from bench.measure import GIB, LATENCY_RUNS, latency, measure  # noqa: E402
+from bench.served import (  # noqa: E402
+    QUERY,
+    engines_table,
+    files_table,
+    sail_cold_run,
+    served_rows,
+    served_runs,
+    served_table,
+)
 
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
@@ -288,6 +313,8 @@ def incremental_table(runs: dict[str, dict]) -> Table:
 def commands_table(commands: dict[str, dict]) -> Table:
     table = Table(
         title=f"Commands on the finished lake (median of {LATENCY_RUNS} runs each)",
+        caption="with a server: on the served lake, the server's memory counted",
+        caption_justify="left",
         title_justify="left",
     )
     for column in ("command", "wall s", "min-max s", "peak memory GiB", "exit"):
@@ -319,16 +346,34 @@ def counts_table(counts: dict[str, dict]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the pipeline against a reference.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the pipeline against a reference, in-process and served."
+    )
     parser.add_argument("--scale", choices=SCALES, default="S", type=str.upper)
     parser.add_argument("--regenerate", action="store_true", help="regenerate the landing set")
     parser.add_argument(
         "--oracle",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also check the counts with tests/oracle.py [default: at scale S only]",
+        help="also check the counts with tests/oracle.py [default: at scales SAMPLE and S]",
+    )
+    parser.add_argument(
+        "--served",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the served path: the runs through a lake server, then a cold run through "
+        "pysail's Spark Connect server [default: on]",
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=100,
+        metavar="N",
+        help="small deliveries through the lake server, one run each [default: 100]",
     )
     args = parser.parse_args(argv)
+    if args.deliveries < 0:
+        parser.error("--deliveries: 0 or more")
     scale = args.scale
     folder = CACHE / scale
     load_before = os.getloadavg()
@@ -410,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     no_op = measure(command, env=env, log=folder / "project-no-op.log")
     late = lake / "landing" / "accelerometer" / "later" / "accelerometer-later.json"
     share = 0.01
+    one_file_name = f"one new accelerometer file ({share:.0%})"
     lines = new_landing_file(
         landing, "accelerometer", late, round(summary["datasets"]["accelerometer"]["lines"] * share)
     )
@@ -432,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     incremental = {
         "no new file": no_op,
-        f"one new accelerometer file ({share:.0%})": {**one_file, "lines": lines},
+        one_file_name: {**one_file, "lines": lines},
         **{
             f"the same in `watch`, {which} delivery": {**run, "lines": lines}
             for which, run in zip(("first", "second"), watched, strict=False)
@@ -443,14 +489,35 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"  {run['wall_s']:.1f} s, exit {run['exit_code']}")
 
     # (e) the commands that read the lake's Delta logs only (no JVM), on the finished lake
-    out.print("project: `status` and `history`, each several times ...")
+    # and `query`, which starts a JVM of its own when no server runs
+    out.print("project: `status`, `history` and `query`, each several times ...")
     lake_root = ["--lake-root", str(lake)]
     commands = {
-        f"stedi-lake {' '.join(args)}": latency(
-            [str(BIN / "stedi-lake"), *args, *lake_root], env=env, log=folder / f"{args[0]}.log"
+        f"stedi-lake {shlex.join(words)}": latency(
+            [str(BIN / "stedi-lake"), *words, *lake_root], env=env, log=folder / f"{words[0]}.log"
         )
-        for args in (["status"], ["history", "accelerometer_landing"])
+        for words in (["status"], ["history", "accelerometer_landing"], ["query", QUERY])
     }
+
+    # (f) the served path: the same runs through a lake server on a new lake, small deliveries;
+    # then a cold run through another Spark Connect engine
+    served, engines = {}, {}
+    in_process = {"cold run": project, **incremental}
+    if args.served:
+        served = served_runs(
+            landing,
+            folder,
+            env,
+            one_file=(one_file_name, lines),
+            deliveries=args.deliveries,
+            in_process_counts=got["project"],
+        )
+        commands |= served.pop("commands")
+        for name, run in served["runs"].items():
+            if name in in_process:
+                run["ratio_to_in_process"] = round(run["wall_s"] / in_process[name]["wall_s"], 3)
+        sail = sail_cold_run(landing, folder, env)
+        engines[sail["engine"]] = sail
 
     systems = {"project (Spark)": project, "reference (DuckDB)": reference}
     for run in systems.values():
@@ -460,11 +527,24 @@ def main(argv: list[str] | None = None) -> int:
     out.print(systems_table(systems, records))
     out.print(incremental_table(incremental))
     out.print(commands_table(commands))
+    if served:
+        out.print(served_table(served, in_process))
+        if "tables" in served:
+            out.print(files_table(served["tables"], served["deliveries"]["count"]))
+        out.print(engines_table(engines))
     out.print(counts_table(counts))
     measured = {**systems, **incremental, **commands}
+    if served:
+        measured |= {f"served: {name}": run for name, run in served_rows(served).items()}
     failed = [name for name, run in measured.items() if run["exit_code"] != 0]
     if len(watched) < 2:
         failed.append(f"`watch` (exit {watcher['exit_code']}, {len(watched)} of 2 runs)")
+    if served and "cold run" not in served["runs"]:
+        failed.append("the lake server did not start")
+    if served and any(served["deliveries"].get("exit_codes", [])):
+        failed.append("served: a small delivery")
+    if served.get("counts_match_in_process") is False:
+        failed.append("served: the cold run's row counts differ from the in-process run's")
     ok = counts_match and not failed
 
     result = {
@@ -489,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "incremental": incremental,
         "commands": commands,
+        "served": served,
+        "other_engines": engines,
         "counts": counts,
         "counts_match": counts_match,
         "ok": ok,
