@@ -293,11 +293,10 @@ def served_table(served: dict, in_process: dict[str, dict]) -> Table:
 
 def files_table(tables: dict[str, dict], deliveries: int) -> Table:
     table = Table(
-        title=f"Data files per table through the server (current version), {deliveries} small "
-        "deliveries",
+        title="Data files per table through the server (the current Delta version)",
         title_justify="left",
     )
-    for column in ("table", "after the cold run", f"after {deliveries} deliveries", "rows"):
+    for column in ("table", "files, cold run", f"files, {deliveries} deliveries", "rows"):
         table.add_column(column, justify="left" if column == "table" else "right")
     for name, states in tables.items():
         cold, after = states["after_cold_run"], states["after_deliveries"]
