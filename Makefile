@@ -10,6 +10,7 @@ M2     := .cache/m2
 LAKE   ?= lakehouse
 RULES  ?= privacy
 SCALE  ?= S
+DELIVERIES ?= 100
 
 VENV_STAMP := $(VENV)/.installed
 JARS_STAMP := $(JARS)/.complete
@@ -87,8 +88,8 @@ $(BENCH_STAMP): $(VENV_STAMP) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,generate,ml,bench]'
 	@touch $@
 
-bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts, then later runs (SCALE=SAMPLE|S|M|L)
-	$(BIN)/python bench/run.py --scale $(SCALE)
+bench: setup $(BENCH_STAMP) ## Time a cold run against a DuckDB reference, check counts, later runs, the served path (SCALE=SAMPLE|S|M|L, DELIVERIES=100)
+	$(BIN)/python bench/run.py --scale $(SCALE) --deliveries $(DELIVERIES)
 
 # What spark-submit needs, in dist/: the wheel, a packed virtualenv with it and its dependencies
 # (for spark.archives; pyspark and py4j are left out: the cluster provides them) and the job.

@@ -1,38 +1,50 @@
-"""`make bench SCALE=S|M|L`: the project's pipeline against an independent DuckDB reference.
+"""`make bench SCALE=SAMPLE|S|M|L`: the project's pipeline against an independent DuckDB
+reference, in-process and through a lake server.
 
 1. Generates the landing set once into .cache/bench/<scale>/landing (kept while the generator
-   and its parameters are unchanged).
+   and its parameters are unchanged; SAMPLE is data/sample as it is).
 2. Runs, each as a subprocess, measured for wall seconds and the peak memory of its whole
    process tree (sum of RSS of the process and all its descendants, the JVM included, sampled
-   every 0.2 s):
+   every 0.2 s; bench/measure.py):
    a. the project's full cold run: a fresh lake whose landing files are hard links to the
       generated ones (a copy if linking fails; never timed), `stedi-lake run --lake-root`;
    b. the reference, bench/reference.py.
 3. Compares the row count of every table (project: `stedi-lake status --json`, not timed), and
-   at scale S also against tests/oracle.py.
-4. Times the later runs on the same lake, then `stedi-lake status` and `history` on the
-   finished lake (they read the Delta logs, no JVM), several runs each: the median.
-5. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
+   at scales SAMPLE and S also against tests/oracle.py.
+4. Times the later runs on the same lake (nothing new, one new accelerometer file of 1 % of the
+   feed, the same to `stedi-lake watch` twice), then `stedi-lake status` and `history` (they
+   read the Delta logs, no JVM) and `query` (a JVM of its own) on the finished lake, several
+   runs each: the median.
+5. The served path (bench/served.py; `--no-served` leaves it out): on a new lake, a lake server
+   (`stedi-lake server start`) and through it the cold run (whose row counts must equal the
+   in-process run's), nothing new, the same new file, `status` and `query`, then `--deliveries`
+   small deliveries (800 accelerometer and 300 step-trainer lines, one run each; the first and
+   the last are reported, and every table's data files after them); the server's process tree
+   counts in each of these commands' memory. Then a cold run on a new lake through pysail's
+   Spark Connect server (`STEDI_REMOTE`), a measurement only: its exit code and first error
+   never fail the bench.
+6. Prints the results and writes them to bench/results/<scale>.json; exits 1 when a count
    differs or a system fails.
 
-The logs of both systems (stdout and stderr) are kept under .cache/bench/<scale>/.
+Later deliveries repeat lines of the landing set (bench/deliveries.py): each run reads, checks and
+records them, and the trusted stage excludes the readings as duplicates, so they add files to the
+landing, quarantine and bookkeeping tables but none to the trusted and curated ones.
+
+The logs of every command (stdout and stderr) are kept under .cache/bench/<scale>/.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -45,6 +57,20 @@ from rich.table import Table
 from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench/ and devdata/ live beside the package, not in it
+
+from bench.deliveries import fresh_lake, new_landing_file  # noqa: E402
+from bench.measure import GIB, LATENCY_RUNS, latency, measure  # noqa: E402
+from bench.served import (  # noqa: E402
+    QUERY,
+    engines_table,
+    files_table,
+    sail_cold_run,
+    served_rows,
+    served_runs,
+    served_table,
+)
+
 BIN = Path(sys.executable).parent
 CACHE = ROOT / ".cache" / "bench"
 RESULTS = ROOT / "bench" / "results"
@@ -69,113 +95,10 @@ SPARK_ENV: dict[str, dict[str, str]] = {
     "M": {},
     "L": {},
 }
-SAMPLE_EVERY_S = 0.2
 WATCH_EVERY_S = 0.5  # how often the measured `watch` looks for new files
 WATCH_TIMEOUT_S = 900  # a delivery whose run has not ended by then: the watcher is stopped
-LATENCY_RUNS = 5  # runs of each quick command; the median is reported
-GIB = 1024**3
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())  # kcmp(2) syscall number
-_KCMP_VM = 1
 
 out = Console()
-
-
-# --- measuring -----------------------------------------------------------------------------
-
-
-def tree_rss(process: psutil.Process) -> tuple[int, list[dict]]:
-    """Sum of RSS of a process and all its descendants (processes may vanish meanwhile), and
-    what each member held: anonymous memory (heaps, native allocations) and file-backed pages
-    (mapped jars, libraries, spilled blocks), from /proc/<pid>/status where there is one.
-    A member that shares the address space of one already counted is listed, not added: the
-    JVM starts each subprocess (Hadoop's shell commands) through vfork, and until the child
-    runs its program it reports the whole JVM's RSS as its own."""
-    total, parts, counted = 0, [], []
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0, []
-    for member in members:
-        with contextlib.suppress(psutil.Error, OSError):
-            # compared before its memory is read: a child that runs its program in between
-            # would otherwise show the JVM's RSS and then no longer share it
-            twin = next((pid for pid in counted if _same_address_space(pid, member.pid)), None)
-            rss = member.memory_info().rss
-            part = {"name": member.name(), "rss_gib": round(rss / GIB, 3), **_rss_kinds(member)}
-            if twin is None:
-                total += rss
-                counted.append(member.pid)
-            else:
-                part["shares_memory_of"] = twin
-            parts.append(part)
-    return total, parts
-
-
-def _same_address_space(pid: int, other: int) -> bool:
-    """Whether two processes share one address space (Linux kcmp KCMP_VM; False elsewhere)."""
-    if _SYS_KCMP is None:
-        return False
-    return _LIBC.syscall(_SYS_KCMP, pid, other, _KCMP_VM, 0, 0) == 0
-
-
-def _rss_kinds(member: psutil.Process) -> dict[str, float]:
-    kinds = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{member.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("RssAnon", "RssFile", "RssShmem"):
-                kinds[f"{key[3:].lower()}_gib"] = round(int(value.split()[0]) * 1024 / GIB, 3)
-    return kinds
-
-
-def measure(
-    command: list[str],
-    *,
-    env: dict[str, str],
-    log: Path,
-    during: Callable[[subprocess.Popen, Path], dict] | None = None,
-) -> dict:
-    """Run a command; wall seconds, peak process-tree RSS, exit code. Output goes to `log`.
-    `during(process, log)`, if given, acts while the command runs; its result is added."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    peak, samples, at_peak, peak_at = 0, 0, [], 0.0
-    done = threading.Event()
-    with log.open("wb") as handle:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
-        )
-        process = psutil.Process(child.pid)
-
-        def sample() -> None:
-            nonlocal peak, samples, at_peak, peak_at
-            while not done.is_set():
-                total, parts = tree_rss(process)
-                if total > peak:
-                    peak, at_peak, peak_at = total, parts, time.perf_counter() - started
-                samples += 1
-                done.wait(SAMPLE_EVERY_S)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        extra = during(child, log) if during else {}
-        code = child.wait()
-        wall = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    return {
-        "command": command,
-        "exit_code": code,
-        "wall_s": round(wall, 3),
-        "peak_rss_bytes": peak,
-        "peak_rss_gib": round(peak / GIB, 3),
-        "memory_samples": samples,
-        "peak_at_s": round(peak_at, 1),
-        "peak_processes": at_peak,  # what the peak was made of
-        "log": str(log.relative_to(ROOT)),
-        **extra,
-    }
 
 
 # --- the landing set -----------------------------------------------------------------------
@@ -218,7 +141,6 @@ def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
         if cached.get("fingerprint") == fingerprint:
             out.print(f"landing set: cached in {landing.relative_to(ROOT)}")
             return landing, {**cached, "cached": True}
-    sys.path.insert(0, str(ROOT))  # devdata lives beside the package, not in it
     from devdata.generate import generate_landing
 
     stamp.unlink(missing_ok=True)
@@ -231,22 +153,6 @@ def landing_set(scale: str, *, regenerate: bool) -> tuple[Path, dict]:
     stamp.write_text(json.dumps(record, indent=2) + "\n")
     out.print(f"generated {summary['bytes'] / 1e6:,.0f} MB in {seconds:.1f} s")
     return landing, {**record, "cached": False}
-
-
-def fresh_lake(landing: Path, lake: Path) -> str:
-    """A new lake folder whose landing zone holds the generated files (hard links, or copies
-    where linking is impossible). Returns how the files were put in place."""
-    shutil.rmtree(lake, ignore_errors=True)
-    how = "hard links"
-    for source in sorted(p for p in landing.rglob("*.json") if p.is_file()):
-        target = lake / "landing" / source.relative_to(landing)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-            how = "copies"
-    return how
 
 
 # --- counts --------------------------------------------------------------------------------
@@ -267,25 +173,6 @@ def project_counts(lake: Path, env: dict[str, str], log: Path) -> dict[str, int 
     }
 
 
-def new_accelerometer_file(landing: Path, target: Path, lines: int, skip: int = 0) -> int:
-    """A later delivery for the incremental measurement: `lines` readings of the landing set's
-    accelerometer files after the first `skip`, as one new file. Returns the lines written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with target.open("w") as out_file:
-        for source in sorted((landing / "accelerometer").rglob("*.json")):
-            with source.open() as in_file:
-                for line in in_file:
-                    if skip:
-                        skip -= 1
-                        continue
-                    if written == lines:
-                        return written
-                    out_file.write(line)
-                    written += 1
-    return written
-
-
 WATCH_RUN = re.compile(r"UTC · .* · ([\d.]+) s$", re.M)  # the line `watch` prints per run
 
 
@@ -298,7 +185,7 @@ def watch_deliveries(landing: Path, lake: Path, lines: int, count: int) -> Calla
         runs = []
         for i in range(1, count + 1):
             target = lake / "landing" / "accelerometer" / "later" / f"accelerometer-watch-{i}.json"
-            new_accelerometer_file(landing, target, lines, skip=i * lines)
+            new_landing_file(landing, "accelerometer", target, lines, skip=i * lines)
             delivered = time.perf_counter()
             while len(seen := WATCH_RUN.findall(log.read_text())) < i:
                 if process.poll() is not None:
@@ -331,23 +218,6 @@ def project_write_seconds(log: Path) -> dict[str, float]:
         if match := WRITE_ROW.match(line):
             seconds[match.group(1)] = float(match.group(5))
     return seconds
-
-
-def latency(command: list[str], *, env: dict[str, str], log: Path) -> dict:
-    """A quick command run `LATENCY_RUNS` times, one after another: the median wall seconds
-    (and the range), the largest peak memory, the first non-zero exit code."""
-    runs = [measure(command, env=env, log=log) for _ in range(LATENCY_RUNS)]
-    walls = [r["wall_s"] for r in runs]
-    return {
-        "command": command,
-        "runs": len(runs),
-        "wall_s": round(statistics.median(walls), 3),
-        "min_s": min(walls),
-        "max_s": max(walls),
-        "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
-        "exit_code": next((r["exit_code"] for r in runs if r["exit_code"]), 0),
-        "log": runs[-1]["log"],
-    }
 
 
 def oracle_counts(landing: Path) -> dict[str, int]:
@@ -443,6 +313,8 @@ def incremental_table(runs: dict[str, dict]) -> Table:
 def commands_table(commands: dict[str, dict]) -> Table:
     table = Table(
         title=f"Commands on the finished lake (median of {LATENCY_RUNS} runs each)",
+        caption="with a server: on the served lake, the server's memory counted",
+        caption_justify="left",
         title_justify="left",
     )
     for column in ("command", "wall s", "min-max s", "peak memory GiB", "exit"):
@@ -474,16 +346,34 @@ def counts_table(counts: dict[str, dict]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the pipeline against a reference.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the pipeline against a reference, in-process and served."
+    )
     parser.add_argument("--scale", choices=SCALES, default="S", type=str.upper)
     parser.add_argument("--regenerate", action="store_true", help="regenerate the landing set")
     parser.add_argument(
         "--oracle",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also check the counts with tests/oracle.py [default: at scale S only]",
+        help="also check the counts with tests/oracle.py [default: at scales SAMPLE and S]",
+    )
+    parser.add_argument(
+        "--served",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the served path: the runs through a lake server, then a cold run through "
+        "pysail's Spark Connect server [default: on]",
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=100,
+        metavar="N",
+        help="small deliveries through the lake server, one run each [default: 100]",
     )
     args = parser.parse_args(argv)
+    if args.deliveries < 0:
+        parser.error("--deliveries: 0 or more")
     scale = args.scale
     folder = CACHE / scale
     load_before = os.getloadavg()
@@ -565,8 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     no_op = measure(command, env=env, log=folder / "project-no-op.log")
     late = lake / "landing" / "accelerometer" / "later" / "accelerometer-later.json"
     share = 0.01
-    lines = new_accelerometer_file(
-        landing, late, round(summary["datasets"]["accelerometer"]["lines"] * share)
+    one_file_name = f"one new accelerometer file ({share:.0%})"
+    lines = new_landing_file(
+        landing, "accelerometer", late, round(summary["datasets"]["accelerometer"]["lines"] * share)
     )
     out.print(f"project: a run after one new accelerometer file ({lines:,} lines) ...")
     one_file = measure(command, env=env, log=folder / "project-one-file.log")
@@ -587,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     incremental = {
         "no new file": no_op,
-        f"one new accelerometer file ({share:.0%})": {**one_file, "lines": lines},
+        one_file_name: {**one_file, "lines": lines},
         **{
             f"the same in `watch`, {which} delivery": {**run, "lines": lines}
             for which, run in zip(("first", "second"), watched, strict=False)
@@ -598,14 +489,35 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"  {run['wall_s']:.1f} s, exit {run['exit_code']}")
 
     # (e) the commands that read the lake's Delta logs only (no JVM), on the finished lake
-    out.print("project: `status` and `history`, each several times ...")
+    # and `query`, which starts a JVM of its own when no server runs
+    out.print("project: `status`, `history` and `query`, each several times ...")
     lake_root = ["--lake-root", str(lake)]
     commands = {
-        f"stedi-lake {' '.join(args)}": latency(
-            [str(BIN / "stedi-lake"), *args, *lake_root], env=env, log=folder / f"{args[0]}.log"
+        f"stedi-lake {shlex.join(words)}": latency(
+            [str(BIN / "stedi-lake"), *words, *lake_root], env=env, log=folder / f"{words[0]}.log"
         )
-        for args in (["status"], ["history", "accelerometer_landing"])
+        for words in (["status"], ["history", "accelerometer_landing"], ["query", QUERY])
     }
+
+    # (f) the served path: the same runs through a lake server on a new lake, small deliveries;
+    # then a cold run through another Spark Connect engine
+    served, engines = {}, {}
+    in_process = {"cold run": project, **incremental}
+    if args.served:
+        served = served_runs(
+            landing,
+            folder,
+            env,
+            one_file=(one_file_name, lines),
+            deliveries=args.deliveries,
+            in_process_counts=got["project"],
+        )
+        commands |= served.pop("commands")
+        for name, run in served["runs"].items():
+            if name in in_process:
+                run["ratio_to_in_process"] = round(run["wall_s"] / in_process[name]["wall_s"], 3)
+        sail = sail_cold_run(landing, folder, env)
+        engines[sail["engine"]] = sail
 
     systems = {"project (Spark)": project, "reference (DuckDB)": reference}
     for run in systems.values():
@@ -615,11 +527,24 @@ def main(argv: list[str] | None = None) -> int:
     out.print(systems_table(systems, records))
     out.print(incremental_table(incremental))
     out.print(commands_table(commands))
+    if served:
+        out.print(served_table(served, in_process))
+        if "tables" in served:
+            out.print(files_table(served["tables"], served["deliveries"]["count"]))
+        out.print(engines_table(engines))
     out.print(counts_table(counts))
     measured = {**systems, **incremental, **commands}
+    if served:
+        measured |= {f"served: {name}": run for name, run in served_rows(served).items()}
     failed = [name for name, run in measured.items() if run["exit_code"] != 0]
     if len(watched) < 2:
         failed.append(f"`watch` (exit {watcher['exit_code']}, {len(watched)} of 2 runs)")
+    if served and "cold run" not in served["runs"]:
+        failed.append("the lake server did not start")
+    if served and any(served["deliveries"].get("exit_codes", [])):
+        failed.append("served: a small delivery")
+    if served.get("counts_match_in_process") is False:
+        failed.append("served: the cold run's row counts differ from the in-process run's")
     ok = counts_match and not failed
 
     result = {
@@ -644,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "systems": systems,
         "incremental": incremental,
         "commands": commands,
+        "served": served,
+        "other_engines": engines,
         "counts": counts,
         "counts_match": counts_match,
         "ok": ok,
