@@ -185,7 +185,7 @@ def watch_deliveries(landing: Path, lake: Path, lines: int, count: int) -> Calla
         runs = []
         for i in range(1, count + 1):
             target = lake / "landing" / "accelerometer" / "later" / f"accelerometer-watch-{i}.json"
-            new_landing_file(landing, "accelerometer", target, lines, skip=i * lines)
+            new_landing_file(landing, "accelerometer", target, lines, delivery=i, skip=i * lines)
             delivered = time.perf_counter()
             while len(seen := WATCH_RUN.findall(log.read_text())) < i:
                 if process.poll() is not None:
@@ -457,7 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     share = 0.01
     one_file_name = f"one new accelerometer file ({share:.0%})"
     lines = new_landing_file(
-        landing, "accelerometer", late, round(summary["datasets"]["accelerometer"]["lines"] * share)
+        landing,
+        "accelerometer",
+        late,
+        round(summary["datasets"]["accelerometer"]["lines"] * share),
+        delivery=0,
     )
     out.print(f"project: a run after one new accelerometer file ({lines:,} lines) ...")
     one_file = measure(command, env=env, log=folder / "project-one-file.log")

@@ -66,12 +66,18 @@ def lake_tables(lake: Path) -> dict[str, dict]:
     return tables
 
 
+# Small deliveries' numbers start here: the watch deliveries of bench/run.py use the first ones.
+DELIVERY_NUMBERS = 1000
+
+
 def deliver(landing: Path, lake: Path, number: int) -> int:
     """Small delivery `number`: one new file per feed of `DELIVERY_LINES`. Lines written."""
     written = 0
     for dataset, lines in DELIVERY_LINES.items():
         target = lake / "landing" / dataset / "later" / f"{dataset}-delivery-{number}.json"
-        written += new_landing_file(landing, dataset, target, lines, skip=number * lines)
+        written += new_landing_file(
+            landing, dataset, target, lines, delivery=DELIVERY_NUMBERS + number, skip=number * lines
+        )
     return written
 
 
@@ -111,7 +117,7 @@ def served_runs(
         timed("no new file", [CLI, "run", *root], "served-no-op.log", daemons)
         name, lines = one_file
         late = lake / "landing" / "accelerometer" / "later" / "accelerometer-later.json"
-        new_landing_file(landing, "accelerometer", late, lines)  # the in-process run's file
+        new_landing_file(landing, "accelerometer", late, lines, delivery=0)  # as in-process
         timed(name, [CLI, "run", *root], "served-one-file.log", daemons)
         runs[name]["lines"] = lines
 
