@@ -1,9 +1,11 @@
 """What the tests share: the sample, its expected counts, the test pseudonym key, and lakes
 made from it. Test modules import from here, never from each other."""
 
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -138,6 +140,27 @@ def copy_lake(source: Path, target: Path, spark, settings) -> Lake:
         if lake.exists(name):
             lake.catalog.register(name)
     return lake
+
+
+def copy_files_as_a_kill_leaves_them(source: Path, target: Path) -> None:
+    """The lake's files at `source` copied to `target` while a run may still be writing them,
+    as a process killed now would leave them: every Delta log first, then the rest. A commit
+    copied finds its data files (written before it); files written meanwhile are left over,
+    unreferenced, as a killed run leaves them. Modification times are kept (a landing file's
+    version is read from them)."""
+
+    def copy(folder: Path, into: Path, skip: tuple[str, ...] = ()) -> None:
+        for current, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if d not in skip]
+            copied = into / Path(current).relative_to(folder)
+            copied.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):  # a temporary file renamed
+                    shutil.copy2(Path(current) / name, copied / name)
+
+    for log in sorted(source.rglob("_delta_log")):
+        copy(log, target / log.relative_to(source))
+    copy(source, target, skip=("_delta_log",))
 
 
 def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:

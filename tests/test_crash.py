@@ -1,8 +1,9 @@
 """Crash safety and concurrency. A run stopped right after its N-th Delta commit (for every N of
 an incremental run), then run again, ends in exactly the state of an uninterrupted run: the
-stop is made in this process, by the lake's commit callback. A few tests then show the same
-with real processes: `stedi-lake run` killed (SIGKILL) in a first and in an incremental run,
-and two runs started together on one lake leaving one clear line for the loser."""
+lake's commit callback keeps, during one uninterrupted run, the files a run killed right after
+each commit leaves, and each is run again. A few tests then show the same with real processes:
+`stedi-lake run` killed (SIGKILL) in a first and in an incremental run, and two runs started
+together on one lake leaving one clear line for the loser."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,18 @@ import pytest
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
-from tests.helpers import BATCHES, FILES, KEY, ROOT, SAMPLE, copy_lake, deliver, new_lake, snapshot
+from tests.helpers import (
+    BATCHES,
+    FILES,
+    KEY,
+    ROOT,
+    SAMPLE,
+    copy_files_as_a_kill_leaves_them,
+    copy_lake,
+    deliver,
+    new_lake,
+    snapshot,
+)
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -45,19 +58,18 @@ def stedi_run(root: Path, *, killed_after: int | None = None) -> subprocess.Comp
     )
 
 
-class SimulatedCrash(BaseException):
-    """The process dies here: a BaseException, so that no `except Exception` handles it."""
-
-
-def crash_after(n: int):
-    """A commit callback that stops the run right after its n-th commit, and any work still
-    running beside it at its own next commit (a dead process commits nothing more)."""
+def kept_after_each_commit(lake: Lake, folder: Path) -> dict[int, Path]:
+    """From now on, after each commit of `lake` (the N-th: `lake` counts them), a copy of its
+    files under `folder`: the state a run killed right after that commit leaves. N -> the
+    copy's root, filled in as the commits are made."""
+    kept: dict[int, Path] = {}
 
     def after_commit(commits: int) -> None:
-        if commits >= n:
-            raise SimulatedCrash(f"after commit {n}")
+        kept[commits] = folder / f"after-{commits}" / "lake"
+        copy_files_as_a_kill_leaves_them(Path(lake.root), kept[commits])
 
-    return after_commit
+    lake.after_commit = after_commit
+    return kept
 
 
 def run_in_process(lake: Lake) -> int:
@@ -72,72 +84,73 @@ def deliver_batches(root: Path, batches: list[list[str]]) -> None:
         deliver(root, batch)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """Uninterrupted runs: the first batches in one, then the rest in a second."""
+
+    expected: dict[str, list[tuple]]  # the final state
+    first_commits: int
+    second_commits: int
+    after_first: Path  # a lake holding the state after the first run
+    killed_in_first: dict[int, Path]  # N -> the files of the first run killed after commit N
+    killed_in_second: dict[int, Path]  # the same for the second run
+
+
 @pytest.fixture(scope="module")
-def reference(spark, test_settings, tmp_path_factory):
-    """Uninterrupted: the first batches in one run, then the rest in a second. Returns the
-    final state, the commits of each run, and a lake holding the state after the first run."""
-    lake = new_lake(spark, test_settings, tmp_path_factory.mktemp("crash-ref") / "lake")
-    deliver_batches(Path(lake.root), FIRST)
-    first = run_in_process(lake)
+def reference(spark, test_settings, tmp_path_factory) -> Reference:
+    root = tmp_path_factory.mktemp("crash-ref") / "lake"
+    new_lake(spark, test_settings, root)
+    deliver_batches(root, FIRST)
+    kept = tmp_path_factory.mktemp("crash-kept")
+
+    def lake(run: str) -> tuple[Lake, dict[int, Path]]:
+        """The lake seen afresh for one run, as a new process sees it: commits count from 1."""
+        seen = Lake(spark, str(root), test_settings.catalog.database)
+        return seen, kept_after_each_commit(seen, kept / run)
+
+    first_lake, killed_in_first = lake("first")
+    first = run_in_process(first_lake)
     after_first = tmp_path_factory.mktemp("crash-base") / "lake"
-    shutil.copytree(lake.root, after_first, ignore=shutil.ignore_patterns("_metastore"))
-    deliver_batches(Path(lake.root), SECOND)
-    second = run_in_process(lake)
-    return snapshot(lake), first, second, after_first
+    shutil.copytree(root, after_first, ignore=shutil.ignore_patterns("_metastore"))
+    deliver_batches(root, SECOND)
+    second_lake, killed_in_second = lake("second")
+    second = run_in_process(second_lake)
+    return Reference(
+        snapshot(second_lake), first, second, after_first, killed_in_first, killed_in_second
+    )
 
 
-def crash_in_process(spark, settings, root: Path, n: int) -> None:
-    """A run on `root` stopped right after its n-th commit."""
-    lake = Lake(spark, str(root), settings.catalog.database, after_commit=crash_after(n))
-    with pytest.raises(SimulatedCrash):
-        run_in_process(lake)
-    lake.catalog.registered()  # a catalog registration under way ends before the next run
+def run_again(spark, settings, root: Path) -> dict[str, list[tuple]]:
+    """Run again on the files a killed run left at `root` (each such copy is run once); the
+    state it ends in."""
+    lake = Lake(spark, str(root), settings.catalog.database)
+    run_in_process(lake)
+    return snapshot(lake)
 
 
-def crash_then_rerun(spark, settings, roots_and_n: list[tuple[Path, int]]) -> dict[int, dict]:
-    """Stop a run after its N-th commit on each lake, then run again; the state of each lake
-    per N."""
-    states = {}
-    for root, n in roots_and_n:
-        crash_in_process(spark, settings, root, n)
-        lake = Lake(spark, str(root), settings.catalog.database)
-        run_in_process(lake)
-        states[n] = snapshot(lake)
-    return states
-
-
-def test_a_first_run_killed_then_rerun_converges(reference, spark, test_settings, tmp_path):
+def test_a_first_run_killed_then_rerun_converges(reference, spark, test_settings):
     """A first run (tables created whole) killed after its first commit, between the first
     two trusted tables (a table half-created by the killed process must count as missing), and
     before its run record. Every N is covered by the incremental run below."""
-    _, first_commits, _, after_first = reference
-    expected = snapshot(Lake(spark, str(after_first), test_settings.catalog.database))
-    lakes = []
-    for n in (1, 7, first_commits - 1):
-        root = tmp_path / f"lake-{n}"
-        deliver_batches(root, FIRST)
-        lakes.append((root, n))
-    for n, state in crash_then_rerun(spark, test_settings, lakes).items():
+    expected = snapshot(Lake(spark, str(reference.after_first), test_settings.catalog.database))
+    for n in (1, 7, reference.first_commits - 1):
+        state = run_again(spark, test_settings, reference.killed_in_first[n])
         assert state == expected, f"killed after commit {n}"
 
 
 def test_an_incremental_run_killed_after_any_commit_then_rerun_converges(
-    reference, spark, test_settings, tmp_path
+    reference, spark, test_settings
 ):
-    expected, _, second_commits, after_first = reference
-    lakes = []
-    for n in range(1, second_commits + 1):
-        root = tmp_path / f"lake-{n}"
-        shutil.copytree(after_first, root)
-        deliver_batches(root, SECOND)
-        lakes.append((root, n))
-    for n, state in crash_then_rerun(spark, test_settings, lakes).items():
-        assert state == expected, f"killed after commit {n}"
+    killed = reference.killed_in_second
+    assert sorted(killed) == list(range(1, reference.second_commits + 1))
+    for n, root in sorted(killed.items()):
+        state = run_again(spark, test_settings, root)
+        assert state == reference.expected, f"killed after commit {n}"
 
 
 def test_a_killed_run_is_completed_by_the_next_cli_run(reference, spark, test_settings, tmp_path):
     """A real process: a first run killed between two trusted tables."""
-    expected, _, _, _ = reference
+    expected = reference.expected
     root = tmp_path / "lake"
     deliver_batches(root, FIRST + SECOND)
     assert stedi_run(root, killed_after=7).returncode == -9
@@ -150,11 +163,11 @@ def test_a_killed_incremental_cli_run_then_rerun_converges(
     reference, spark, test_settings, tmp_path
 ):
     """A real process: an incremental run killed halfway through its commits."""
-    expected, _, second_commits, after_first = reference
+    expected = reference.expected
     root = tmp_path / "lake"
-    shutil.copytree(after_first, root)
+    shutil.copytree(reference.after_first, root)
     deliver_batches(root, SECOND)
-    killed = stedi_run(root, killed_after=second_commits // 2)
+    killed = stedi_run(root, killed_after=reference.second_commits // 2)
     assert killed.returncode == -9, killed.stderr[-2000:]
     lake = Lake(spark, str(root), test_settings.catalog.database)
     run_in_process(lake)
@@ -164,7 +177,7 @@ def test_a_killed_incremental_cli_run_then_rerun_converges(
 def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
     reference, spark, test_settings, tmp_path
 ):
-    expected, _, _, _ = reference
+    expected = reference.expected
     root = tmp_path / "lake"
     deliver_batches(root, FIRST + SECOND)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -182,10 +195,9 @@ def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(
 
 
 def test_the_commit_callback_counts_every_commit(reference):
-    _, first_commits, second_commits, _ = reference
     # landing + quarantine (3 each), 3 trusted, bookmark, 2 curated, bookmark, quality, runs
-    assert first_commits == 15
-    assert 0 < second_commits <= 15
+    assert reference.first_commits == 15
+    assert 0 < reference.second_commits <= 15
     assert sorted(FILES) == sorted(f for b in FIRST + SECOND for f in b)
 
 
@@ -210,11 +222,9 @@ def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(
     replaced). Killed right after that commit, before the stage's bookmark, the next run must
     not add them again: it replaces those people's pairs instead."""
     lake = copy_lake(sample_runs().root, tmp_path / "reference" / "lake", spark, test_settings)
-    base = tmp_path / "crashed" / "lake"
-    copy_lake(sample_runs().root, base, spark, test_settings)
     again = "accelerometer/2022/06/more.json"  # new readings of known people, at known times
-    for root in (Path(lake.root), base):
-        (root / "landing" / again).write_text(readings_moved(SAMPLE / FIRST[0][0]))
+    (Path(lake.root) / "landing" / again).write_text(readings_moved(SAMPLE / FIRST[0][0]))
+    killed = kept_after_each_commit(lake, tmp_path / "killed")
 
     report = run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
     tables = [w.table for w in report.writes]
@@ -222,7 +232,6 @@ def test_a_run_killed_after_adding_pairs_does_not_add_them_twice(
     assert ml.rows > 0 and ml.removed == 0, ml  # added, not replaced
     assert "step_trainer_trusted" not in tables  # nobody's curated status changed
 
-    crash_in_process(spark, test_settings, base, tables.index(ml.table) + 1)
-    rerun = Lake(spark, str(base), test_settings.catalog.database)
+    rerun = Lake(spark, str(killed[tables.index(ml.table) + 1]), test_settings.catalog.database)
     run_in_process(rerun)
     assert snapshot(rerun) == snapshot(lake)

@@ -14,23 +14,20 @@ from stedi_lakehouse.cli.render import latest_quality, run_summary
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.status import LakeLog, row_count, storage_options
-from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import latest_checks
 from stedi_lakehouse.presets import Rules
-from tests.helpers import ROOT, S3_ENV, SAMPLE, land_sample
+from tests.helpers import ROOT, S3_ENV, SAMPLE, copy_lake
 
 KEY = b"test-key"
 HISTORY_FIELDS = ("version", "operation", "operationParameters", "operationMetrics")
 
 
 @pytest.fixture(scope="module")
-def built(spark, test_settings, tmp_path_factory):
+def built(sample_runs, spark, test_settings, tmp_path_factory):
     """(the Spark lake, the same root through its logs) after two runs."""
-    root = tmp_path_factory.mktemp("lake_log")
-    land_sample(root)
-    lake = Lake(spark, str(root), test_settings.catalog.database)
-    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    root = tmp_path_factory.mktemp("lake_log") / "lake"
+    lake = copy_lake(sample_runs().root, root, spark, test_settings)  # the sample, run
     lines = (SAMPLE / "accelerometer" / "accelerometer-1.json").read_text().splitlines()[1:6]
     (root / "landing" / "accelerometer" / "late.json").write_text("\n".join(lines) + "\n")
     run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)

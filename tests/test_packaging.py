@@ -16,7 +16,10 @@ pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, serve
 
 def test_packaged_job_under_spark_submit_gives_the_local_counts(spark, tmp_path):
     lake = tmp_path / "lake"
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("STEDI_")}
+    # nothing of the sources' on the path: the job must run from dist/ alone
+    clean_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("STEDI_") and k != "PYTHONPATH"
+    }
     result = subprocess.run(
         ["make", "--no-print-directory", "submit-local", f"LAKE={lake}"],
         cwd=ROOT,

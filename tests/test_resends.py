@@ -11,10 +11,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.trusted import Exclusion
-from tests.helpers import FILES, KEY, SAMPLE, deliver, new_lake, snapshot
+from tests.helpers import FILES, KEY, SAMPLE, copy_lake, deliver, new_lake, snapshot
 
 DERIVED = [n for n, s in CATALOGUE.items() if s.zone in (Zone.TRUSTED, Zone.CURATED)]
 ACCEL, STEP = "accelerometer/accelerometer-000.json", "step_trainer/step_trainer-000.json"
@@ -49,13 +50,13 @@ def conserved(report) -> None:
 
 @pytest.mark.parametrize("rules", list(Rules), ids=str)
 def test_a_file_sent_twice_and_an_overlapping_file_change_nothing(
-    rules, spark, test_settings, tmp_path
+    rules, sample_runs, spark, test_settings, tmp_path
 ):
-    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    lake = copy_lake(
+        sample_runs(rules).root, tmp_path / "lake", spark, test_settings
+    )  # the sample, run
     root = Path(lake.root)
-    deliver(root, FILES)
-    run(lake, rules)
-    before = derived(lake)
+    before = derived(lake)  # the sample, run
 
     for original, copy in RESENT.items():
         (root / "landing" / copy).parent.mkdir(parents=True, exist_ok=True)
@@ -95,11 +96,11 @@ def test_a_file_sent_twice_and_an_overlapping_file_change_nothing(
     assert derived(lake) == expected
 
 
-def test_copies_delivered_together_keep_the_first_by_name(spark, test_settings, tmp_path):
+def test_copies_delivered_together_keep_the_first_by_name(
+    sample_runs, spark, test_settings, tmp_path
+):
     """Two copies arriving in one run: the one whose name sorts first is the delivery."""
-    once = new_lake(spark, test_settings, tmp_path / "once")
-    deliver(Path(once.root), FILES)
-    run(once, Rules.PRIVACY)
+    once = Lake(spark, str(sample_runs().root), test_settings.catalog.database)  # the sample, run
 
     twice = new_lake(spark, test_settings, tmp_path / "twice")
     deliver(Path(twice.root), FILES)

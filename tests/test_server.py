@@ -1,7 +1,7 @@
-"""The lake server (server.py) as real processes: one lake built from the sample in a child
-process (its JVM also gives the in-process answers), and one server for the module, on a second
-lake landed alike, which `run` builds through it. The rest needs no JVM: a stand-in process
-plays a server that dies."""
+"""The lake server (server.py) as real processes: one server for the module, on a lake landed
+from the sample, which `run` builds through it, compared with the suite's run of the sample in
+process (whose session also gives the in-process answers). The rest needs no JVM: a stand-in
+process plays a server that dies."""
 
 import json
 import os
@@ -43,35 +43,17 @@ def _cli(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProc
     return done
 
 
-BUILD_AND_ASK = """
-import sys
-from typer.testing import CliRunner
-from stedi_lakehouse.cli import app
-
-root, sql = sys.argv[1:]
-ran = CliRunner().invoke(app, ["run", "--lake-root", root, "--profile", "test"])
-assert ran.exit_code == 0, ran.output
-asked = CliRunner().invoke(app, ["query", sql, "--lake-root", root, "--profile", "test"])
-assert asked.exit_code == 0, asked.output
-sys.stdout.write(asked.stdout)
-"""
-
-
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, str]:
-    """A lake built from the sample, and `SQL`'s answer in-process (one child JVM)."""
-    root = tmp_path_factory.mktemp("served") / "lake"
-    root.mkdir()
-    land_sample(root)
-    done = subprocess.run(
-        [sys.executable, "-c", BUILD_AND_ASK, str(root), SQL],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return root, done.stdout
+def built(sample_runs) -> tuple[Path, str]:
+    """The sample run in this process (the suite's lake of it), and `SQL`'s answer in-process."""
+    from stedi_lakehouse.lake.readers import open_if_present
+
+    root = sample_runs().root
+    runs = open_if_present(str(root), "runs").to_pyarrow_table()
+    assert runs["outcome"].to_pylist() == ["succeeded"]  # one run, as `run` makes
+    asked = CliRunner().invoke(app, ["query", SQL, "--lake-root", str(root), "--profile", "test"])
+    assert asked.exit_code == 0, asked.output
+    return root, asked.stdout
 
 
 @pytest.fixture(scope="module")
