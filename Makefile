@@ -59,8 +59,11 @@ browser: ## Install Chromium for the report's browser test (as root, where missi
 	    apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "note: no chromium and not root: the report's browser test will be skipped" >&2; fi; }
 
-test: setup browser ## Run the test suite
-	$(BIN)/pytest
+# Two pytest processes, each with its own SparkSession, each taking whole modules (a module's
+# lakes are built once, in the process that runs it).
+TEST_WORKERS ?= 2
+test: setup browser ## Run the test suite (TEST_WORKERS=2 processes)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: setup ## Run the tests that start no Spark and no process (seconds)
 	$(BIN)/pytest -m "not spark and not system"
