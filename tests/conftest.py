@@ -16,7 +16,7 @@ import pytest
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.pipeline import StageReport
 from stedi_lakehouse.presets import Rules
-from tests.helpers import KEY, ROOT, S3_ENV, copy_lake, land_sample
+from tests.helpers import KEY, ROOT, S3_ENV, SHARED_METASTORE, copy_lake, land_sample
 
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
 # A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
@@ -86,7 +86,7 @@ def test_settings(tmp_path_factory):
 
     # Every lake of the suite shares the session's one embedded metastore (a JVM holds it).
     metastore = tmp_path_factory.mktemp("metastore")
-    os.environ["STEDI_CATALOG__METASTORE_DIR"] = str(metastore)
+    os.environ[SHARED_METASTORE] = str(metastore)
     return load_settings("test")
 
 
@@ -151,6 +151,21 @@ def sample_runs(spark, test_settings, tmp_path_factory):
 def sample_lake_copy(sample_runs, spark, test_settings, tmp_path):
     """A copy of the sample run (privacy), to change."""
     return copy_lake(sample_runs().root, tmp_path / "lake", spark, test_settings)
+
+
+@pytest.fixture(scope="session")
+def lake_server(tmp_path_factory) -> str:
+    """A lake server (Spark Connect, a JVM of its own) for the session, started on a lake of its
+    own: tests run their lakes through it with `--remote` (tests.helpers.run_through). Its URL."""
+    from stedi_lakehouse.lake import server
+
+    root = tmp_path_factory.mktemp("lake-server") / "lake"
+    root.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(SHARED_METASTORE, raising=False)  # the server keeps a metastore of its own
+        address = server.start(str(root), profile="test")
+    yield address.url
+    server.stop(str(root))
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -7,6 +7,8 @@ import hmac
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,11 +16,15 @@ import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Zone
+from stedi_lakehouse.lake.layout import LOCK_FILE, SERVER_DIR, WRITER_LOCK
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.presets import Rules
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+# The suite's one embedded metastore, held by the suite's JVM: a process of its own keeps its
+# lake's catalog instead.
+SHARED_METASTORE = "STEDI_CATALOG__METASTORE_DIR"
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
@@ -275,3 +281,22 @@ HOSTILE = {
         "not a JSON object",
     ),
 }
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The suite's environment for a `stedi-lake` process of its own: these sources on its path,
+    its lake's own catalog."""
+    env = {k: v for k, v in os.environ.items() if k != SHARED_METASTORE}
+    path = [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
+    return env | {"PYTHONPATH": os.pathsep.join(p for p in path if p)} | extra
+
+
+def run_through(server: str, root: Path, rules: Rules, *args: str) -> subprocess.CompletedProcess:
+    """`stedi-lake run` on `root` as a thin client of the lake server at URL `server`."""
+    command = [sys.executable, "-m", "stedi_lakehouse", "run", "--profile", "test", *args]
+    command += ["--lake-root", str(root), "--rules", str(rules), "--remote", server]
+    done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # a command through a server holds the served writer's lock, never the lake's own
+    assert (root / SERVER_DIR / WRITER_LOCK).is_file() and not (root / LOCK_FILE).exists()
+    return done

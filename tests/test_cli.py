@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
-from tests.helpers import ROOT, land_sample
+from tests.helpers import ROOT, SHARED_METASTORE, land_sample
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -153,7 +153,7 @@ def test_catalog_persists_for_a_new_process(tmp_path):
     """`run` in one process, `query` in another: the tables are found by name."""
     land_sample(tmp_path)
     env = {**os.environ, "STEDI_PROFILE": "test", "STEDI_CONF_DIR": str(ROOT / "conf")}
-    env.pop("STEDI_CATALOG__METASTORE_DIR", None)  # the test JVM holds that one: use the lake's
+    env.pop(SHARED_METASTORE, None)  # the test JVM holds that one: use the lake's
     common = ["--lake-root", str(tmp_path)]
     subprocess.run(
         [*CLI, "run", *common, "--rules", "udacity"], env=env, check=True, capture_output=True

@@ -6,7 +6,6 @@ each commit leaves, and each is run again. A few tests then show the same with r
 together on one lake leaving one clear line for the loser."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from tests.helpers import (
     KEY,
     ROOT,
     SAMPLE,
+    cli_env,
     copy_files_as_a_kill_leaves_them,
     copy_lake,
     deliver,
@@ -36,13 +36,6 @@ pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, serve
 
 CLI = str(Path(sys.executable).parent / "stedi-lake")
 FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The suite's environment for a `stedi-lake` process of its own: its lake keeps its own
-    catalog (the suite's JVM holds the suite's)."""
-    env = {k: v for k, v in os.environ.items() if k != "STEDI_CATALOG__METASTORE_DIR"}
-    return env | extra
 
 
 def stedi_run(root: Path, *, killed_after: int | None = None) -> subprocess.CompletedProcess:

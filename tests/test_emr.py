@@ -10,7 +10,7 @@ import pytest
 
 from stedi_lakehouse.lake.session import session_options
 from stedi_lakehouse.settings import load_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SHARED_METASTORE
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -21,7 +21,7 @@ FACTORY_KEY = "spark.hadoop.hive.metastore.client.factory.class"
 
 @pytest.fixture
 def emr(monkeypatch):
-    monkeypatch.delenv("STEDI_CATALOG__METASTORE_DIR", raising=False)
+    monkeypatch.delenv(SHARED_METASTORE, raising=False)
     return load_settings("emr")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.tables import Dataset
+from stedi_lakehouse.contracts.tables import Dataset, RunRecord
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import StageReport, Stages, watch
 from stedi_lakehouse.presets import Rules
@@ -23,6 +23,7 @@ from tests.helpers import (
     copy_lake,
     deliver,
     new_lake,
+    run_through,
     snapshot,
     subject_key,
     versions,
@@ -47,13 +48,19 @@ def one_run(request, sample_runs, spark, test_settings):
     return lake, rules, snapshot(lake)
 
 
+@pytest.mark.parametrize("through", ["in-process", "server"])
 @pytest.mark.parametrize("order", list(BATCHES))
-def test_batches_equal_one_run(order, one_run, spark, test_settings, tmp_path):
+def test_batches_equal_one_run(order, through, one_run, spark, test_settings, tmp_path, request):
+    """Through a lake server, each batch's run is `stedi-lake run` as its thin client."""
     _, rules, expected = one_run
     lake = new_lake(spark, test_settings, tmp_path / "lake")
+    server = request.getfixturevalue("lake_server") if through == "server" else None
     for batch in BATCHES[order]:
         deliver(Path(lake.root), batch)
-        run(lake, rules)
+        if server:
+            run_through(server, Path(lake.root), rules)
+        else:
+            run(lake, rules)
     got = snapshot(lake)
     for name in DATA_TABLES:
         assert got[name] == expected[name], f"{name} differs after batches {order}"
@@ -229,12 +236,13 @@ def privacy_lake(sample_lake_copy):
     return sample_lake_copy
 
 
-@pytest.fixture(scope="module")
-def changed_lake(sample_runs, spark, test_settings, tmp_path_factory):
+@pytest.fixture(scope="module", params=["in-process", "server"])
+def changed_lake(request, sample_runs, spark, test_settings, tmp_path_factory):
     """The sample run once (privacy), then one batch in which four customers change their
     minds: one withdraws consent, one grants it part-way through their readings, two move it
-    earlier or later. Returns the lake, the people, their rows before, the change run's report
-    and a fresh lake that got all the files in one run."""
+    earlier or later; that batch run in-process or through a lake server. Returns the lake, the
+    people, their rows before, the change run's rows removed per table and a fresh lake that
+    got all the files in one run."""
     target = tmp_path_factory.mktemp("changed") / "lake"
     lake = copy_lake(sample_runs().root, target, spark, test_settings)
     curated = curated_people(lake)
@@ -255,12 +263,17 @@ def changed_lake(sample_runs, spark, test_settings, tmp_path_factory):
             "granted": times[len(times) // 2],
         }[change]
         change_consent(lake, person, consent[change], change)
-    report = run(lake, Rules.PRIVACY)
+    if request.param == "server":
+        done = run_through(request.getfixturevalue("lake_server"), target, Rules.PRIVACY, "--json")
+        writes = RunRecord.model_validate_json(done.stdout).writes
+        removed = {w.table: w.rows_removed for w in writes}
+    else:
+        removed = {w.table: w.removed for w in run(lake, Rules.PRIVACY).writes}
 
     fresh = new_lake(spark, test_settings, tmp_path_factory.mktemp("changed-fresh") / "lake")
     shutil.copytree(Path(lake.root) / "landing", Path(fresh.root) / "landing", dirs_exist_ok=True)
     run(fresh, Rules.PRIVACY)
-    return lake, people, before, consent, report, fresh
+    return lake, people, before, consent, removed, fresh
 
 
 def test_consent_withdrawn_removes_the_person_everywhere(changed_lake):
@@ -291,8 +304,7 @@ def test_consent_moved_re_evaluates_the_persons_readings(move, changed_lake):
 
 
 def test_only_the_changed_peoples_rows_are_reprocessed(changed_lake):
-    lake, _, before, _, report, _ = changed_lake
-    removed = {w.table: w.removed for w in report.writes}
+    lake, _, before, _, removed, _ = changed_lake
     # every trusted reading of the four people is replaced, and nobody else's
     assert removed["accelerometer_trusted"] == sum(
         b["accelerometer_trusted"] for b in before.values()

@@ -19,25 +19,17 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake import server
-from tests.helpers import ROOT, files_naming, land_sample
+from tests.helpers import ROOT, SHARED_METASTORE, cli_env, files_naming, land_sample
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
 QUESTION = "SELECT count(*) AS customers, count(DISTINCT serialNumber) AS serials FROM {table}"
 SQL = QUESTION.format(table="customer_trusted")
-# The suite's shared metastore belongs to the suite's JVM: the lake and its server keep theirs.
-SHARED_METASTORE = "STEDI_CATALOG__METASTORE_DIR"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != SHARED_METASTORE}
-    path = [str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")]
-    return env | {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
 def _cli(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "stedi_lakehouse", *args]
-    done = subprocess.run(command, env=_env() | env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=cli_env() | env, capture_output=True, text=True, timeout=600)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -86,7 +78,7 @@ def served_run(served, served_root) -> subprocess.CompletedProcess:
     killed = subprocess.run(
         [sys.executable, "-m", "tests.killed_cli", "7", *args],
         cwd=ROOT,
-        env=_env() | compacting,
+        env=cli_env() | compacting,
         capture_output=True,
         text=True,
         timeout=600,
@@ -225,7 +217,7 @@ def test_two_commands_write_through_the_server_one_at_a_time(served_root, served
     root = str(served_root)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_WRITER, root],
-        env=_env(),
+        env=cli_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
