@@ -236,6 +236,41 @@ def test_two_commands_write_through_the_server_one_at_a_time(served_root, served
     assert ran.returncode == 0, ran.stderr
 
 
+WRITE_SLOWLY = """
+import sys
+from stedi_lakehouse.lake.open import open_lake
+from stedi_lakehouse.settings import load_settings
+
+root, target = sys.argv[1:]
+lake = open_lake(load_settings("test", lake_root=root))  # a writing command, through the server
+print("writing", flush=True)
+slow = "SELECT reflect('java.lang.Thread', 'sleep', CAST(15000 AS BIGINT)) AS slept"
+lake.spark.sql(slow).write.format("delta").save(target)
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_served_writer_stopped_stops_its_work_on_the_server(
+    stop, served_root, served, served_run, tmp_path
+):
+    """The server runs a client's operations by itself: a writer stopped (Ctrl-C, SIGTERM)
+    must stop them there, or they would commit after it ended, beside the next writer."""
+    target = tmp_path / "written-after-the-stop"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITE_SLOWLY, str(served_root), str(target)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    time.sleep(3)  # the write is under way on the server
+    writer.send_signal(stop)
+    writer.communicate(timeout=60)
+    time.sleep(20)  # the write would have committed by now
+    assert not list(target.glob("_delta_log/*.json")), "committed after the writer stopped"
+
+
 def test_forget_through_the_server_erases_the_person_everywhere(served_root, served, served_run):
     """MERGE, VACUUM and the log purge run through the server; it then answers from the
     purged logs."""

@@ -1,8 +1,11 @@
 """Open a lake from settings: check what can be checked before the JVM starts, then start it."""
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 from stedi_lakehouse.contracts.tables import Dataset
@@ -148,6 +151,8 @@ def open_lake(
 
     if remote:
         spark = remote_session(remote, settings, lake_sql=settings.remote is not None)
+        if must_exist and writes:
+            _stop_served_work_when_stopped(spark)
     else:
         spark = build_session(settings, root)
     lake = Lake(spark, root, settings.catalog.database)
@@ -197,3 +202,19 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
             else:
                 lake.storage.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}
+
+
+def _stop_served_work_when_stopped(spark) -> None:
+    """Ctrl-C or SIGTERM on a command writing through a server first stops its operations
+    there: the server would otherwise go on committing them after the command ended, beside
+    the next writer. (A command killed with SIGKILL cannot: see docs/server.md.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, _frame) -> None:
+        with contextlib.suppress(Exception):  # a server already gone has nothing running
+            spark.interruptAll()
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
