@@ -63,7 +63,7 @@ browser: ## Install Chromium for the report's browser test (as root, where missi
 # lakes are built once, in the process that runs it).
 TEST_WORKERS ?= 2
 test: setup browser ## Run the test suite (TEST_WORKERS=2 processes)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 test-unit: setup ## Run the tests that start no Spark and no process (seconds)
 	$(BIN)/pytest -m "not spark and not system"
