@@ -56,35 +56,61 @@ def served_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def served(served_root):
+def _start(root: Path) -> server.Address:
     with pytest.MonkeyPatch.context() as env:
         env.delenv(SHARED_METASTORE, raising=False)
-        address = server.start(str(served_root), profile="test")
+        return server.start(str(root), profile="test")
+
+
+RUN = ["run", "--profile", "test"]
+# The served run compacts every table it leaves with more than one small file.
+SMALL_FILES = 1
+COMPACTING = {"STEDI_MAINTENANCE__SMALL_FILES": str(SMALL_FILES)}
+
+
+@pytest.fixture(scope="module")
+def killed_run(served_root) -> subprocess.CompletedProcess:
+    """A `run` through a server of the lake killed (SIGKILL) right after its 7th commit, then
+    the next `run` through the same server, which must be refused; the server then stops.
+    Returns that refusal."""
+    _start(served_root)
+    try:
+        killed = subprocess.run(
+            [sys.executable, "-m", "tests.killed_cli", "7", *RUN, "--lake-root", str(served_root)],
+            cwd=ROOT,
+            env=cli_env() | COMPACTING,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        return _cli(*RUN, "--lake-root", str(served_root), check=False, **COMPACTING)
+    finally:
+        server.stop(str(served_root))
+
+
+@pytest.fixture(scope="module")
+def served(served_root, killed_run):
+    """The lake's server, started after the killed run's."""
+    address = _start(served_root)
     yield address
     server.stop(str(served_root))
 
 
-# The served run compacts every table it leaves with more than one small file.
-SMALL_FILES = 1
-
-
 @pytest.fixture(scope="module")
 def served_run(served, served_root) -> subprocess.CompletedProcess:
-    """`run` through the server, on the lake it serves: first a client killed (SIGKILL) right
-    after its 7th commit, then a whole one, which finishes its work."""
-    args = ["run", "--lake-root", str(served_root), "--profile", "test"]
-    compacting = {"STEDI_MAINTENANCE__SMALL_FILES": str(SMALL_FILES)}
-    killed = subprocess.run(
-        [sys.executable, "-m", "tests.killed_cli", "7", *args],
-        cwd=ROOT,
-        env=cli_env() | compacting,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    return _cli(*args, **compacting)
+    """`run` through the new server, which finishes the killed run's work."""
+    return _cli(*RUN, "--lake-root", str(served_root), **COMPACTING)
+
+
+def test_a_writer_after_a_killed_one_waits_for_a_new_server(killed_run, served_run):
+    """What a killed writer had sent may still run in its server: the next writer is refused
+    (one line, saying what to do) until a new server starts."""
+    assert killed_run.returncode == 1
+    assert killed_run.stderr.startswith("error:"), killed_run.stderr
+    assert "was killed" in killed_run.stderr and "restart the server" in killed_run.stderr
+    assert "Traceback" not in killed_run.stderr
+    assert served_run.returncode == 0
 
 
 # What differs between two lakes landed and run alike: run ids, check and processing times,

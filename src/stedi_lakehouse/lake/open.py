@@ -1,5 +1,6 @@
 """Open a lake from settings: check what can be checked before the JVM starts, then start it."""
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -45,29 +46,46 @@ def lock_lake(root: str) -> None:
 
         _leases[root] = lease.take(root)
         return
-    _held[root] = _flock(local_path(root) / LOCK_FILE, "in use by another stedi-lake process")
+    _held[root], _ = _flock(local_path(root) / LOCK_FILE, "in use by another stedi-lake process")
 
 
 def lock_served_writer(root: str) -> None:
     """Hold, until this process ends, the right to write a lake through its server: the
     server holds `_lock` for all its clients, so two writing commands (two `run`s, a `run`
     and a `maintain`) would otherwise interleave their commits. An S3 lake's lease is taken
-    by the command itself, as in-process."""
+    by the command itself, as in-process.
+
+    The lock file keeps its holder's pid until the holder exits cleanly. Found there by the
+    next writer, the holder was killed, and what it had sent may still be running in the
+    server: that writer is refused until a new server starts (which empties the file)."""
     if not is_local_path(root):
         lock_lake(root)
         return
     key = f"{root} (served)"
-    if key not in _held:
-        folder = local_path(root) / SERVER_DIR
-        make_private_folder(folder)
-        _held[key] = _flock(
-            folder / WRITER_LOCK, "being written through its server by another stedi-lake command"
+    if key in _held:
+        return
+    folder = local_path(root) / SERVER_DIR
+    make_private_folder(folder)
+    fd, killed = _flock(
+        folder / WRITER_LOCK, "being written through its server by another stedi-lake command"
+    )
+    if killed:
+        _write_holder(fd, killed)  # kept for the writers after this one
+        os.close(fd)
+        raise LakeError(
+            f"the last command writing lake {root} through its server (pid {killed}) was "
+            "killed, and what it had sent may still be running there: restart the server "
+            "(`stedi-lake server stop`, then `server start`) before writing; an endpoint of "
+            f"your own: restart it, then delete {folder / WRITER_LOCK}"
         )
+    _held[key] = fd
+    atexit.register(_write_holder, fd, "")  # a clean exit
 
 
-def _flock(path: Path, busy: str) -> int:
+def _flock(path: Path, busy: str) -> tuple[int, str]:
     """An open descriptor of `path` holding its exclusive lock, which dies with this process
-    (even on kill -9); held by another process: a LakeError naming its pid."""
+    (even on kill -9), and the pid the file held before (its last holder's, if that did not
+    clear it); held by another process: a LakeError naming its pid."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -78,9 +96,14 @@ def _flock(path: Path, busy: str) -> int:
         raise LakeError(
             f"lake {lake} is {busy} (pid {holder}): try again when it has finished"
         ) from None
+    before = os.read(fd, 64).decode(errors="replace").strip()
+    _write_holder(fd, str(os.getpid()))
+    return fd, before
+
+
+def _write_holder(fd: int, pid: str) -> None:
     os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
+    os.pwrite(fd, pid.encode(), 0)
 
 
 # Below this much new landing data a run starts its JVM for quick start-up (settings: spark.jit).

@@ -26,6 +26,7 @@ from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import (
     LOCK_FILE,
     SERVER_DIR,
+    WRITER_LOCK,
     is_local_path,
     local_path,
     make_private_folder,
@@ -263,6 +264,8 @@ def serve(lake_root: str, profile: str | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     lake = open_lake(settings)
+    # a writer killed while an earlier server ran has nothing left running in this one
+    (state_dir(lake_root) / WRITER_LOCK).unlink(missing_ok=True)
     try:
         port = int(getattr(getattr(lake.spark._jvm, SERVICE), "MODULE$").localPort())
         address = Address("localhost", port, token, os.getpid(), lake.root, time.time())
