@@ -16,7 +16,7 @@ import pytest
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.pipeline import StageReport
 from stedi_lakehouse.presets import Rules
-from tests.helpers import KEY, ROOT, S3_ENV, SHARED_METASTORE, copy_lake, land_sample
+from tests.helpers import KEY, ROOT, S3_ENV, SHARED_METASTORE, copy_lake, land_sample, start_server
 
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
 # A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
@@ -161,10 +161,7 @@ def lake_server(tmp_path_factory) -> str:
 
     root = tmp_path_factory.mktemp("lake-server") / "lake"
     root.mkdir()
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv(SHARED_METASTORE, raising=False)  # the server keeps a metastore of its own
-        address = server.start(str(root), profile="test")
-    yield address.url
+    yield start_server(root).url
     server.stop(str(root))
 
 

@@ -300,3 +300,15 @@ def run_through(server: str, root: Path, rules: Rules, *args: str) -> subprocess
     # a command through a server holds the served writer's lock, never the lake's own
     assert (root / SERVER_DIR / WRITER_LOCK).is_file() and not (root / LOCK_FILE).exists()
     return done
+
+
+def start_server(root: Path):
+    """`stedi-lake server start` on `root` for the suite: the server keeps a metastore of its
+    own (the suite's JVM holds the shared one). Its address."""
+    import pytest
+
+    from stedi_lakehouse.lake import server
+
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(SHARED_METASTORE, raising=False)
+        return server.start(str(root), profile="test")

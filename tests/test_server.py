@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake import server
-from tests.helpers import ROOT, SHARED_METASTORE, cli_env, files_naming, land_sample
+from tests.helpers import ROOT, cli_env, files_naming, land_sample, start_server
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -56,12 +56,6 @@ def served_root(tmp_path_factory) -> Path:
     return root
 
 
-def _start(root: Path) -> server.Address:
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv(SHARED_METASTORE, raising=False)
-        return server.start(str(root), profile="test")
-
-
 RUN = ["run", "--profile", "test"]
 # The served run compacts every table it leaves with more than one small file.
 SMALL_FILES = 1
@@ -73,7 +67,7 @@ def killed_run(served_root) -> subprocess.CompletedProcess:
     """A `run` through a server of the lake killed (SIGKILL) right after its 7th commit, then
     the next `run` through the same server, which must be refused; the server then stops.
     Returns that refusal."""
-    _start(served_root)
+    start_server(served_root)
     try:
         killed = subprocess.run(
             [sys.executable, "-m", "tests.killed_cli", "7", *RUN, "--lake-root", str(served_root)],
@@ -92,7 +86,7 @@ def killed_run(served_root) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def served(served_root, killed_run):
     """The lake's server, started after the killed run's."""
-    address = _start(served_root)
+    address = start_server(served_root)
     yield address
     server.stop(str(served_root))
 
