@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import functions as F
-
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableCompaction
 from stedi_lakehouse.errors import failure_text
 from stedi_lakehouse.lake.status import LakeLog
@@ -62,15 +60,15 @@ def maintain(
 
 def due(lake: Lake, settings: MaintenanceSettings, now: datetime | None = None) -> bool:
     """Whether the last maintenance (or, for a lake never maintained, its first run) is older
-    than `every_hours`."""
-    if not lake.exists(Table.RUNS):
-        return False
-    runs = lake.read(Table.RUNS)
-    maintained = runs.filter(F.col("command") == COMMAND)
-    since = (
-        maintained.agg(F.max("started_at")).collect()[0][0]
-        or runs.agg(F.min("started_at")).collect()[0][0]
+    than `every_hours`. Read from the `runs` log with delta-rs: no Spark job on every run."""
+    found = LakeLog(lake.root).query(
+        Table.RUNS,
+        f"SELECT max(started_at) FILTER (WHERE command = '{COMMAND}') AS maintained, "
+        "min(started_at) AS first FROM runs",
     )
+    if not found:
+        return False
+    since = found[0]["maintained"] or found[0]["first"]
     if since is None:
         return False
     since = since if since.tzinfo else since.replace(tzinfo=UTC)

@@ -136,18 +136,18 @@ class LakeLog:
     def newest_runs(self, limit: int) -> list[dict[str, Any]]:
         """The `runs` records of the latest `limit` runs, newest first."""
         order = "ORDER BY started_at DESC"
-        return self._query("runs", f"SELECT * FROM runs {order} LIMIT {int(limit)}")
+        return self.query("runs", f"SELECT * FROM runs {order} LIMIT {int(limit)}")
 
     def latest_checks(self) -> list[dict[str, Any]]:
         """The `quality` rows of each table's latest check (as `quality.latest_checks`)."""
         latest = 'SELECT "table", max(checked_at) AS at FROM quality GROUP BY "table"'
-        return self._query(
+        return self.query(
             "quality",
             f'SELECT q.* FROM quality q JOIN ({latest}) l ON q."table" = l."table" '
             "AND q.checked_at = l.at",
         )
 
-    def _query(self, name: str, sql: str) -> list[dict[str, Any]]:
+    def query(self, name: str, sql: str) -> list[dict[str, Any]]:
         """The rows `sql` gives on table `name` (DataFusion, inside delta-rs; Arrow data
         without pyarrow); none if the table was never written."""
         delta = self.open(name)

@@ -23,7 +23,7 @@ from stedi_lakehouse.lake.catalog import Catalog
 from stedi_lakehouse.lake.delta_log import DeltaLog
 from stedi_lakehouse.lake.landing import Landing
 from stedi_lakehouse.lake.layout import normalise_root, table_path
-from stedi_lakehouse.lake.status import TableStatus
+from stedi_lakehouse.lake.status import LakeLog, TableStatus
 from stedi_lakehouse.lake.storage import Storage
 from stedi_lakehouse.presets import Rules
 
@@ -281,11 +281,10 @@ class Lake:
             self.spark.conf.unset(key)
 
     def table_property(self, name: str, key: str) -> str | None:
-        """A table property of table `name` (None: not set, or no such table)."""
-        if not self.exists(name):
-            return None
-        sql = f"DESCRIBE DETAIL delta.`{self.table_path(name)}`"
-        return self.spark.sql(sql).collect()[0]["properties"].get(key)
+        """A table property of table `name` (None: not set, or no such table), read from its
+        Delta log with delta-rs: no Spark job."""
+        delta = LakeLog(self.root).open(name)
+        return None if delta is None else delta.metadata().configuration.get(key)
 
     def set_table_property(self, name: str, key: str, value: str) -> None:
         with self.stating_rules(name):
