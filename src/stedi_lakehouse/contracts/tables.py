@@ -257,7 +257,8 @@ class TableSpec:
     # for the lake (the first two columns: a table whose contract differs by rules).
     statistics: tuple[str, ...] | None = None
     # The columns that identify a row: a landing row equal on them to an earlier one is a
-    # `duplicate` (a file sent twice, overlapping files). None: the table has no such key.
+    # `duplicate` (a file sent twice, overlapping files). None: the table has no such key. The
+    # second is the reading's time, a statistics column: runs narrow the search for copies by it.
     natural_key: tuple[str, ...] | None = None
 
     def contract_for(self, rules: Rules | None) -> type[BaseModel]:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import (
@@ -194,13 +195,27 @@ def _trusted_tables(
 def _once(
     stages: Stages, classified: DataFrame, *, table: Table, landing: DataFrame, scope: Scope
 ) -> DataFrame:
-    """`classified` with each reading delivered before (by `table`'s natural key) marked
-    `duplicate`: the copies outside `scope` were classified by earlier runs."""
+    """`classified` (the landing rows of `scope`, classified) with each reading delivered
+    before (by `table`'s natural key) marked `duplicate`: the copies outside `scope` were
+    classified by earlier runs."""
     key = CATALOGUE[table].natural_key
     assert key is not None, f"{table} has no natural key"
+    earlier = None
+    if not scope.whole:
+        earlier = _within_moments(scope.rows(landing, inside=False), scope.rows(landing), key[1])
     return tr.exclude_duplicates(
         classified,
         key=key,
-        earlier=None if scope.whole else scope.rows(landing, inside=False),
+        earlier=earlier,
         delivery_order=stages.bookmarks.delivery_order(),
     )
+
+
+def _within_moments(earlier: DataFrame, new: DataFrame, moment: str) -> DataFrame:
+    """The rows of `earlier` whose reading time (`moment`, in the natural key) lies within the
+    range of `new`'s: only they can be copies of a new reading. A literal range lets Delta skip,
+    by their statistics, the landing files outside it instead of reading every earlier row."""
+    low, high = new.agg(F.min(moment), F.max(moment)).first() or (None, None)
+    if low is None or high is None:  # no new reading has a time: none equals an earlier one
+        return earlier.limit(0)
+    return earlier.filter(F.col(moment).between(low, high))
