@@ -1,6 +1,8 @@
 """The same lake on S3: the whole pipeline against a real S3 API (moto) on loopback."""
 
 import json
+import subprocess
+import sys
 
 import boto3
 import pytest
@@ -17,6 +19,8 @@ from tests.helpers import (
     KEY,
     S3_ENV,
     SAMPLE,
+    cli_env,
+    start_server,
     written_rows,
 )
 
@@ -126,3 +130,25 @@ def test_a_second_run_on_s3_finds_nothing_new(s3_run):
     again = Stages(lake, rules=Rules.PRIVACY)
     assert again.trusted().writes == []
     assert again.curated(pseudonym_key=KEY).writes == []
+
+
+def test_an_s3_lake_runs_through_a_spark_connect_endpoint(s3_endpoint, tmp_path):
+    """A thin client (no JVM) runs an S3 lake through a Spark Connect endpoint, as through a
+    cluster's: the client lists and reads the lake's files itself, the endpoint its tables."""
+    from stedi_lakehouse.lake import server
+
+    root = f"s3://{BUCKET}/served"
+    land = CliRunner().invoke(app, ["land", str(SAMPLE), "--lake-root", root], env=cli_env())
+    assert land.exit_code == 0, land.output
+    endpoint = tmp_path / "endpoint"  # a server's own lake, empty: it only lends its Spark
+    endpoint.mkdir()
+    address = start_server(endpoint)
+    try:
+        command = [sys.executable, "-m", "stedi_lakehouse", "run", "--profile", "test", "--json"]
+        command += ["--lake-root", root, "--remote", address.url]
+        done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=600)
+    finally:
+        server.stop(str(endpoint))
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = {w["table"]: w["rows_written"] for w in json.loads(done.stdout)["writes"]}
+    assert {t: written.get(t) for t in EXPECTED_ROWS[Rules.PRIVACY]} == EXPECTED_ROWS[Rules.PRIVACY]

@@ -609,15 +609,12 @@ def land(
     profile: Profile = None,
 ) -> None:
     """Deliver JSON-lines files into the lake's landing zone (creating the lake if needed)."""
-    from stedi_lakehouse.lake.layout import is_local_path
-    from stedi_lakehouse.lake.open import files_to_land, land_files, open_lake
+    from stedi_lakehouse.lake.open import land_files
 
     with user_errors():
         settings = _settings(profile, lake_root)
         root = settings.require_lake_root()
-        files_to_land(source)  # a bad source is reported before Spark starts
-        lake = None if is_local_path(root) else open_lake(settings, must_exist=False)
-        copied = land_files(source, root, lake=lake)
+        copied = land_files(source, root)
     for dataset, files in copied.items():
         out.print(f"landed {files} file(s) into {root}/landing/{dataset}/")
 

@@ -16,12 +16,8 @@ class DeltaLog:
 
     def versions(self, path: str) -> list[int]:
         """The versions of the table's (at absolute `path`) commit files, newest first."""
-        if self.storage.local:
-            found = python_files.files_under(f"{path}/_delta_log", recursive=False)
-            names = [info.path.rsplit("/", 1)[-1] for info in found]
-        else:
-            log, fs = self.storage.hadoop(f"{path}/_delta_log")
-            names = [status.getPath().getName() for status in fs.listStatus(log)]
+        found = python_files.files_under(f"{path}/_delta_log", recursive=False)
+        names = [info.path.rsplit("/", 1)[-1] for info in found]
         return sorted((int(m[1]) for n in names if (m := COMMIT_FILE.fullmatch(n))), reverse=True)
 
     def commits_newest_first(self, path: str) -> Iterator[dict]:

@@ -18,8 +18,10 @@ from stedi_lakehouse.lake.layout import (
     is_local_path,
     local_path,
     make_private_folder,
+    normalise_root,
     skipped_because,
 )
+from stedi_lakehouse.lake.storage import Storage
 from stedi_lakehouse.settings import Settings
 
 
@@ -204,18 +206,18 @@ def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
     return found
 
 
-def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
+def land_files(source: Path, lake_root: str) -> dict[str, int]:
     """Deliver JSON-lines files from `source/<dataset>/` into `<lake root>/landing/<dataset>/`,
     keeping sub-folders; returns the number of files per dataset. A local lake gets file copies,
-    each renamed into place once whole; any other (s3://) is written through `lake` (Hadoop's
-    file system, S3A: an object appears whole, when its upload completes)."""
+    each renamed into place once whole; an S3 lake gets objects, each whole once uploaded."""
     found = files_to_land(source)
-    if is_local_path(lake_root):
+    storage = Storage(normalise_root(lake_root))
+    if storage.local:
         make_private_folder(local_path(lake_root))
     for dataset, files in found.items():
         for file in files:
             relative = f"landing/{dataset}/{file.relative_to(source / dataset).as_posix()}"
-            if is_local_path(lake_root):
+            if storage.local:
                 target = local_path(lake_root) / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 # under a hidden name until whole: a run never reads a half-copied file
@@ -223,7 +225,7 @@ def land_files(source: Path, lake_root: str, *, lake=None) -> dict[str, int]:
                 shutil.copyfile(file, partial)
                 os.replace(partial, target)
             else:
-                lake.storage.put(file, relative)
+                storage.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}
 
 

@@ -179,7 +179,10 @@ def _log_tail(path: Path, since: int) -> str:
 def start(lake_root: str, *, profile: str | None = None) -> Address:
     """Start the lake's server and return its address once it answers."""
     if not is_local_path(lake_root):
-        raise LakeError("a lake server serves local lakes for now; s3:// lakes run in-process")
+        raise LakeError(
+            "a lake server serves a local lake; an s3:// lake runs in-process, or through a "
+            "Spark Connect endpoint given with --remote (its address stays off the bucket)"
+        )
     root = str(local_path(lake_root).resolve())
     if not Path(root).is_dir():
         raise LakeError(f"lake root {root} does not exist (or is not a folder)")

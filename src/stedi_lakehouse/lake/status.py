@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table, TableSpec
 from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.lake.files import S3A_NAMES
 from stedi_lakehouse.lake.layout import is_local_path, local_path, s3_region_and_endpoint
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
 # An S3 error body's code and message ("<Code>NoSuchBucket</Code><Message>...</Message>").
 S3_ERROR = re.compile(r"<Code>([^<]+)</Code>\s*<Message>([^<]+)</Message>")
-# S3 error codes as S3A names them, so a missing bucket reads the same in every command.
-S3A_NAMES = {"NoSuchBucket": "UnknownStoreException"}
 NOT_FOUND = "table {name} not found at {path}: promote the stage before it first"
 
 

@@ -88,7 +88,7 @@ class Lake:
         self.root = normalise_root(root)
         self.database = database
         self.after_commit = after_commit
-        self.storage = Storage(spark, self.root)
+        self.storage = Storage(self.root)
         self.log = DeltaLog(self.storage)
         self.catalog = Catalog(spark, self.root, database)
         self.landing = Landing(self)
@@ -297,13 +297,7 @@ class Lake:
     def _is_delta(self, path: str) -> bool:
         """Whether a Delta table with at least one commit is at `path` (a run killed during
         a table's first write leaves a `_delta_log` folder without any)."""
-        from delta.tables import DeltaTable
-
-        if self.storage.local:
-            return bool(self.log.versions(path))
-        return self.storage.exists(f"{path}/_delta_log") and DeltaTable.isDeltaTable(
-            self.spark, path
-        )
+        return bool(self.log.versions(path))
 
     # -- erasure --------------------------------------------------------------------------
     def delete_rows(
