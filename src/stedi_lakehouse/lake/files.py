@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import IO, Any
-from urllib.parse import urlparse
 
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import is_local_path, local_path, s3_region_and_endpoint
@@ -54,12 +53,13 @@ def _client(region: str | None, endpoint: str | None) -> Any:
 
 
 def _object(path: str) -> tuple[Any, str, str]:
-    """(boto3 S3 client, bucket, key) of an s3:// or s3a:// `path`."""
-    parsed = urlparse(path)
-    if parsed.scheme not in ("s3", "s3a"):
+    """(boto3 S3 client, bucket, key) of an s3:// or s3a:// `path`. Not parsed as a URL: a
+    key may hold '?' or '#', which a URL parser takes for a query or a fragment."""
+    scheme, separator, rest = path.partition("://")
+    if not separator or scheme not in ("s3", "s3a"):
         raise LakeError(f"{path}: only local folders and s3:// URIs are supported")
-    client = _client(*s3_region_and_endpoint(os.environ))
-    return client, parsed.netloc, parsed.path.strip("/")
+    bucket, _, key = rest.partition("/")
+    return _client(*s3_region_and_endpoint(os.environ)), bucket, key.strip("/")
 
 
 @contextmanager
