@@ -135,8 +135,9 @@ def exists(path: str) -> bool:
             return store.get_file_info(where).type != fs.FileType.NotFound
         except OSError as exc:
             raise _reached(path, exc) from None
-    if not _object(path)[2]:  # a bucket: listing it says whether it exists
-        return _s3_files(path, recursive=False, limit=1) is not None
+    if not _object(path)[2]:  # a bucket: listing it fails if there is none
+        _s3_files(path, recursive=False, limit=1)
+        return True
     return _s3_head(path) is not None or is_folder(path)
 
 
