@@ -84,3 +84,15 @@ def test_a_jvm_that_fails_in_spark_is_named_with_the_java_in_use(monkeypatch):
         "Spark did not start: java.lang.UnsupportedOperationException: getSubject is not "
         "supported. Java: JAVA_HOME=/opt/java-25; Spark runs on 17 or 21."
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("sc://[::1", "Invalid IPv6 URL"), ("http://host:15002", "INVALID_CONNECT_URL")],
+)
+def test_an_endpoint_address_that_does_not_parse_is_a_config_error(test_settings, url, said):
+    from stedi_lakehouse.errors import ConfigError
+    from stedi_lakehouse.lake.session import remote_session
+
+    with pytest.raises(ConfigError, match=rf"cannot reach the Spark Connect endpoint .*{said}"):
+        remote_session(url, test_settings, lake_sql=False)

@@ -309,7 +309,7 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
             _ = spark.version
         finally:
             client.set_retry_policies(patient)
-    except PySparkException as exc:
+    except (PySparkException, ValueError) as exc:  # ValueError: a URL urllib cannot parse
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"cannot reach the Spark Connect endpoint {_without_token(url)}: {said}"
