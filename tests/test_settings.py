@@ -49,6 +49,12 @@ def test_unknown_setting_in_a_profile_is_a_config_error(conf):
         load_settings("typo")
 
 
+def test_an_environment_value_that_does_not_parse_is_a_config_error(conf, monkeypatch):
+    monkeypatch.setenv("STEDI_SPARK__CONF", "{bad")
+    with pytest.raises(ConfigError, match=r"profile 'site'.*field \"spark\".*line 1 column 2"):
+        load_settings("site")
+
+
 def test_pseudonym_key_is_secret_in_reprs(conf, monkeypatch):
     monkeypatch.setenv("STEDI_PSEUDONYM_KEY", "s3cr3t")
     settings = load_settings("site")

@@ -9,7 +9,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import PseudonymKey, resolve_key
@@ -205,5 +210,8 @@ def load_settings(profile: str | None = None, **overrides: Any) -> Settings:
         return Settings(**explicit)
     except ValidationError as exc:
         raise ConfigError(f"bad configuration (profile '{chosen}'): {_describe(exc)}") from None
+    except SettingsError as exc:  # an environment variable that does not parse (bad JSON)
+        said = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+        raise ConfigError(f"bad configuration (profile '{chosen}'): {said}") from None
     finally:
         _PROFILE_DATA.reset(token)
