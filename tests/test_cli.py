@@ -58,6 +58,13 @@ def test_unknown_rules_preset_is_rejected():
         (["run", "--profile", "nope"], {}, "error: no profile 'nope'"),
         (["run"], {"STEDI_SPARK__SHUFFLE_PARTITIONS": "zero"}, "error: bad configuration"),
         (["land", "/no/such/folder", "--lake-root", "/tmp/x"], {}, "error: source folder"),
+        (["land", __file__, "--lake-root", "/tmp/x"], {}, f"error: source folder {__file__} is a"),
+        (["status", "--lake-root", "/tmp"], {"STEDI_SPARK__CONF": "{"}, "error: bad configuration"),
+        (
+            ["query", "SELECT 1", "--lake-root", "/tmp", "--remote", "sc://[::1"],
+            {},
+            "error: cannot",
+        ),
         (
             ["watch", "--lake-root", "/no/such/lake"],
             {},

@@ -190,7 +190,10 @@ def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
     """The landing files under `source/<dataset>/` (what a run reads: see `skipped_because`),
     per dataset found."""
     if not source.is_dir():
-        raise LakeError(f"source folder {source} does not exist")
+        said = (
+            "is a file: give the folder holding <dataset>/" if source.exists() else "does not exist"
+        )
+        raise LakeError(f"source folder {source} {said}")
     found = {
         d: sorted(
             f
