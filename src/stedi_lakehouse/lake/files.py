@@ -44,10 +44,12 @@ def _reached(path: str, error: Exception) -> LakeError:
 
 # -- S3: boto3 ----------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
-def _client(region: str | None, endpoint: str | None) -> Any:
+def s3_client() -> Any:
+    """A boto3 S3 client with the region and endpoint every S3 client of the lake uses."""
     import boto3
     from botocore.config import Config
 
+    region, endpoint = s3_region_and_endpoint(os.environ)
     path_style = Config(s3={"addressing_style": "path"}) if endpoint else None
     return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=path_style)
 
@@ -59,7 +61,7 @@ def _object(path: str) -> tuple[Any, str, str]:
     if not separator or scheme not in ("s3", "s3a"):
         raise LakeError(f"{path}: only local folders and s3:// URIs are supported")
     bucket, _, key = rest.partition("/")
-    return _client(*s3_region_and_endpoint(os.environ)), bucket, key.strip("/")
+    return s3_client(), bucket, key.strip("/")
 
 
 @contextmanager

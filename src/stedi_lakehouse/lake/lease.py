@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.lake.files import s3_client
 
 LEASE_OBJECT = "_lock"
 LEASE_SECONDS = 60.0
@@ -28,12 +29,6 @@ def split_s3(root: str) -> tuple[str, str]:
     bucket, _, prefix = rest.partition("/")
     prefix = prefix.strip("/")
     return bucket, f"{prefix}/" if prefix else ""
-
-
-def _client():
-    import boto3  # credentials and endpoint (AWS_ENDPOINT_URL_S3) by the standard chain
-
-    return boto3.client("s3")
 
 
 def _refused(error: Exception) -> bool:
@@ -77,7 +72,7 @@ def _holder() -> str:
 def take(root: str, *, seconds: float = LEASE_SECONDS, client=None) -> Lease:
     """Hold the lake's lease until this process ends; another live holder is a LakeError
     naming it. An expired lease (its holder died or stalled) is taken over."""
-    client = client or _client()
+    client = client or s3_client()
     bucket, prefix = split_s3(root)
     lease = Lease(root, bucket, f"{prefix}{LEASE_OBJECT}", _holder(), seconds)
     try:
@@ -149,4 +144,6 @@ def release(lease: Lease, client=None) -> None:
     if lease.lost:
         return
     with contextlib.suppress(Exception):
-        (client or _client()).delete_object(Bucket=lease.bucket, Key=lease.key, IfMatch=lease.etag)
+        (client or s3_client()).delete_object(
+            Bucket=lease.bucket, Key=lease.key, IfMatch=lease.etag
+        )
