@@ -5,6 +5,10 @@ shuffle. Gaps between stages are driver-side work (planning, Delta commits, the 
     STEDI_SPARK__CONF='{"spark.eventLog.enabled": "true", "spark.eventLog.dir": "file:///tmp/ev",
                         "spark.eventLog.compress": "false"}' stedi-lake run --lake-root LAKE
     .venv/bin/python bench/eventlog.py /tmp/ev/<application folder or file> [--min-seconds 0.5]
+
+A lake server's log spans many commands: `--last SECONDS` instead counts what its last
+SECONDS held (one command's run: give it that run's wall time), SQL executions and Spark jobs,
+and the seconds each kind covered (overlaps counted once).
 """
 
 import argparse
@@ -31,11 +35,57 @@ def metric(info: dict, name: str) -> float:
     return 0.0
 
 
+def covered(spans: list[tuple[int, int]]) -> float:
+    """Seconds covered by the (start, end) millisecond spans, overlaps once."""
+    total, reach = 0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total / 1000
+
+
+def last_seconds(path: Path, seconds: float) -> None:
+    """The SQL executions and jobs that started in the log's last `seconds`."""
+    spans: dict[str, dict[object, list[int]]] = {"SQL executions": {}, "Spark jobs": {}}
+    kinds = {
+        "SparkListenerJobStart": ("Spark jobs", "Job ID", "Submission Time", 0),
+        "SparkListenerJobEnd": ("Spark jobs", "Job ID", "Completion Time", 1),
+        "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionStart": (
+            "SQL executions",
+            "executionId",
+            "time",
+            0,
+        ),
+        "org.apache.spark.sql.execution.ui.SparkListenerSQLExecutionEnd": (
+            "SQL executions",
+            "executionId",
+            "time",
+            1,
+        ),
+    }
+    for event in events(path):
+        if kind := kinds.get(event["Event"]):
+            name, key, at, end = kind
+            spans[name].setdefault(event[key], [0, 0])[end] = event[at]
+    last = max(e for found in spans.values() for _, e in found.values())
+    since = last - seconds * 1000
+    for name, found in spans.items():
+        kept = [(s, e or last) for s, e in found.values() if s >= since]
+        print(f"{name}: {len(kept)}, covering {covered(kept):.1f} s of the last {seconds:g} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", type=Path)
     parser.add_argument("--min-seconds", type=float, default=0.5, help="executor time to show")
+    parser.add_argument("--last", type=float, help="count what the log's last SECONDS held")
     args = parser.parse_args()
+    if args.last:
+        return last_seconds(args.path, args.last)
     started = ended = None
     job_of: dict[int, int] = {}
     name_of: dict[int, str] = {}  # stage -> its job's description (the table it writes, ...)
