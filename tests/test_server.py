@@ -155,6 +155,41 @@ def test_a_run_through_the_server_compacts_the_tables_it_left_with_small_files(
         assert files <= SMALL_FILES + (name in (Table.RUNS, Table.QUALITY)), name
 
 
+def test_a_run_whose_server_stops_ends_with_one_line_and_the_next_run_finishes_it(built, tmp_path):
+    """`server stop` while a `run` writes through it: the run ends with one line (not after
+    the client's ten minutes of retries), frees the writer's lock, and a run through a new
+    server builds what an in-process run builds."""
+    from stedi_lakehouse.contracts.tables import CATALOGUE
+
+    root = tmp_path / "lake"
+    land_sample(root)
+    start_server(root)
+    try:
+        running = subprocess.Popen(
+            [sys.executable, "-m", "stedi_lakehouse", *RUN, "--lake-root", str(root)],
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while not list(root.glob("delta/*/*/_delta_log/*.json")):  # its first commit
+            assert running.poll() is None, running.communicate()
+            time.sleep(0.1)
+    finally:
+        server.stop(str(root))
+    _, said = running.communicate(timeout=120)
+    assert running.returncode == 1
+    assert said.startswith("error: the Spark Connect endpoint stopped answering"), said
+    assert len(said.strip().splitlines()) == 1, said
+    start_server(root)
+    try:
+        _cli(*RUN, "--lake-root", str(root))  # not refused: the stopped run's writer left
+    finally:
+        server.stop(str(root))
+    for name in [name for name in CATALOGUE if name != "runs"]:
+        assert _rows(root, name) == _rows(built[0], name), name
+
+
 def test_status_names_the_running_server(served_root, served):
     shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(served_root)])
     assert shown.exit_code == 0, shown.output

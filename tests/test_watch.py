@@ -1,5 +1,6 @@
 """`watch` keeps watching: a failed run is recorded and tried again after a backoff, with the
-deliveries that came since; only a configuration error stops the watcher."""
+deliveries that came since; only a configuration error or a lost Spark Connect endpoint stops
+the watcher."""
 
 import shutil
 from pathlib import Path
@@ -60,3 +61,28 @@ def test_the_backoff_is_capped_and_a_configuration_error_stops_the_watcher(
     with pytest.raises(ConfigError, match="no pseudonym key"):
         watch(lake, rules=Rules.PRIVACY, pseudonym_key=None, every=10, sleep=sleep)
     assert delays == [20, 40, 80, 160, 320, 600, 600, 600]
+
+
+def test_a_watcher_whose_spark_connect_endpoint_is_gone_stops(
+    spark, test_settings, tmp_path, monkeypatch
+):
+    """Every later look would fail alike: the session's endpoint (its address, its token) is
+    gone even if a new server starts."""
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    from stedi_lakehouse.pipeline import run
+
+    def gone(*args, **kwargs):  # what pyspark raises for a call the stopped server cut
+        raise SparkConnectGrpcException("<RPC terminated with: status = StatusCode.CANCELLED>")
+
+    monkeypatch.setattr(run, "run_stages", gone)
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    delays = []
+
+    def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        assert len(delays) < 3, "still watching"
+
+    with pytest.raises(SparkConnectGrpcException):
+        watch(lake, rules=Rules.PRIVACY, pseudonym_key=KEY, every=10, sleep=sleep)
+    assert delays == []

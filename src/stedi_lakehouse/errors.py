@@ -30,6 +30,23 @@ class ReadOnlyError(StediError):
     """A statement given to `query` would change the lake or reach outside it."""
 
 
+# How a Spark Connect client says its endpoint went away: a call under way is cancelled or cut,
+# a later one runs out of retries (gRPC's own words: they quote no data).
+LOST_ENDPOINT = ("StatusCode.CANCELLED", "StatusCode.UNAVAILABLE", "[RETRIES_EXCEEDED]")
+ENDPOINT_LOST = (
+    "the Spark Connect endpoint stopped answering while the command ran (its server was "
+    "stopped, or the network failed): run it again once it answers"
+)
+
+
+def lost_endpoint(error: BaseException) -> bool:
+    """Whether `error` is a Spark Connect client losing its endpoint (pyspark's classes are
+    matched by name: the CLI does not import pyspark to tell)."""
+    if type(error).__name__ not in ("SparkConnectGrpcException", "RetriesExceeded"):
+        return False
+    return any(said in str(error) for said in LOST_ENDPOINT)
+
+
 def failure_text(error: BaseException) -> str:
     """A failure in one line that carries no data. Spark's messages may quote a record (a
     malformed one, a failed cast), so a Spark or Java failure is named by its classes and error

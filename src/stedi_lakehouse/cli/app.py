@@ -19,7 +19,7 @@ from rich.text import Text
 
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli.server import app as server_app
-from stedi_lakehouse.errors import StediError, failure_text
+from stedi_lakehouse.errors import ENDPOINT_LOST, StediError, failure_text, lost_endpoint
 from stedi_lakehouse.ml.export import Format
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import Settings, load_settings
@@ -80,6 +80,8 @@ def user_errors() -> Iterator[None]:
     except StediError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
+        if lost_endpoint(exc):
+            raise fail(ENDPOINT_LOST) from None
         # a failure in the JVM: here (py4j), or in a Spark Connect server
         served = type(exc).__module__ == "pyspark.errors.exceptions.connect"
         if getattr(exc, "java_exception", None) is None and not served:

@@ -303,12 +303,11 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
         client = cast(ConnectSession, spark).client
         # the first call, with few retries: an endpoint that does not answer fails in about
         # a second, not after the client's ten minutes of retrying
-        patient = client.get_retry_policies()
         client.set_retry_policies([DefaultPolicy(max_retries=3)])
-        try:
-            _ = spark.version
-        finally:
-            client.set_retry_policies(patient)
+        _ = spark.version
+        # later calls ride out a blip of about half a minute; an endpoint stopped while the
+        # command runs (`server stop`) ends it then, with one line, not ten minutes later
+        client.set_retry_policies([DefaultPolicy(max_retries=6, max_backoff=10_000)])
     except (PySparkException, ValueError) as exc:  # ValueError: a URL urllib cannot parse
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(

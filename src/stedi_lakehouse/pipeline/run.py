@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.erasure import forget as erasure
-from stedi_lakehouse.errors import ConfigError, LakeError, failure_text
+from stedi_lakehouse.errors import ConfigError, LakeError, failure_text, lost_endpoint
 from stedi_lakehouse.lake.maintenance import compact_small_files
 from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
 from stedi_lakehouse.pipeline import quality as q
@@ -55,7 +55,8 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
     finally:
         record = run_record(stages, command, started_at, report, error)
         stages.record = record.model_dump()
-        if report.writes or error:
+        # an endpoint that went away cannot take the record either: no half-minute of retries
+        if (report.writes or error) and not (error and lost_endpoint(error)):
             try:
                 if stages.outcomes:
                     q.record_quality(stages.lake, stages.run_id, stages.outcomes)
@@ -97,7 +98,8 @@ def watch(
     command.
     A failed run is recorded (`run_stages`), told to `on_failure` with the seconds until the
     next look, and tried again with later deliveries after a backoff; only a configuration
-    error stops the watcher. Returns the number of runs that wrote something."""
+    error or the loss of a Spark Connect endpoint stops the watcher. Returns the number of
+    runs that wrote something."""
     written = failures = 0
     while True:
         started = time.monotonic()
@@ -114,6 +116,8 @@ def watch(
         except ConfigError:
             raise  # no later look can succeed
         except Exception as error:
+            if lost_endpoint(error):
+                raise  # nor through a session whose endpoint is gone
             failures += 1
             delay = min(every * 2**failures, max(every, MAX_BACKOFF_SECONDS))
             on_failure(error, delay)
