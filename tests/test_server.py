@@ -410,6 +410,31 @@ def test_a_dead_server_is_found_and_its_files_removed(tmp_path):
     assert server.running(str(root)) == server.ServerState(None)
 
 
+def test_a_server_whose_jvm_dies_stops_and_frees_the_lake(tmp_path):
+    """A JVM killed under its server (for memory, say) leaves no server that only looks alive:
+    the server notices, says so in its log, and ends, freeing the lake and its address."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    address = start_server(root)
+    children = Path(f"/proc/{address.pid}/task/{address.pid}/children").read_text().split()
+    jvm = [int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "java"]
+    assert len(jvm) == 1, children
+    os.kill(jvm[0], signal.SIGKILL)
+    began = time.monotonic()
+    with pytest.raises(LakeError, match=rf"the server \(pid {address.pid}\) does not answer"):
+        server.ping(address)  # what `server status` asks: an answer in seconds, not ten minutes
+    assert time.monotonic() - began < 60
+    for _ in range(150):
+        if server.running(str(root)).address is None and server._lock_is_free(str(root)):
+            break
+        time.sleep(0.2)
+    else:
+        server.stop(str(root))
+        pytest.fail("the server outlived its JVM")
+    assert "error: the server's JVM ended" in server.log_path(str(root)).read_text()
+    assert not (server.state_dir(str(root)) / server.ADDRESS_FILE).exists()
+
+
 def test_a_live_process_that_is_not_a_server_is_not_taken_for_one(tmp_path):
     """A pid reused by another process (here: this one) after the server died."""
     root = tmp_path / "lake"

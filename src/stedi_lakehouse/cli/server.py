@@ -91,4 +91,9 @@ def status(lake_root: LakeRoot = None, profile: Profile = None) -> None:
     address = state.address
     up = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(address.started))
     _said(f"running: {address.shown} (pid {address.pid}, since {up}) for {address.lake_root}")
-    _said(f"answered in {server.ping(address):.2f} s; log: {server.log_path(root)}")
+    try:
+        _said(f"answered in {server.ping(address):.2f} s; log: {server.log_path(root)}")
+    except StediError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _said(f"its log: {server.log_path(root)}; `server stop`, then `server start`")
+        raise typer.Exit(1) from None

@@ -9,12 +9,14 @@ in `_lock` and in the address) until it stops; a server that died is found out b
 by the lock being free, and its address file removed.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +43,7 @@ LOG_FILE = "server.log"
 MODULE = "stedi_lakehouse.lake.server"
 START_SECONDS = 240.0
 STOP_SECONDS = 60.0
+JVM_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -151,17 +154,33 @@ def running(lake_root: str) -> ServerState:
 
 
 def ping(address: Address) -> float:
-    """Seconds a trivial query takes through the server (a new client session). The Connect
-    session class itself: pyspark's builder would switch this whole process to Connect mode."""
+    """Seconds a trivial query takes through the server (a new client session); a server
+    that does not answer is a LakeError within seconds. The Connect session class itself:
+    pyspark's builder would switch this whole process to Connect mode."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql.connect.client.retries import DefaultPolicy
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     started = time.monotonic()
     spark = ConnectSession.builder.remote(address.url).create()
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=3)])  # not ten minutes
     try:
         spark.range(1).collect()
+    except PySparkException as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LakeError(f"the server (pid {address.pid}) does not answer: {said}") from None
     finally:
         spark.client.close()  # the session ends by the server's idle timeout
     return time.monotonic() - started
+
+
+def _answers(port: int) -> bool:
+    """Whether something accepts connections on the loopback `port` (the server's JVM)."""
+    try:
+        socket.create_connection((LOOPBACK, port), timeout=5).close()
+    except OSError:
+        return False
+    return True
 
 
 def _log_tail(path: Path, since: int) -> str:
@@ -240,9 +259,10 @@ def stop(lake_root: str) -> ServerState:
     return state
 
 
-def serve(lake_root: str, profile: str | None) -> None:
+def serve(lake_root: str, profile: str | None) -> bool:
     """The server process: open the lake with Spark Connect's plugin, publish the address,
-    serve until SIGTERM or SIGINT, then stop Spark and remove the address."""
+    serve until SIGTERM or SIGINT (True) or until its JVM is gone (False), then stop Spark and
+    remove the address."""
     from stedi_lakehouse.lake.open import open_lake
     from stedi_lakehouse.settings import load_settings
 
@@ -274,11 +294,20 @@ def serve(lake_root: str, profile: str | None) -> None:
         address = Address("localhost", port, token, os.getpid(), lake.root, time.time())
         _write_private(state_dir(lake_root) / ADDRESS_FILE, json.dumps(asdict(address)))
         print(f"serving {lake.root} at {address.shown} (pid {os.getpid()})", flush=True)
-        stopping.wait()
+        # a JVM that died (killed for memory, say) would leave a server no client can reach
+        while not stopping.wait(JVM_CHECK_SECONDS):
+            if not _answers(port):
+                print(
+                    "error: the server's JVM ended (killed or crashed); the server stops",
+                    flush=True,
+                )
+                return False
     finally:
         (state_dir(lake_root) / ADDRESS_FILE).unlink(missing_ok=True)
-        lake.spark.stop()
+        with contextlib.suppress(Exception):  # a JVM already gone has nothing to stop
+            lake.spark.stop()
         print("stopped", flush=True)
+    return True
 
 
 def main(argv: list[str]) -> int:
@@ -291,11 +320,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile")
     args = parser.parse_args(argv)
     try:
-        serve(args.lake_root, args.profile)
+        return 0 if serve(args.lake_root, args.profile) else 1
     except StediError as exc:
         print(f"error: {exc}", flush=True)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
