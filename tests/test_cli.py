@@ -61,11 +61,6 @@ def test_unknown_rules_preset_is_rejected():
         (["land", __file__, "--lake-root", "/tmp/x"], {}, f"error: source folder {__file__} is a"),
         (["status", "--lake-root", "/tmp"], {"STEDI_SPARK__CONF": "{"}, "error: bad configuration"),
         (
-            ["query", "SELECT 1", "--lake-root", "/tmp", "--remote", "sc://[::1"],
-            {},
-            "error: cannot",
-        ),
-        (
             ["watch", "--lake-root", "/no/such/lake"],
             {},
             "error: lake root /no/such/lake does not exist",

@@ -2,6 +2,8 @@
 quick (C1-only) compiler for small work. Settings only: no JVM is started here."""
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from stedi_lakehouse.lake.open import (
     with_jit_for,
 )
 from stedi_lakehouse.lake.session import session_options
+from tests.helpers import cli_env
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -90,9 +93,11 @@ def test_a_jvm_that_fails_in_spark_is_named_with_the_java_in_use(monkeypatch):
     ("url", "said"),
     [("sc://[::1", "Invalid IPv6 URL"), ("http://host:15002", "INVALID_CONNECT_URL")],
 )
-def test_an_endpoint_address_that_does_not_parse_is_a_config_error(test_settings, url, said):
-    from stedi_lakehouse.errors import ConfigError
-    from stedi_lakehouse.lake.session import remote_session
-
-    with pytest.raises(ConfigError, match=rf"cannot reach the Spark Connect endpoint .*{said}"):
-        remote_session(url, test_settings, lake_sql=False)
+def test_an_endpoint_address_that_does_not_parse_is_one_error_line(tmp_path, url, said):
+    """In a process of its own: a failed remote session leaves pyspark in Connect mode."""
+    command = [sys.executable, "-m", "stedi_lakehouse", "query", "SELECT 1"]
+    command += ["--lake-root", str(tmp_path), "--remote", url]
+    done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot reach the Spark Connect endpoint"), done.stderr
+    assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
