@@ -81,6 +81,8 @@ def user_errors() -> Iterator[None]:
         raise fail(str(exc)) from None
     except Exception as exc:
         if lost_endpoint(exc):
+            # the session's open results then fail to close as Python exits: known, and noise
+            sys.unraisablehook = lambda unraisable: None
             raise fail(ENDPOINT_LOST) from None
         # a failure in the JVM: here (py4j), or in a Spark Connect server
         served = type(exc).__module__ == "pyspark.errors.exceptions.connect"
