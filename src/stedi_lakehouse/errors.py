@@ -32,7 +32,7 @@ class ReadOnlyError(StediError):
 
 # How a Spark Connect client says its endpoint went away: a call under way is cancelled or cut,
 # a later one runs out of retries (gRPC's own words: they quote no data).
-LOST_ENDPOINT = ("StatusCode.CANCELLED", "StatusCode.UNAVAILABLE", "[RETRIES_EXCEEDED]")
+_GONE_SAYS = ("StatusCode.CANCELLED", "StatusCode.UNAVAILABLE", "[RETRIES_EXCEEDED]")
 ENDPOINT_LOST = (
     "the Spark Connect endpoint stopped answering while the command ran (its server was "
     "stopped, or the network failed): run it again once it answers"
@@ -44,7 +44,13 @@ def lost_endpoint(error: BaseException) -> bool:
     matched by name: the CLI does not import pyspark to tell)."""
     if type(error).__name__ not in ("SparkConnectGrpcException", "RetriesExceeded"):
         return False
-    return any(said in str(error) for said in LOST_ENDPOINT)
+    return any(said in str(error) for said in _GONE_SAYS)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its class's name when it has none)."""
+    said = str(error).strip()
+    return said.splitlines()[0] if said else type(error).__name__
 
 
 def failure_text(error: BaseException) -> str:

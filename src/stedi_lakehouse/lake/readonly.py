@@ -12,7 +12,7 @@ import re
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from stedi_lakehouse.errors import ReadOnlyError
+from stedi_lakehouse.errors import ReadOnlyError, first_line
 
 READS = "SELECT, WITH, TABLE, VALUES, SHOW, DESCRIBE and EXPLAIN"
 # Root nodes of a parsed read: relational operators, SHOW/DESCRIBE commands and EXPLAIN.
@@ -46,7 +46,7 @@ def parsed_plan(spark: SparkSession, sql: str) -> str:
     try:
         explained = spark.sql(f"EXPLAIN EXTENDED {sql}").collect()[0][0]
     except PySparkException as exc:
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = first_line(exc)
         raise ReadOnlyError(
             f"query runs {READS} statements only; Spark did not parse this one as one: {said}"
         ) from None

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.errors import LakeError, first_line
 from stedi_lakehouse.lake.layout import (
     LOCK_FILE,
     SERVER_DIR,
@@ -167,7 +167,7 @@ def ping(address: Address) -> float:
     try:
         spark.range(1).collect()
     except PySparkException as exc:
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = first_line(exc)
         raise LakeError(f"the server (pid {address.pid}) does not answer: {said}") from None
     finally:
         spark.client.close()  # the session ends by the server's idle timeout

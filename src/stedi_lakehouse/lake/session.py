@@ -19,7 +19,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.errors import ConfigError, first_line
 from stedi_lakehouse.lake.layout import (
     is_local_path,
     local_path,
@@ -309,7 +309,7 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
         # command runs (`server stop`) ends it then, with one line, not ten minutes later
         client.set_retry_policies([DefaultPolicy(max_retries=6, max_backoff=10_000)])
     except (PySparkException, ValueError) as exc:  # ValueError: a URL urllib cannot parse
-        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        said = first_line(exc)
         raise ConfigError(
             f"cannot reach the Spark Connect endpoint {_without_token(url)}: {said}"
         ) from None
