@@ -29,8 +29,12 @@ def _root(profile: str | None, lake_root: str | None) -> str:
     try:
         return load_settings(profile, lake_root=lake_root).require_lake_root()
     except StediError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _said(message: str) -> None:
@@ -48,7 +52,7 @@ def start(lake_root: LakeRoot = None, profile: Profile = None) -> None:
         with err.status("starting the lake server"):
             address = server.start(root, profile=profile)
     except StediError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         raise typer.Exit(1) from None
     _said(
         f"serving {address.lake_root} at {address.shown} (pid {address.pid}, "
@@ -94,6 +98,6 @@ def status(lake_root: LakeRoot = None, profile: Profile = None) -> None:
     try:
         _said(f"answered in {server.ping(address):.2f} s; log: {server.log_path(root)}")
     except StediError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         _said(f"its log: {server.log_path(root)}; `server stop`, then `server start`")
         raise typer.Exit(1) from None
