@@ -3,8 +3,10 @@
 import pytest
 
 from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.lake.session import build_session
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import load_settings
+from tests.helpers import ROOT
 
 
 @pytest.fixture
@@ -74,3 +76,24 @@ def test_empty_jvm_log_is_unset_and_a_folder_is_a_config_error(conf, monkeypatch
     monkeypatch.setenv("STEDI_SPARK__JVM_LOG", str(conf))
     with pytest.raises(ConfigError, match="spark.jvm_log: .* is a folder"):
         load_settings("site")
+
+
+def test_outside_the_project_the_checkouts_profiles_are_found(monkeypatch, tmp_path):
+    monkeypatch.delenv("STEDI_CONF_DIR")
+    monkeypatch.delenv("STEDI_PROFILE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no conf/ here
+    assert load_settings().spark.jars_dir == (ROOT / ".cache" / "jars").resolve()
+    with pytest.raises(ConfigError, match=r"no profile 'nope' in .*/conf/ \(known: emr, local"):
+        load_settings("nope")
+    monkeypatch.setenv("STEDI_CONF_DIR", str(tmp_path / "none"))
+    with pytest.raises(ConfigError, match="no folder .*/none/ here"):
+        load_settings("nope")
+
+
+def test_a_jvm_without_the_delta_jars_is_refused_before_it_starts(test_settings, monkeypatch):
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    bare = test_settings.model_copy(
+        update={"spark": test_settings.spark.model_copy(update={"jars_dir": None})}
+    )
+    with pytest.raises(ConfigError, match=r"no Delta jars \(spark.jars_dir\)"):
+        build_session(bare, "/tmp/lake")

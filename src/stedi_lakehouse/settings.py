@@ -172,7 +172,12 @@ class _ProfileSource(PydanticBaseSettingsSource):
 
 
 def conf_dir() -> Path:
-    return Path(os.environ.get(f"{ENV_PREFIX}CONF_DIR", "conf"))
+    """STEDI_CONF_DIR, else `conf/` here, else the `conf/` of the checkout this package is
+    installed from (`make setup`'s editable install, used from another folder)."""
+    if configured := os.environ.get(f"{ENV_PREFIX}CONF_DIR"):
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    return checkout if not Path("conf").is_dir() and checkout.is_dir() else Path("conf")
 
 
 def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
@@ -180,6 +185,11 @@ def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
     if not path.is_file():
         if profile == DEFAULT_PROFILE:
             return {}
+        if not directory.is_dir():
+            raise ConfigError(
+                f"no profile '{profile}': no folder {directory}/ here (set {ENV_PREFIX}CONF_DIR "
+                "to the folder of the profiles)"
+            )
         known = sorted(p.stem for p in directory.glob("*.yaml"))
         raise ConfigError(f"no profile '{profile}' in {directory}/ (known: {', '.join(known)})")
     try:

@@ -265,6 +265,13 @@ def session_options(settings: Settings, lake_root: str, *, submitted: bool) -> d
 
 def build_session(settings: Settings, lake_root: str) -> SparkSession:
     submitted = launched_by_spark_submit()
+    if not submitted and settings.spark.jars_dir is None:
+        # a JVM of ours without Delta would fail at the first table with a bare ClassNotFound
+        raise ConfigError(
+            "the settings name no Delta jars (spark.jars_dir): use a profile that does (the "
+            "project's conf/local.yaml; STEDI_CONF_DIR names the folder of the profiles), or "
+            "launch through spark-submit"
+        )
     builder = configure(SparkSession.builder, settings, lake_root, submitted=submitted)
     embedded = settings.catalog.metastore == "embedded"
     home = metastore_dir(settings, lake_root)
