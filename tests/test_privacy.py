@@ -303,7 +303,7 @@ def test_query_refuses_what_is_not_a_read(sql, sample_lake):
         "DESCRIBE customer_curated",
         "EXPLAIN SELECT * FROM customer_curated",
         "VALUES (1, 2)",
-        "TABLE erasures",
+        "TABLE runs",
         "SELECT * FROM customer_trusted VERSION AS OF 0",
     ],
 )
