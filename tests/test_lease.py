@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from stedi_lakehouse.lake.lease import LOST_EXIT, split_s3
+from stedi_lakehouse.lake.lease import LOST_EXIT, endpoint_of, split_s3
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
@@ -115,3 +115,62 @@ def test_every_writing_command_refuses_while_another_holds_the_lake(root, comman
     finally:
         busy.kill()
         busy.wait()
+
+
+# A writer through a Spark Connect endpoint, leasing for `seconds`; given `table`, it writes one
+# there after its task has slept for `SLEEP_S` (an operation that outlives a killed writer).
+SERVED_WRITER = """
+import sys
+from stedi_lakehouse.lake import lease, open as opening
+from stedi_lakehouse.settings import load_settings
+
+root, url, seconds, table, sleep = sys.argv[1], sys.argv[2], float(sys.argv[3]), *sys.argv[4:]
+opening._leases[root] = lease.take(root, seconds=seconds, endpoint=url)
+lake = opening.open_lake(load_settings("test", lake_root=root, remote=url))
+print(lake.spark.session_id, flush=True)
+if table:
+    slow = lake.spark.range(1).selectExpr(f"reflect('java.lang.Thread', 'sleep', {sleep}L) AS x")
+    slow.write.format("delta").save(table)
+"""
+SLEEP_S = 30
+
+
+def served_writer(root: str, url: str, seconds: float, table: str = "") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVED_WRITER, root, url, str(seconds), table, str(SLEEP_S * 1000)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_killed_served_writers_work_is_stopped_before_its_lease_is_taken_over(
+    root, lake_server, tmp_path
+):
+    """Killed, a writer's operations go on in its endpoint and would commit beside the next
+    writer. The lease names its session; who takes the lease over stops them first, through
+    the same endpoint; a writer that cannot reach it (in-process) is refused."""
+    table = tmp_path / "written-after-its-writer-died"
+    killed = served_writer(root, lake_server, seconds=3, table=str(table))
+    session = killed.stdout.readline().strip()
+    started = time.monotonic()
+    assert session, killed.communicate(timeout=30)
+    time.sleep(1.5)  # its write is under way in the endpoint
+    killed.kill()
+    killed.wait()
+    assert json.loads(lease_object(root)["Body"].read())["session"] == {
+        "endpoint": endpoint_of(lake_server),
+        "session_id": session,
+    }
+    time.sleep(3.5)  # its lease has expired
+    in_process = holder(root, hold=0)
+    said = in_process.communicate(timeout=60)[0]
+    assert said.startswith("refused") and "died while writing through" in said, said
+    taker = served_writer(root, lake_server, seconds=60)
+    out, err = taker.communicate(timeout=120)
+    assert taker.returncode == 0 and out.strip(), err[-2000:]
+    assert time.monotonic() - started < SLEEP_S, "too slow to tell: the write may have ended"
+    time.sleep(max(0.0, started + SLEEP_S + 5 - time.monotonic()))
+    assert not list(table.glob("_delta_log/*.json")), "the dead writer's write committed"
+    assert holder(root, hold=0).communicate(timeout=60)[0].startswith("held")

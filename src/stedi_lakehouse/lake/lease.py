@@ -1,7 +1,11 @@
 """The lease of an S3 lake: `<root>/_lock`, an object only one writer can create (a conditional
 put) holding who holds it, renewed while the holder lives and taken over once it has expired.
 S3 has no lock that dies with its holder, so a killed writer's lease blocks others until it
-expires; a holder that cannot renew in time stops before another may take over."""
+expires; a holder that cannot renew in time stops before another may take over.
+
+A holder writing through a Spark Connect endpoint also names its session there: killed, its
+operations go on in the endpoint, so whoever takes its lease over must first stop them (through
+the same endpoint), and until someone has, the lease keeps naming them."""
 
 import atexit
 import contextlib
@@ -12,7 +16,8 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from stedi_lakehouse.errors import LakeError
@@ -37,6 +42,11 @@ def _refused(error: Exception) -> bool:
     return code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 
 
+def endpoint_of(url: str) -> str:
+    """`sc://host:port` of a Spark Connect URL: its parameters (the token) left out."""
+    return url.split(";", 1)[0].rstrip("/")
+
+
 @dataclass
 class Lease:
     root: str
@@ -47,6 +57,9 @@ class Lease:
     etag: str = ""
     renewed: float = 0.0  # time.monotonic() of the last put
     lost: bool = False
+    session: dict[str, str] | None = None  # this holder's {endpoint, session_id}, if served
+    unsettled: list[dict[str, str]] = field(default_factory=list)  # dead holders' sessions
+    _puts: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def body(self) -> bytes:
         return json.dumps(
@@ -54,24 +67,36 @@ class Lease:
                 "holder": self.holder,
                 "command": " ".join(["stedi-lake", *sys.argv[1:2]]),
                 "lease_seconds": self.seconds,
+                "session": self.session,
+                "unsettled": self.unsettled,
             }
         ).encode()
 
     def put(self, client, **condition: str) -> None:
-        started = time.monotonic()
-        self.etag = client.put_object(
-            Bucket=self.bucket, Key=self.key, Body=self.body(), **condition
-        )["ETag"]
-        self.renewed = started
+        with self._puts:
+            started = time.monotonic()
+            self.etag = client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=self.body(), **condition
+            )["ETag"]
+            self.renewed = started
+
+    def renew(self, client) -> None:
+        """Put the lease again, on the condition that it is still this holder's."""
+        with self._puts:  # the renewing thread and `settle` each put on the other's ETag
+            self.put(client, IfMatch=self.etag)
 
 
 def _holder() -> str:
     return f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
 
 
-def take(root: str, *, seconds: float = LEASE_SECONDS, client=None) -> Lease:
+def take(
+    root: str, *, seconds: float = LEASE_SECONDS, client=None, endpoint: str | None = None
+) -> Lease:
     """Hold the lake's lease until this process ends; another live holder is a LakeError
-    naming it. An expired lease (its holder died or stalled) is taken over."""
+    naming it. An expired lease (its holder died or stalled) is taken over; `endpoint`: the
+    Spark Connect endpoint this writer uses (None: in-process), which must be the one of any
+    session a dead holder left running (`Lease.unsettled`, for `settle` to stop)."""
     client = client or s3_client()
     bucket, prefix = split_s3(root)
     lease = Lease(root, bucket, f"{prefix}{LEASE_OBJECT}", _holder(), seconds)
@@ -80,12 +105,23 @@ def take(root: str, *, seconds: float = LEASE_SECONDS, client=None) -> Lease:
     except Exception as error:
         if not _refused(error):
             raise LakeError(f"cannot take the lease of lake {root}: {error}") from None
-        _take_over(client, lease)
+        _take_over(client, lease, endpoint)
     _keep(client, lease)
     return lease
 
 
-def _take_over(client, lease: Lease) -> None:
+def settle(lease: Lease, client, *, session: dict[str, str], stop: Callable[[str], None]) -> None:
+    """Name this holder's endpoint session in the lease, stop the sessions dead holders left
+    running (`stop(session_id)`, at this holder's endpoint), then forget them."""
+    lease.session = session
+    lease.renew(client)
+    for dead in list(lease.unsettled):
+        stop(dead["session_id"])
+        lease.unsettled.remove(dead)
+        lease.renew(client)
+
+
+def _take_over(client, lease: Lease, endpoint: str | None) -> None:
     """Replace an expired lease (only the one read: a conditional put on its ETag)."""
     try:
         current = client.get_object(Bucket=lease.bucket, Key=lease.key)
@@ -93,7 +129,7 @@ def _take_over(client, lease: Lease) -> None:
         if getattr(error, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return lease.put(client, IfNoneMatch="*")
         raise
-    held = json.loads(current["Body"].read() or b"{}")
+    held = _body_of(current["Body"].read())
     # S3's own clock dates the last renewal, so holders' clocks do not matter
     age = (datetime.now(UTC) - current["LastModified"]).total_seconds()
     ttl = float(held.get("lease_seconds", LEASE_SECONDS))
@@ -103,6 +139,19 @@ def _take_over(client, lease: Lease) -> None:
             f"{held.get('holder', '?')}: try again when it has finished (a holder that died "
             f"leaves it for at most {ttl - age:.0f} s more)"
         )
+    dead = held.get("unsettled")
+    named = [*(dead if isinstance(dead, list) else []), held.get("session")]
+    left = [s for s in named if _is_session(s)]
+    elsewhere = sorted({s["endpoint"] for s in left} - {endpoint_of(endpoint or "")})
+    if elsewhere:
+        raise LakeError(
+            f"the last writer of lake {lease.root} ({held.get('holder', '?')}) died while "
+            f"writing through the Spark Connect endpoint {', '.join(elsewhere)}, where what it "
+            "sent may still be running: run this command through that endpoint (`--remote`), "
+            f"which stops it first; if that endpoint was restarted since, delete {lease.key} "
+            f"from bucket {lease.bucket}"
+        )
+    lease.unsettled = left
     try:
         lease.put(client, IfMatch=current["ETag"])
     except Exception as error:
@@ -113,6 +162,19 @@ def _take_over(client, lease: Lease) -> None:
         raise
 
 
+def _body_of(text: bytes) -> dict:
+    """A lease's JSON (another writer's, or anyone's: what does not parse names nobody)."""
+    try:
+        held = json.loads(text or b"{}")
+    except ValueError:
+        return {}
+    return held if isinstance(held, dict) else {}
+
+
+def _is_session(value: object) -> bool:
+    return isinstance(value, dict) and {"endpoint", "session_id"} <= value.keys()
+
+
 def _keep(client, lease: Lease) -> None:
     """Renew the lease a few times per term; release it at exit. A holder that cannot renew
     before its term ends may have been taken over: it stops at once rather than write."""
@@ -121,7 +183,7 @@ def _keep(client, lease: Lease) -> None:
         while True:
             time.sleep(lease.seconds / 4)
             try:
-                lease.put(client, IfMatch=lease.etag)
+                lease.renew(client)
                 continue
             except Exception as error:
                 taken = _refused(error)
@@ -140,8 +202,9 @@ def _keep(client, lease: Lease) -> None:
 
 
 def release(lease: Lease, client=None) -> None:
-    """Delete the lease if it is still this holder's (best effort: it expires anyway)."""
-    if lease.lost:
+    """Delete the lease if it is still this holder's (best effort: it expires anyway); one
+    that still names a dead holder's running session is left to expire, for the next holder."""
+    if lease.lost or lease.unsettled:
         return
     with contextlib.suppress(Exception):
         (client or s3_client()).delete_object(

@@ -7,7 +7,9 @@ import os
 import shutil
 import signal
 import threading
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
@@ -24,6 +26,9 @@ from stedi_lakehouse.lake.layout import (
 from stedi_lakehouse.lake.storage import Storage
 from stedi_lakehouse.settings import Settings
 
+if TYPE_CHECKING:
+    from stedi_lakehouse.lake.lease import Lease
+
 
 def check_local_root(root: str) -> None:
     if is_local_path(root):
@@ -33,10 +38,10 @@ def check_local_root(root: str) -> None:
 
 
 _held: dict[str, int] = {}  # lake root -> open descriptor of its lock, held until exit
-_leases: dict[str, object] = {}  # S3 lake root -> its lease, held until exit
+_leases: dict[str, "Lease"] = {}  # S3 lake root -> its lease, held until exit
 
 
-def lock_lake(root: str) -> None:
+def lock_lake(root: str, *, endpoint: str | None = None) -> None:
     """Hold `<root>/_lock` until this process ends (a local lake: one process at a time, as
     its embedded catalog and Delta's local commits require; an S3 lake: one writer, by lease,
     see `lease`). Another process holding it is a LakeError naming it; a local lock dies with
@@ -46,12 +51,12 @@ def lock_lake(root: str) -> None:
     if not is_local_path(root):
         from stedi_lakehouse.lake import lease
 
-        _leases[root] = lease.take(root)
+        _leases[root] = lease.take(root, endpoint=endpoint)
         return
     _held[root], _ = _flock(local_path(root) / LOCK_FILE, "in use by another stedi-lake process")
 
 
-def lock_served_writer(root: str) -> None:
+def lock_served_writer(root: str, *, endpoint: str | None = None) -> None:
     """Hold, until this process ends, the right to write a lake through its server: the
     server holds `_lock` for all its clients, so two writing commands (two `run`s, a `run`
     and a `maintain`) would otherwise interleave their commits. An S3 lake's lease is taken
@@ -61,7 +66,7 @@ def lock_served_writer(root: str) -> None:
     next writer, the holder was killed, and what it had sent may still be running in the
     server: that writer is refused until a new server starts (which empties the file)."""
     if not is_local_path(root):
-        lock_lake(root)
+        lock_lake(root, endpoint=endpoint)
         return
     key = f"{root} (served)"
     if key in _held:
@@ -170,7 +175,7 @@ def open_lake(
     if must_exist and remote is None and (writes or is_local_path(root)):
         lock_lake(root)
     elif must_exist and remote is not None and writes:
-        lock_served_writer(root)
+        lock_served_writer(root, endpoint=remote)
     from stedi_lakehouse.lake.session import build_session, remote_session
     from stedi_lakehouse.lake.tables import Lake  # starts nothing by itself, but imports pyspark
 
@@ -178,6 +183,8 @@ def open_lake(
         spark = remote_session(remote, settings, lake_sql=settings.remote is not None)
         if must_exist and writes:
             _stop_served_work_when_stopped(spark)
+            if root in _leases:
+                _settle_lease(spark, root, remote)
     else:
         spark = build_session(settings, root)
     lake = Lake(spark, root, settings.catalog.database)
@@ -230,6 +237,17 @@ def land_files(source: Path, lake_root: str) -> dict[str, int]:
             else:
                 storage.put(file, relative)
     return {str(d): len(files) for d, files in found.items()}
+
+
+def _settle_lease(spark, root: str, url: str) -> None:
+    """Name this writer's endpoint session in the S3 lake's lease and stop what writers
+    killed before it left running there (see `lease`)."""
+    from stedi_lakehouse.lake import lease
+    from stedi_lakehouse.lake.files import s3_client
+    from stedi_lakehouse.lake.session import stop_session
+
+    session = {"endpoint": lease.endpoint_of(url), "session_id": spark.session_id}
+    lease.settle(_leases[root], s3_client(), session=session, stop=partial(stop_session, url))
 
 
 def _stop_served_work_when_stopped(spark) -> None:

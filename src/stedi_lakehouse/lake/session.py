@@ -9,6 +9,7 @@ from the standard AWS environment, and an embedded catalog.
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -19,7 +20,7 @@ from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from stedi_lakehouse.errors import ConfigError, first_line
+from stedi_lakehouse.errors import ConfigError, LakeError, first_line
 from stedi_lakehouse.lake.layout import (
     is_local_path,
     local_path,
@@ -326,3 +327,31 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
             if key not in DELTA_SQL:  # static: the endpoint's own
                 spark.conf.set(key, value)
     return spark
+
+
+# A killed client's operations still running at its endpoint are stopped within this long.
+STOP_SESSION_SECONDS = 60.0
+
+
+def stop_session(url: str, session_id: str) -> None:
+    """Stop every operation of another client's session at the Spark Connect endpoint `url`
+    (a writer killed while they ran), wait until none is left, then release the session."""
+    from pyspark.sql.connect.client import SparkConnectClient
+
+    joined = f"{url.rstrip('/')}{'' if ';' in url else '/'};session_id={session_id}"
+    client = SparkConnectClient(connection=joined)
+    try:
+        deadline = time.monotonic() + STOP_SESSION_SECONDS
+        while client.interrupt_all():  # the ids it interrupted; none: nothing is left
+            if time.monotonic() > deadline:
+                raise LakeError(
+                    f"the operations of a killed writer's session {session_id} at "
+                    f"{_without_token(url)} did not stop: restart that endpoint"
+                )
+            time.sleep(0.5)
+        client.release_session()
+    except PySparkException as exc:
+        if "SESSION_CLOSED" not in str(exc):  # released already: nothing of it runs
+            raise
+    finally:
+        client.close()
