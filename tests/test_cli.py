@@ -187,3 +187,15 @@ def test_run_json_prints_the_runs_record(spark, tmp_path):
     assert "machine_learning_curated" in {w["table"] for w in record["writes"]}
     status = json.loads(invoke("status", "--lake-root", str(tmp_path), "--json", env=env).stdout)
     assert status["runs"][0]["run_id"] == record["run_id"]
+
+
+def test_a_forget_without_an_address_starts_nothing(tmp_path, monkeypatch):
+    from stedi_lakehouse.lake import open as opening
+
+    def opened(*args, **kwargs):
+        raise AssertionError("the lake was opened (Spark started) first")
+
+    monkeypatch.setattr(opening, "open_lake", opened)
+    result = invoke("forget", "--email", " ", "--lake-root", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: --email must not be empty"

@@ -546,10 +546,12 @@ def forget(
     landing files and quarantine included; old table versions are purged. Irreversible."""
     from stedi_lakehouse.cli.render import erasure_table
     from stedi_lakehouse.erasure.forget import forget as erase
+    from stedi_lakehouse.erasure.forget import person_to_forget
     from stedi_lakehouse.lake.open import open_lake
 
     with user_errors():
         settings = _settings(profile, lake_root)
+        person_to_forget(email)  # no address: nothing starts, no key is made
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
             report = erase(lake, email, pseudonym_key=_key(settings), progress=status.update)

@@ -198,11 +198,17 @@ def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, M
     return matches
 
 
-def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=print) -> ErasureReport:
-    """Erase the person with this e-mail address from the lake (see the module's docstring)."""
+def person_to_forget(email: str) -> str:
+    """The address as the lake holds it; none is an error before anything starts."""
     target = email.strip().lower()
     if not target:
         raise LakeError("--email must not be empty")
+    return target
+
+
+def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=print) -> ErasureReport:
+    """Erase the person with this e-mail address from the lake (see the module's docstring)."""
+    target = person_to_forget(email)
     if not pseudonym_key:
         raise ConfigError(
             "no pseudonym key: set STEDI_PSEUDONYM_KEY, the key the lake was built with, so "
