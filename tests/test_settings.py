@@ -86,7 +86,7 @@ def test_outside_the_project_the_checkouts_profiles_are_found(monkeypatch, tmp_p
     with pytest.raises(ConfigError, match=r"no profile 'nope' in .*/conf/ \(known: emr, local"):
         load_settings("nope")
     monkeypatch.setenv("STEDI_CONF_DIR", str(tmp_path / "none"))
-    with pytest.raises(ConfigError, match="no folder .*/none/ here"):
+    with pytest.raises(ConfigError, match="profiles, .*/none/, does not exist"):
         load_settings("nope")
 
 

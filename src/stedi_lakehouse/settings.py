@@ -187,8 +187,8 @@ def _read_profile(profile: str, directory: Path) -> dict[str, Any]:
             return {}
         if not directory.is_dir():
             raise ConfigError(
-                f"no profile '{profile}': no folder {directory}/ here (set {ENV_PREFIX}CONF_DIR "
-                "to the folder of the profiles)"
+                f"no profile '{profile}': the folder of the profiles, {directory}/, does not "
+                f"exist (set {ENV_PREFIX}CONF_DIR to it)"
             )
         known = sorted(p.stem for p in directory.glob("*.yaml"))
         raise ConfigError(f"no profile '{profile}' in {directory}/ (known: {', '.join(known)})")
