@@ -93,6 +93,8 @@ PERSON = Subject(frozenset({"ünal.öz@test.com"}), frozenset({"dev-1"}))
         (b'{"email": "x@test.com", "customerName": "\xc3\xbcnal.\xc3\xb6z@test.com"}', False),
         (b'{"user": "x\xc3\xbcnal.\xc3\xb6z@test.com", "timestamp": 1}', False),  # longer address
         (b'{"serialNumber": "dev-10"}', False),
+        (b'{"user": " \\u00dcnal.\\u00d6z@test.com\\t", "timestamp": 1}', True),  # spaces
+        (b'{"serialNumber": " dev-1 ", "distanceFromObject": 3}', True),
         (b"{'user': '\\u00fcnal.\\u00f6z@test.com', 'timestamp': null", True),  # broken, named
         (b"{'user': 'x\xc3\xbcnal.\xc3\xb6z@test.com'", False),  # broken, another address
         (b"not json at all", False),

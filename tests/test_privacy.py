@@ -241,6 +241,28 @@ def test_a_forgotten_person_delivered_again_is_not_ingested(
     assert kept == 1
 
 
+def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Validation quarantines an address with surrounding spaces: the line is still theirs,
+    so it is dropped, not quarantined, and leaves the landing file."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    forget(lake, person["email"], pseudonym_key=KEY, progress=lambda _: None)
+    root, email = Path(lake.root), person["email"]
+    again = root / "landing" / "accelerometer" / "again.json"
+    others = [
+        {"user": f"Somebody.Else{i}@test.com", "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+        for i in range(3)
+    ]
+    padded = {"user": f" {email.upper()}\t", "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    again.write_text("".join(json.dumps(r) + "\n" for r in [padded, *others]))
+    counts = run(lake).datasets["accelerometer"]
+    assert counts.read == 4 and counts.excluded.get("erased person") == 1
+    assert files_naming(root, email) == []
+    assert again.read_text().count("Somebody.Else") == 3
+
+
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):
     source, person = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)

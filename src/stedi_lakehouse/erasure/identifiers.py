@@ -22,7 +22,9 @@ def decoded(line: bytes | str) -> str:
 
 
 def normalised(kind: str, value: str) -> str:
-    return value.lower() if kind == "email" else value
+    """An identifier as it is matched: without surrounding white space (a line validation
+    quarantines for it is still theirs), an address in lower case."""
+    return value.strip().lower() if kind == "email" else value.strip()
 
 
 def fields_of(line: bytes | str) -> dict[str, set[str]] | None:

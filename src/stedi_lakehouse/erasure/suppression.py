@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.tables import Dataset, Table
-from stedi_lakehouse.erasure.identifiers import Subject
+from stedi_lakehouse.erasure.identifiers import Subject, normalised
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import keyed_hash
 from stedi_lakehouse.lake.tables import Lake, local_frame
@@ -59,14 +59,14 @@ class Suppressed:
         if not self.hashes:
             return Subject()
         column, kind = IDENTIFIER[dataset]
-        values = _distinct(accepted, F.lower(column) if kind == "email" else F.col(column))
+        values = _distinct(accepted, F.col(column))
         raw = F.col("raw_line")
         for name in ("email", "user", "serialNumber"):
             values |= _distinct(quarantined, F.get_json_object(raw, f"$.{name}"))
         tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
         values |= _distinct(quarantined, tokens)
-        emails = self._erased("email", {v.lower() for v in values})
-        serials = self._erased("serial", values)
+        emails = self._erased("email", {normalised("email", v) for v in values})
+        serials = self._erased("serial", {normalised("serial", v) for v in values})
         subject = Subject(frozenset(emails), frozenset(serials))
         if subject:
             self.found[dataset] = subject
@@ -86,7 +86,7 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
     values = subject.emails if kind == "email" else subject.serials
     schema = T.StructType([T.StructField("erased", T.StringType())])
     keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
-    value = F.lower(column) if kind == "email" else F.col(column)
+    value = F.lower(F.trim(column)) if kind == "email" else F.trim(column)
     return df.join(F.broadcast(keys), value == F.col("erased"), "left_anti")
 
 
