@@ -263,6 +263,29 @@ def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
     assert again.read_text().count("Somebody.Else") == 3
 
 
+def test_a_person_whose_every_record_was_quarantined_can_be_forgotten(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """No table accepted them, yet the quarantine and a landing file hold their record."""
+    source, _ = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), "Only.Refused@test.com"
+    fine = {"phone": "1", "birthDay": "1990-01-01", "lastUpdateDate": 1655564000000}
+    records = [
+        {"customerName": "Only Refused", "email": email, "serialNumber": "refused-device",
+         "registrationDate": "never", "shareWithResearchAsOfDate": 1655564000000, **fine},
+        *({"customerName": f"Fine {i}", "email": f"fine{i}@test.com", "serialNumber": f"f-{i}",
+           "registrationDate": 1655564000000, **fine} for i in range(4)),
+    ]  # fmt: skip
+    delivered = root / "landing" / "customer" / "refused.json"
+    delivered.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run(lake).datasets["customer"].quarantined == 1
+    assert files_naming(root, email), "the quarantine should hold their line"
+    forget(lake, email.upper(), pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email) == []
+    assert delivered.read_text().count("Fine ") == 4
+
+
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):
     source, person = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)

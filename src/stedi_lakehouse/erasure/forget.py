@@ -137,7 +137,7 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         readings = lake.read(landing_table(Dataset.ACCELEROMETER))
         theirs = readings.join(_keys(lake, {email}), F.lower("user") == F.col("key"), "left_semi")
         spellings |= _distinct(theirs, F.col("user"))
-    if not spellings and not claimed:
+    if not spellings and not claimed and not _only_in_lines(lake, email):
         return None
     return PendingErasure(
         person=keyed_hash(key, "email", email),
@@ -146,6 +146,19 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         key_fingerprint=fingerprint(key),
         started_at=datetime.now(UTC),
     )
+
+
+def _only_in_lines(lake: Lake, email: str) -> bool:
+    """Whether lines no table accepted name them: quarantined, or in landing files (a person
+    all of whose records were refused is still theirs to erase)."""
+    subject = Subject(frozenset({email}))
+    quarantined = (
+        _lines_of(lake, quarantine_table(d), "raw_line", subject)[0]
+        for d in Dataset
+        if lake.exists(quarantine_table(d))
+    )
+    landed = (_landing_files_naming(lake, d, subject) for d in Dataset)
+    return any(quarantined) or any(landed)
 
 
 def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
