@@ -101,3 +101,16 @@ def test_an_endpoint_address_that_does_not_parse_is_one_error_line(tmp_path, url
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot reach the Spark Connect endpoint"), done.stderr
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_metastore_a_killed_process_left_half_made_is_made_again(tmp_path):
+    from stedi_lakehouse.lake.session import mend_half_made_metastore
+
+    half = tmp_path / "metastore_db"
+    (half / "seg0").mkdir(parents=True)  # created, killed before `service.properties`
+    mend_half_made_metastore(tmp_path)
+    assert not half.exists()
+    (half / "seg0").mkdir(parents=True)
+    (half / "service.properties").write_text("derby")
+    mend_half_made_metastore(tmp_path)
+    assert (half / "service.properties").exists()  # a whole one is kept

@@ -8,6 +8,7 @@ from the standard AWS environment, and an embedded catalog.
 
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -278,6 +279,7 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     home = metastore_dir(settings, lake_root)
     if embedded:
         make_private_folder(home)
+        mend_half_made_metastore(home)
     log = settings.spark.jvm_log
     logged = log.stat().st_size if log is not None and log.is_file() else 0
     try:
@@ -293,6 +295,15 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
         assert jvm is not None
         jvm.java.lang.System.setProperty("derby.system.home", str(home))
     return spark
+
+
+def mend_half_made_metastore(home: Path) -> None:
+    """Remove a Derby database a killed process left half made (no `service.properties`):
+    Derby refuses it for good. It held only table registrations, which runs make again; the
+    lake's lock keeps any other process from making it meanwhile."""
+    database = home / "metastore_db"
+    if database.is_dir() and not (database / "service.properties").exists():
+        shutil.rmtree(database)
 
 
 def _without_token(url: str) -> str:
