@@ -232,6 +232,23 @@ def pick_person(lake: Lake) -> dict:
     return {"email": email, "serial": row["serialNumber"]}
 
 
+def withdrawal(lake: Lake, email: str) -> dict:
+    """The person's latest customer record, updated later without research consent."""
+    latest = (
+        lake.read("customer_landing")
+        .filter(F.lower("email") == email.lower())
+        .orderBy(F.col("lastUpdateDate").desc())
+        .first()
+        .asDict()
+    )
+    latest.pop("source_file")
+    return {
+        **latest,
+        "lastUpdateDate": latest["lastUpdateDate"] + 1000,
+        "shareWithResearchAsOfDate": None,
+    }
+
+
 def assert_in_time_order_per_person(rows: pa.Table) -> None:
     keys, times = rows["subject_key"].to_pylist(), rows["reading_time_ms"].to_pylist()
     pairs = list(zip(keys, times, strict=True))

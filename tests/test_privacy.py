@@ -14,16 +14,27 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import Suppression
-from stedi_lakehouse.erasure.forget import JOURNAL, forget
-from stedi_lakehouse.errors import LakeError
+from stedi_lakehouse.contracts.tables import PendingErasure, Suppression
+from stedi_lakehouse.erasure.forget import JOURNAL, check_key, forget
+from stedi_lakehouse.erasure.forget import _suppress as suppress
+from stedi_lakehouse.errors import KeyMismatchError, LakeError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.lake.maintenance import due
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
-from tests.helpers import KEY, copy_lake, files_naming, pick_person, subject_key
+from tests.helpers import (
+    KEY,
+    copy_lake,
+    files_naming,
+    land_sample,
+    new_lake,
+    pick_person,
+    subject_key,
+    versions,
+    withdrawal,
+)
 
 runner = CliRunner()
 
@@ -34,23 +45,6 @@ def run(lake: Lake):
 
 def cli(root: Path, *args: str, env: dict | None = None):
     return runner.invoke(app, [*args, "--profile", "test", "-l", str(root)], env=env)
-
-
-def withdrawal(lake: Lake, email: str) -> dict:
-    """The person's latest customer record, updated later without research consent."""
-    latest = (
-        lake.read("customer_landing")
-        .filter(F.lower("email") == email.lower())
-        .orderBy(F.col("lastUpdateDate").desc())
-        .first()
-        .asDict()
-    )
-    latest.pop("source_file")
-    return {
-        **latest,
-        "lastUpdateDate": latest["lastUpdateDate"] + 1000,
-        "shareWithResearchAsOfDate": None,
-    }
 
 
 def sample_run(sample_runs, spark, test_settings, root: Path) -> tuple[Lake, dict]:
@@ -305,6 +299,64 @@ def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings,
         ), result.output
         assert len(result.output.strip().splitlines()) == 1
     assert {t: lake.version(t) for t in before} == before  # nothing written
+
+
+class Stopped(Exception):
+    """A process stopping right after a commit."""
+
+
+def test_another_key_is_refused_after_a_run_stopped_right_after_the_pairs_commit(
+    spark, test_settings, tmp_path
+):
+    """The pairs' commit records the key's fingerprint itself: a first run stopped before
+    the table's property is set leaves the key recorded all the same."""
+    land_sample(tmp_path / "lake")
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    ml = Path(lake.table_path("machine_learning_curated"))
+
+    def stop_after_the_pairs(_: int) -> None:
+        if (ml / "_delta_log").exists():
+            raise Stopped
+
+    lake.after_commit = stop_after_the_pairs
+    with pytest.raises(Stopped):
+        run(lake)
+    lake.after_commit = None
+    assert lake.table_property("machine_learning_curated", FINGERPRINT_PROPERTY) is None
+    before = versions(lake)
+    with pytest.raises(KeyMismatchError, match="machine_learning_curated was built with another"):
+        run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=b"another-key")
+    assert versions(lake) == before | {"runs": before.get("runs", 0) + 1}  # its failure recorded
+
+
+def test_another_key_is_refused_after_a_forget_stopped_right_after_its_first_commit(lake):
+    """On a lake without pairs (a trusted stage only), the suppression list's first commit
+    records the key; so does the journal of an erasure that did not finish."""
+    entry = PendingErasure(
+        person="a-hash", devices=[], subject_keys=[], key_fingerprint=fingerprint(KEY),
+        started_at=datetime.now(UTC),
+    )  # fmt: skip
+    lake.storage.write(f"{JOURNAL}/a-hash.json", entry.model_dump_json().encode())
+    with pytest.raises(KeyMismatchError, match="an erasure that did not finish was built"):
+        check_key(lake, b"another-key")
+    check_key(lake, KEY)
+
+    def stop(_: int) -> None:
+        raise Stopped
+
+    lake.after_commit = stop
+    with pytest.raises(Stopped):
+        suppress(lake, entry, KEY)
+    lake.storage.delete(f"{JOURNAL}/a-hash.json")
+    assert lake.table_property("suppressions", FINGERPRINT_PROPERTY) is None
+    with pytest.raises(KeyMismatchError, match="suppressions was built with another"):
+        check_key(lake, b"another-key")
+
+
+def test_a_damaged_journal_entry_is_one_clear_error(lake):
+    lake.storage.write(f"{JOURNAL}/a-hash.json", b'{"person": "a-hash"')
+    with pytest.raises(LakeError, match="is not an erasure journal entry"):
+        check_key(lake, KEY)
 
 
 REFUSED = [

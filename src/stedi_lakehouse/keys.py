@@ -108,6 +108,11 @@ def resolve_key(value: str | None, secret_id: str | None, lake_root: str | None)
     return None
 
 
+def fingerprint_record(key: bytes) -> dict[str, str]:
+    """What a commit of keyed rows records of its key (in its metadata, in the same commit)."""
+    return {FINGERPRINT_PROPERTY: fingerprint(key)}
+
+
 def check_fingerprint(table: str, recorded: str | None, key: bytes) -> None:
     """Refuse to work on `table` with another key than the one it was built with."""
     if recorded is not None and recorded != fingerprint(key):

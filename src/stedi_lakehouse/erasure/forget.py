@@ -21,7 +21,7 @@ runs treat them as processed.
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -38,7 +38,13 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.errors import ConfigError, LakeError
-from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, check_fingerprint, fingerprint, keyed_hash
+from stedi_lakehouse.keys import (
+    FINGERPRINT_PROPERTY,
+    check_fingerprint,
+    fingerprint,
+    fingerprint_record,
+    keyed_hash,
+)
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
 from stedi_lakehouse.presets import Rules
@@ -73,9 +79,23 @@ def pending_erasures(lake: Lake) -> list[str]:
 
 
 def check_key(lake: Lake, key: bytes) -> None:
-    """Refuse a key other than the one the lake's keyed tables were built with."""
+    """Refuse a key other than the one the lake's keyed tables and unfinished erasures were
+    made with."""
     for table in (ML, SUPPRESSIONS):
-        check_fingerprint(table, lake.table_property(table, FINGERPRINT_PROPERTY), key)
+        check_fingerprint(table, recorded_fingerprint(lake, table), key)
+    for person in pending_erasures(lake):
+        stored = lake.storage.read(f"{JOURNAL}/{person}.json")
+        made_with = None if stored is None else _journal_entry(stored).key_fingerprint
+        check_fingerprint("an erasure that did not finish", made_with, key)
+
+
+def recorded_fingerprint(lake: Lake, table: str) -> str | None:
+    """The fingerprint of the key a keyed table was built with: its property or, when a
+    process stopped between a keyed write and setting it, that write's metadata."""
+    if not lake.exists(table):
+        return None
+    recorded = lake.table_property(table, FINGERPRINT_PROPERTY)
+    return recorded or lake.table_metadata(table).get(FINGERPRINT_PROPERTY)
 
 
 def _distinct(df: DataFrame, column: Column) -> set[str]:
@@ -116,6 +136,16 @@ def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
     """Distinct values of a field of every raw landing line of `dataset` (decoded JSON)."""
     lines = lake.landing.read_readable(dataset)
     return _distinct(lines, F.get_json_object("value", f"$.{name}"))
+
+
+def _journal_entry(stored: bytes) -> PendingErasure:
+    try:
+        return PendingErasure.model_validate_json(stored)
+    except ValidationError as exc:
+        raise LakeError(
+            f"an entry of {JOURNAL}/ is not an erasure journal entry ({exc.errors()[0]['msg']}): "
+            "restore it from a backup, or remove it and run the same forget again"
+        ) from None
 
 
 def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
@@ -233,7 +263,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
     report = ErasureReport()
     stored = lake.storage.read(journal_file)
     if stored is not None:
-        entry = PendingErasure.model_validate_json(stored)
+        entry = _journal_entry(stored)
         report.resumed = True
         progress("finishing an erasure that did not finish")
     else:
@@ -303,7 +333,8 @@ def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
             Suppression(identifier_hash=h, kind=kind, erased_at=entry.started_at)
             for h, kind in sorted(hashes.items())
         ]
-        lake.append(records_frame(lake.spark, Suppression, rows), SUPPRESSIONS)
+        frame = records_frame(lake.spark, Suppression, rows)
+        lake.append(frame, SUPPRESSIONS, metadata=fingerprint_record(key))
     if lake.table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY) is None:
         lake.set_table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY, fingerprint(key))
 

@@ -121,11 +121,13 @@ class Stages:
         report: StageReport,
         scope: Scope = WHOLE,
         adds: bool = False,
+        recorded: dict[str, str] | None = None,
     ) -> TableWrite:
-        """Write `df` as the rows of `scope` (adds: and add its rows outside the scope)."""
+        """Write `df` as the rows of `scope` (adds: and add its rows outside the scope), the
+        commit recording `recorded` beside the run's id."""
         self.progress(f"writing {table}")
         started = time.monotonic()
-        metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {})
+        metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {}) | (recorded or {})
         # nothing in the table to replace: its rows are added, no files searched for
         append = scope.empty if adds else self._only_new_rows(table, scope)
         where = scope.predicate()

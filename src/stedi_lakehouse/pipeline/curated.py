@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import Dataset, Table, Zone, tables_in
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint, fingerprint_record
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import StageReport
@@ -89,8 +89,11 @@ def curated(stages: Stages, *, pseudonym_key: bytes | None) -> StageReport:
             pseudonym_key=pseudonym_key,
             added=plan.added,
         )
+    # the key's fingerprint is in the pairs' commit: a process stopped before it is set as
+    # the table's property leaves it recorded all the same
+    keyed = fingerprint_record(pseudonym_key) if rules is Rules.PRIVACY and pseudonym_key else None
     write_pairs = partial(
-        stages.write, pairs, ML, report=report, scope=scope, adds=bool(plan.added)
+        stages.write, pairs, ML, report=report, scope=scope, adds=bool(plan.added), recorded=keyed
     )
     if whole:
         together(write_people, write_pairs)
