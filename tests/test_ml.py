@@ -1,13 +1,14 @@
 """Training sets from a real lake (Spark writes it, delta-rs reads it): `stedi-lake export` and
 `training_set` split the sample's machine_learning_curated by person, reproducibly; an export
-`--as-of` a version equals the export made at that version, before a later run; the dataset
-card says what was exported; bad input is one `error:` line."""
+`--as-of` a version equals the export made at that version, less the people who left since;
+the dataset card says what was exported; bad input is one `error:` line."""
 
 import json
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -22,8 +23,12 @@ from tests.helpers import (
     EXPECTED_ROWS,
     KEY,
     assert_in_time_order_per_person,
+    copy_lake,
     deliver,
     new_lake,
+    pick_person,
+    subject_key,
+    withdrawal,
 )
 
 SPLITS = ("train", "validation", "test")
@@ -58,18 +63,30 @@ def lake_over_time(spark, test_settings, tmp_path_factory):
     return root, base, first_version, before
 
 
-def test_an_as_of_export_equals_the_export_made_before_a_later_run(lake_over_time):
+def people(sets: dict[str, pa.Table]) -> set[str]:
+    return {k for rows in sets.values() for k in rows.column("subject_key").to_pylist()}
+
+
+def test_an_as_of_export_is_the_export_made_before_a_later_run_less_who_left(lake_over_time):
+    """Everyone still in the table keeps their rows and split; the people the later run took
+    out (their consent withdrawn) are not exported again."""
     root, base, first_version, before = lake_over_time
     assert before.exit_code == 0, before.output
     latest = export(root, base / "latest", "--seed", "7")
     as_of = export(root, base / "as-of", "--seed", "7", "--as-of", str(first_version))
     assert latest.exit_code == 0 and as_of.exit_code == 0, (latest.output, as_of.output)
     assert exported(base / "latest") != exported(base / "before")  # the later run changed it
-    assert exported(base / "as-of") == exported(base / "before")
-    for name in SPLITS:
-        file = Path(name) / "part-00000.parquet"
-        assert (base / "as-of" / file).read_bytes() == (base / "before" / file).read_bytes()
-    assert (base / "as-of" / "card.json").read_text() == (base / "before" / "card.json").read_text()
+    still = people(exported(base / "latest"))
+    left = people(exported(base / "before")) - still
+    assert left, "the later run should take somebody out"
+    for name, rows in exported(base / "before").items():
+        kept = pc.is_in(rows.column("subject_key"), value_set=pa.array(sorted(still)))
+        assert exported(base / "as-of")[name] == rows.filter(kept)
+    cards = [json.loads((base / d / "card.json").read_text()) for d in ("before", "as-of")]
+    assert cards[1].pop("people_left_out") == len(left) and cards[0].pop("people_left_out") == 0
+    assert {k: v for k, v in cards[1].items() if k != "splits"} == {
+        k: v for k, v in cards[0].items() if k != "splits"
+    }
 
 
 def test_the_sample_splits_are_disjoint_by_person_and_hold_every_row(lake_over_time, tmp_path):
@@ -122,6 +139,32 @@ def test_the_card_says_what_was_exported(lake_over_time, tmp_path):
     csv = (tmp_path / "sets" / "test" / "part-00000.csv").read_text().splitlines()
     assert csv[0].replace('"', "") == "subject_key,reading_time_ms,distance_from_object,x,y,z"
     assert len(csv) - 1 == card["splits"]["test"]["rows"]
+
+
+def test_an_as_of_export_leaves_out_who_withdrew_since(
+    lake_over_time, spark, test_settings, tmp_path
+):
+    """An earlier version still holds a person who withdrew consent after it (until
+    maintenance): exported as of that version, they are not in any split."""
+    root, base, first_version, _ = lake_over_time
+    lake = copy_lake(root, tmp_path / "lake", spark, test_settings)
+    person = pick_person(lake)
+    theirs = subject_key(person["email"])
+    before = exported(base / "before")
+    assert any(theirs in rows.column("subject_key").to_pylist() for rows in before.values())
+    update = tmp_path / "lake" / "landing" / "customer" / "withdrawal.json"
+    update.write_text(json.dumps(withdrawal(lake, person["email"])) + "\n")
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    result = export(lake.root, tmp_path / "sets", "--seed", "7", "--as-of", str(first_version))
+    assert result.exit_code == 0, result.output
+    sets = exported(tmp_path / "sets")
+    assert all(theirs not in rows.column("subject_key").to_pylist() for rows in sets.values())
+    assert sum(t.num_rows for t in sets.values()) < sum(t.num_rows for t in before.values())
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    left_before = people(before) - people(exported(base / "latest"))  # the fixture's later run
+    assert card["people_left_out"] == len(left_before) + 1
+    old = training_set(lake.root, split="train", seed=7, as_of=first_version)
+    assert theirs not in old.column("subject_key").to_pylist()
 
 
 def test_training_set_gives_the_exported_rows(lake_over_time, tmp_path):

@@ -6,7 +6,8 @@
 
 No person is in two splits, so a model is never tested on someone it trained on; every row of
 the table is in exactly one split; a seed and a table version always give the same rows, one
-person's rows together and in time order.
+person's rows together and in time order, less the people no longer in the table's latest
+version (an earlier version still holds a person who withdrew consent since).
 """
 
 import json
@@ -21,6 +22,7 @@ from stedi_lakehouse.ml.splits import DEFAULT_SPLITS, assign, parse_splits
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from deltalake import DeltaTable
 
 ML_TABLE = Table.MACHINE_LEARNING_CURATED
 SUBJECT = "subject_key"
@@ -35,6 +37,7 @@ class Snapshot:
     rules: str | None
     key_fingerprint: str | None
     rows: "pa.Table"
+    left_out: int = 0  # people of this version no longer in the table's latest one
 
 
 def _rules_at(history: list[dict], version: int) -> str | None:
@@ -58,6 +61,7 @@ def read_snapshot(lake_root: str, table: str = ML_TABLE, as_of: int | None = Non
             f"{table} (version {version}) has no {SUBJECT} column: only people under a "
             f"pseudonym ({ML_TABLE} built with --rules privacy) can be split by person"
         )
+    rows, left_out = _of_people_still_in(open_table(lake_root, table), version, rows)
     order = [SUBJECT, *(c for c in rows.column_names if c != SUBJECT)]
     return Snapshot(
         table=table,
@@ -65,7 +69,22 @@ def read_snapshot(lake_root: str, table: str = ML_TABLE, as_of: int | None = Non
         rules=_rules_at(delta.history(), version),
         key_fingerprint=delta.metadata().configuration.get(FINGERPRINT_PROPERTY),
         rows=rows.sort_by([(c, "ascending") for c in order]),
+        left_out=left_out,
     )
+
+
+def _of_people_still_in(latest: "DeltaTable", version: int, rows: "pa.Table"):
+    """An earlier version's rows of the people still in the latest version, and how many
+    people were left out: one who withdrew consent since stays in earlier versions until
+    maintenance, and is not exported again."""
+    import pyarrow.compute as pc
+
+    if latest.version() == version:
+        return rows, 0
+    now = pc.unique(latest.to_pyarrow_table(columns=[SUBJECT]).column(SUBJECT))
+    kept = pc.is_in(rows.column(SUBJECT), value_set=now)
+    gone = pc.count_distinct(rows.column(SUBJECT).filter(pc.invert(kept))).as_py()
+    return rows.filter(kept), gone
 
 
 def split_rows(rows: "pa.Table", *, seed: int, splits: dict[str, float]) -> dict[str, "pa.Table"]:

@@ -20,7 +20,8 @@ CONSENT = (
     "out: they cannot be attributed to one person. People appear only as a pseudonymous "
     "subject_key; no e-mail, name, phone, birthday or serial number is in the set. A person who "
     "withdraws consent or is erased leaves the table at the next run, but not a set exported "
-    "before: delete old exports and export again."
+    "before: delete old exports and export again. A set exported as of an earlier version "
+    "holds only the people still in the table's latest version."
 )
 
 
@@ -58,6 +59,7 @@ def card(snapshot: Snapshot, parts: dict, *, seed: int, fractions: dict, fmt: Fo
         "seed": seed,
         "format": str(fmt),
         "split_by": SUBJECT,
+        "people_left_out": snapshot.left_out,
         "splits": {
             name: {
                 "fraction": fractions[name],
@@ -90,6 +92,7 @@ def card_markdown(data: dict[str, Any]) -> str:
         f"- rules preset: `{data['rules']}`",
         f"- pseudonym key fingerprint: `{data['pseudonym_key_fingerprint'] or 'not recorded'}`",
         f"- seed: {data['seed']}; split by `{data['split_by']}`: nobody is in two splits",
+        f"- people of this version left out, no longer in the table: {data['people_left_out']}",
         f"- exported with {data['exported_with']}",
         "",
         "| split | fraction | rows | people | files |",
