@@ -260,7 +260,8 @@ def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
 def test_a_person_whose_every_record_was_quarantined_can_be_forgotten(
     sample_lake, spark, test_settings, tmp_path
 ):
-    """No table accepted them, yet the quarantine and a landing file hold their record."""
+    """No table accepted them, yet the quarantine and a landing file hold their record, which
+    claims a device: its readings are theirs."""
     source, _ = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
     root, email = Path(lake.root), "Only.Refused@test.com"
@@ -273,11 +274,20 @@ def test_a_person_whose_every_record_was_quarantined_can_be_forgotten(
     ]  # fmt: skip
     delivered = root / "landing" / "customer" / "refused.json"
     delivered.write_text("".join(json.dumps(r) + "\n" for r in records))
+    steps = [  # their device's readings, and another customer's
+        {"sensorReadingTime": 1655564000000 + i, "serialNumber": serial, "distanceFromObject": i}
+        for i, serial in enumerate(["refused-device", "refused-device", "f-0"])
+    ]
+    stepped = root / "landing" / "step_trainer" / "refused.json"
+    stepped.write_text("".join(json.dumps(r) + "\n" for r in steps))
     assert run(lake).datasets["customer"].quarantined == 1
     assert files_naming(root, email), "the quarantine should hold their line"
+    assert files_naming(root, "refused-device")
     forget(lake, email.upper(), pseudonym_key=KEY, progress=lambda _: None)
     assert files_naming(root, email) == []
+    assert files_naming(root, "refused-device") == []  # their device's readings too
     assert delivered.read_text().count("Fine ") == 4
+    assert stepped.read_text().count('"f-0"') == 1
 
 
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):

@@ -36,7 +36,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.erasure.identifiers import Subject
+from stedi_lakehouse.erasure.identifiers import Subject, fields_of
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.keys import (
     FINGERPRINT_PROPERTY,
@@ -152,7 +152,7 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     """The person's journal entry: a new one from what the lake holds, None if it holds
     nothing of them."""
     spellings: set[str] = set()
-    claimed: set[str] = set()
+    claimed = _claimed_in_lines(lake, email)
     if lake.exists(landing_table(Dataset.CUSTOMER)):
         customers = lake.read(landing_table(Dataset.CUSTOMER))
         theirs = customers.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_semi")
@@ -176,6 +176,19 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         key_fingerprint=fingerprint(key),
         started_at=datetime.now(UTC),
     )
+
+
+def _claimed_in_lines(lake: Lake, email: str) -> set[str]:
+    """The serial numbers the person's raw customer lines claim: a record no table accepted
+    (quarantined) still names their device."""
+    subject = Subject(frozenset({email}))
+    lines = [
+        line
+        for relative in _landing_files_naming(lake, Dataset.CUSTOMER, subject)
+        for line in lake.landing.lines(relative)
+        if subject.names(line)
+    ]
+    return {serial for line in lines if (found := fields_of(line)) for serial in found["serial"]}
 
 
 def _only_in_lines(lake: Lake, email: str) -> bool:
