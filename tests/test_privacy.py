@@ -290,6 +290,32 @@ def test_a_person_whose_every_record_was_quarantined_can_be_forgotten(
     assert stepped.read_text().count('"f-0"') == 1
 
 
+def test_a_device_a_forgotten_person_shared_stays_nobodys(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Two consenting customers claim one device, so its readings are nobody's. Forgetting
+    one leaves the other its only claimant in the lake: the device's readings, the forgotten
+    person's use of it included, must not become the other's when a run looks at it again."""
+    source, _ = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    consenting = {r[0].lower() for r in lake.read("customer_trusted").select("email").collect()}
+    owners: dict[str, set[str]] = {}
+    for email, serial in lake.read("customer_landing").select("email", "serialNumber").collect():
+        owners.setdefault(serial, set()).add(email.lower())
+    serial, (forgotten, other) = next(
+        (s, sorted(o)) for s, o in sorted(owners.items()) if len(o) == 2 and o <= consenting
+    )
+    forget(lake, forgotten, pseudonym_key=KEY, progress=lambda _: None)
+    update = Path(lake.root) / "landing" / "customer" / "update.json"
+    latest = withdrawal(lake, other) | {"shareWithResearchAsOfDate": 1655564000000}
+    update.write_text(json.dumps(latest) + "\n")
+    counts = run(lake).datasets["step_trainer"]
+    of_device = F.col("serialNumber") == serial
+    assert lake.read("step_trainer_landing").filter(of_device).count() > 0  # the other's too
+    assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
+    assert counts.excluded.get("ambiguous device", 0) > 0
+
+
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):
     source, person = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)

@@ -189,10 +189,11 @@ class Erasure(BaseModel):
 
 class Suppression(BaseModel):
     """One row per identifier of an erased person (their e-mail address, a device only they
-    claimed), as a keyed hash: later deliveries naming it are not ingested."""
+    claimed), as a keyed hash: later deliveries naming it are not ingested. A device they
+    claimed with others is listed too: it stays ambiguous, its readings nobody's."""
 
     identifier_hash: str = Field(description="Keyed hash of the identifier (never the value).")
-    kind: str = Field(description="`email` or `serial`.")
+    kind: str = Field(description="`email`, `serial`, or `shared serial` (kept ambiguous).")
     erased_at: datetime = Field(description="When the erasure started (UTC).")
 
 
@@ -202,6 +203,9 @@ class PendingErasure(BaseModel):
 
     person: str = Field(description="Keyed hash of the e-mail address.")
     devices: list[str] = Field(description="Keyed hashes of the devices only they claimed.")
+    shared_devices: list[str] = Field(
+        default_factory=list, description="Keyed hashes of the devices they claimed with others."
+    )
     subject_keys: list[str] = Field(description="Their pseudonyms in machine_learning_curated.")
     key_fingerprint: str = Field(description="Fingerprint of the key the hashes were made with.")
     started_at: datetime = Field(description="When the erasure started (UTC).")

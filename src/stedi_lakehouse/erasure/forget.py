@@ -37,6 +37,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.erasure.identifiers import Subject, fields_of
+from stedi_lakehouse.erasure.suppression import SHARED_SERIAL
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.keys import (
     FINGERPRINT_PROPERTY,
@@ -152,7 +153,7 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     """The person's journal entry: a new one from what the lake holds, None if it holds
     nothing of them."""
     spellings: set[str] = set()
-    claimed = _claimed_in_lines(lake, email)
+    claimed, shared = _claimed_in_lines(lake, email), set()
     if lake.exists(landing_table(Dataset.CUSTOMER)):
         customers = lake.read(landing_table(Dataset.CUSTOMER))
         theirs = customers.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_semi")
@@ -162,7 +163,8 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
             _keys(lake, claimed), F.col("serialNumber") == F.col("key"), "left_semi"
         )
         others = claims.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_anti")
-        claimed -= _distinct(others, F.col("serialNumber"))
+        shared = claimed & _distinct(others, F.col("serialNumber"))
+        claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
         readings = lake.read(landing_table(Dataset.ACCELEROMETER))
         theirs = readings.join(_keys(lake, {email}), F.lower("user") == F.col("key"), "left_semi")
@@ -172,6 +174,7 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     return PendingErasure(
         person=keyed_hash(key, "email", email),
         devices=sorted(keyed_hash(key, "serial", s) for s in claimed),
+        shared_devices=sorted(keyed_hash(key, "serial", s) for s in shared),
         subject_keys=sorted(subject_keys(spellings, key=key)),
         key_fingerprint=fingerprint(key),
         started_at=datetime.now(UTC),
@@ -336,7 +339,11 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
 
 def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
     """Put the person's hashes on the suppression list (once, also when resumed)."""
-    hashes = {entry.person: "email", **{device: "serial" for device in entry.devices}}
+    hashes = {
+        entry.person: "email",
+        **{device: "serial" for device in entry.devices},
+        **{device: SHARED_SERIAL for device in entry.shared_devices},
+    }
     if lake.exists(SUPPRESSIONS):
         listed = lake.read(SUPPRESSIONS).filter(F.col("identifier_hash").isin(sorted(hashes)))
         for row in listed.select("identifier_hash").collect():

@@ -20,6 +20,7 @@ from stedi_lakehouse.lake.tables import Lake, local_frame
 
 SUPPRESSIONS = Table.SUPPRESSIONS
 ERASED = "erased person"
+SHARED_SERIAL = "shared serial"  # a device an erased person claimed with others
 IDENTIFIER = {  # the column naming whose a record is, and its kind
     Dataset.CUSTOMER: ("email", "email"),
     Dataset.ACCELEROMETER: ("user", "email"),
@@ -34,21 +35,31 @@ class Suppressed:
 
     key: bytes | None
     hashes: frozenset[str] = frozenset()
+    shared: frozenset[str] = frozenset()  # devices kept ambiguous
     found: dict[Dataset, Subject] = field(default_factory=dict)
 
     @classmethod
     def of(cls, lake: Lake, key: bytes | None) -> "Suppressed":
         if not lake.exists(SUPPRESSIONS):
             return cls(key)
-        hashes = frozenset(
-            r[0] for r in lake.read(SUPPRESSIONS).select("identifier_hash").collect()
-        )
-        if hashes and not key:
+        rows = lake.read(SUPPRESSIONS).select("identifier_hash", "kind").collect()
+        if rows and not key:
             raise ConfigError(
                 "no pseudonym key: this lake has erased people whose later deliveries must be "
                 "recognised; set STEDI_PSEUDONYM_KEY"
             )
-        return cls(key, hashes)
+        hashes = frozenset(r[0] for r in rows if r[1] != SHARED_SERIAL)
+        return cls(key, hashes, frozenset(r[0] for r in rows if r[1] == SHARED_SERIAL))
+
+    def shared_devices(self, serials: DataFrame) -> set[str]:
+        """Those of the serial numbers in `serials`' one column that an erased person claimed
+        with others: they stay ambiguous (their readings would otherwise become the other
+        claimant's, the erased person's use of the device included)."""
+        if not self.shared:
+            return set()
+        assert self.key is not None
+        values = _distinct(serials, F.col(serials.columns[0]))
+        return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
         assert self.key is not None

@@ -26,6 +26,7 @@ from stedi_lakehouse.pipeline.ingest import ingest, read_batch
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
+from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 
@@ -174,7 +175,9 @@ def _trusted_tables(
         stages,
         tr.classify_step_trainer(
             steps_in.rows(step_landing),
-            device_owners=tr.devices(persons, curated=curated),
+            device_owners=tr.devices(
+                persons, curated=curated, shared=_kept_ambiguous(stages, persons)
+            ),
             rules=rules,
         ),
         table=Table.STEP_TRAINER_TRUSTED,
@@ -190,6 +193,14 @@ def _trusted_tables(
         scope=steps_in,
     )
     persons.unpersist()
+
+
+def _kept_ambiguous(stages: Stages, persons: DataFrame) -> set[str]:
+    """The claimed devices an erased person shared (`privacy`: a device with two owners is
+    nobody's)."""
+    if stages.rules is not Rules.PRIVACY:
+        return set()
+    return stages.suppressed.shared_devices(persons.select("serialNumber"))
 
 
 def _once(

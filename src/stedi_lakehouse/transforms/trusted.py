@@ -5,6 +5,7 @@ be used, else the reason it may not. The trusted tables are the rows without one
 counted in each run's report, so accepted = trusted + excluded, always.
 """
 
+from collections.abc import Collection
 from enum import StrEnum
 
 from pyspark.sql import DataFrame, Window, WindowSpec
@@ -92,15 +93,19 @@ def accelerometer_trusted(classified_readings: DataFrame) -> DataFrame:
     return usable(classified_readings).select(*columns(AccelerometerTrusted))
 
 
-def devices(persons: DataFrame, *, curated: DataFrame) -> DataFrame:
+def devices(persons: DataFrame, *, curated: DataFrame, shared: Collection[str] = ()) -> DataFrame:
     """One row per serial number claimed by a customer: how many customers claim it, how many
-    of them are curated, and (meaningful when it has one owner) that owner and consent time."""
+    of them are curated, and (meaningful when it has one owner) that owner and consent time.
+    A `shared` serial counts one more owner (an erased person's claim)."""
     curated_emails = curated.select("email", F.lit(True).alias("_curated"))
+    owners = F.count_distinct("email")
+    if shared:
+        owners = owners + F.col("serialNumber").isin(sorted(shared)).cast("int")
     return (
         persons.join(F.broadcast(curated_emails), on="email", how="left")
         .groupBy("serialNumber")
         .agg(
-            F.count_distinct("email").alias("owners"),
+            owners.alias("owners"),
             F.count_distinct(F.when(F.col("_curated"), F.col("email"))).alias("curated_owners"),
             F.min("email").alias("owner_email"),
             F.min(CONSENT_MS).alias("owner_consent_ms"),
