@@ -71,6 +71,20 @@ def test_tie_on_last_update_is_broken_by_the_later_file(spark):
     assert [r["serialNumber"] for r in trusted.collect()] == ["new"]
 
 
+def test_a_tie_on_last_update_never_loses_a_withdrawal(spark):
+    landed = customers(
+        spark,
+        ("a@x.io", "s1", T0, None, "1.json"),  # withdrawn, in the earlier file
+        ("a@x.io", "s1", T0, T0, "2.json"),
+        ("b@x.io", "s2", T0, T0 + 5, "1.json"),  # the later consent shares less
+        ("b@x.io", "s2", T0, T0, "2.json"),
+    )
+    trusted = tr.customer_trusted(tr.classify_customers(landed))
+    assert [(r["email"], r["shareWithResearchAsOfDate"]) for r in trusted.collect()] == [
+        ("b@x.io", T0 + 5)
+    ]
+
+
 # -- accelerometer -------------------------------------------------------------------------
 @pytest.fixture
 def persons(spark):

@@ -43,10 +43,12 @@ def usable(classified: DataFrame) -> DataFrame:
 
 
 def _latest_first() -> WindowSpec:
-    """Latest record first; ties on lastUpdateDate are broken by the later source file, then by
-    the record's own values, so the winner never depends on partitioning."""
+    """Latest record first. On a tie on lastUpdateDate the record sharing least wins (no
+    consent, else the later consent: a withdrawal never loses a tie), then the later source
+    file, then the record's own values, so the winner never depends on partitioning."""
     return Window.partitionBy("email").orderBy(
         F.col("lastUpdateDate").desc(),
+        F.col(CONSENT_MS).desc_nulls_first(),
         F.col("source_file").desc(),
         *[F.col(name).desc_nulls_last() for name in columns(CustomerTrusted)],
     )
