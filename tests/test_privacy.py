@@ -295,7 +295,8 @@ def test_a_device_a_forgotten_person_shared_stays_nobodys(
 ):
     """Two consenting customers claim one device, so its readings are nobody's. Forgetting
     one leaves the other its only claimant in the lake: the device's readings, the forgotten
-    person's use of it included, must not become the other's when a run looks at it again."""
+    person's use of it included, must not become the other's when a run looks at it again.
+    Forgetting the other then makes it theirs alone: later readings of it are dropped."""
     source, _ = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
     consenting = {r[0].lower() for r in lake.read("customer_trusted").select("email").collect()}
@@ -314,6 +315,13 @@ def test_a_device_a_forgotten_person_shared_stays_nobodys(
     assert lake.read("step_trainer_landing").filter(of_device).count() > 0  # the other's too
     assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
     assert counts.excluded.get("ambiguous device", 0) > 0
+    # the other forgotten too: the device is then only ever theirs, its later readings dropped
+    forget(lake, other, pseudonym_key=KEY, progress=lambda _: None)
+    later = {"sensorReadingTime": 1655564000123, "serialNumber": serial, "distanceFromObject": 1}
+    (Path(lake.root) / "landing" / "step_trainer" / "later.json").write_text(json.dumps(later))
+    counts = run(lake).datasets["step_trainer"]
+    assert counts.excluded.get("erased person") == 1
+    assert files_naming(Path(lake.root), serial) == []
 
 
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):

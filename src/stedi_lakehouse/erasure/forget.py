@@ -339,19 +339,20 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
 
 def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
     """Put the person's hashes on the suppression list (once, also when resumed)."""
+    # (hash, kind): a device listed as shared by an earlier erasure may now be only theirs
     hashes = {
-        entry.person: "email",
-        **{device: "serial" for device in entry.devices},
-        **{device: SHARED_SERIAL for device in entry.shared_devices},
+        (entry.person, "email"),
+        *((device, "serial") for device in entry.devices),
+        *((device, SHARED_SERIAL) for device in entry.shared_devices),
     }
     if lake.exists(SUPPRESSIONS):
-        listed = lake.read(SUPPRESSIONS).filter(F.col("identifier_hash").isin(sorted(hashes)))
-        for row in listed.select("identifier_hash").collect():
-            hashes.pop(row[0], None)
+        wanted = sorted({h for h, _ in hashes})
+        listed = lake.read(SUPPRESSIONS).filter(F.col("identifier_hash").isin(wanted))
+        hashes -= {(r[0], r[1]) for r in listed.select("identifier_hash", "kind").collect()}
     if hashes:
         rows = [
             Suppression(identifier_hash=h, kind=kind, erased_at=entry.started_at)
-            for h, kind in sorted(hashes.items())
+            for h, kind in sorted(hashes)
         ]
         frame = records_frame(lake.spark, Suppression, rows)
         lake.append(frame, SUPPRESSIONS, metadata=fingerprint_record(key))
