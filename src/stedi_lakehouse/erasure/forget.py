@@ -111,9 +111,15 @@ def _keys(lake: Lake, values: set[str]) -> DataFrame:
 
 
 def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
-    """The landing files of `dataset` holding a line of the subject's. Spark finds the
-    candidates (the identifiers in the raw text or in a decoded identifier field, or a line
-    with JSON escapes); `Subject.names` decides, line by line."""
+    """The landing files of `dataset` holding a line of the subject's."""
+    candidates = _candidate_files(lake, dataset, subject)
+    return [f for f in candidates if any(subject.names(line) for line in lake.landing.lines(f))]
+
+
+def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
+    """The landing files of `dataset` that may hold a line of the subject's. Spark finds them
+    (the identifiers in the raw text or in a decoded identifier field, or a line with JSON
+    escapes); `Subject.names` decides, line by line."""
     if not lake.landing.exists(dataset):
         return []
     words = {w.lower() for w in subject.emails | subject.serials} | set(subject.serials)
@@ -129,8 +135,7 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
     candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
         lines.filter(F.contains(value, F.lit("\\u")))
     )
-    files = _distinct(candidates, F.col("source_file"))
-    return sorted(f for f in files if any(subject.names(line) for line in lake.landing.lines(f)))
+    return sorted(_distinct(candidates, F.col("source_file")))
 
 
 def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
@@ -187,7 +192,7 @@ def _claimed_in_lines(lake: Lake, email: str) -> set[str]:
     subject = Subject(frozenset({email}))
     lines = [
         line
-        for relative in _landing_files_naming(lake, Dataset.CUSTOMER, subject)
+        for relative in _candidate_files(lake, Dataset.CUSTOMER, subject)
         for line in lake.landing.lines(relative)
         if subject.names(line)
     ]

@@ -61,7 +61,9 @@ def read_snapshot(lake_root: str, table: str = ML_TABLE, as_of: int | None = Non
             f"{table} (version {version}) has no {SUBJECT} column: only people under a "
             f"pseudonym ({ML_TABLE} built with --rules privacy) can be split by person"
         )
-    rows, left_out = _of_people_still_in(open_table(lake_root, table), version, rows)
+    left_out = 0
+    if as_of is not None:  # `delta` is the latest version otherwise
+        rows, left_out = _of_people_still_in(open_table(lake_root, table), version, rows)
     order = [SUBJECT, *(c for c in rows.column_names if c != SUBJECT)]
     return Snapshot(
         table=table,
