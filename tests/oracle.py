@@ -122,7 +122,7 @@ def _email(value: Any) -> str:
     text = _string(value)
     if not EMAIL.fullmatch(text):
         raise Invalid(f"not an email: {text!r}")
-    return text
+    return text.lower()  # one person's address in any letter case
 
 
 # field name -> (parser, required)

@@ -17,20 +17,23 @@ from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import PendingErasure, Suppression
 from stedi_lakehouse.erasure.forget import JOURNAL, check_key, forget
 from stedi_lakehouse.erasure.forget import _suppress as suppress
-from stedi_lakehouse.errors import KeyMismatchError, LakeError
+from stedi_lakehouse.errors import KeyMismatchError, LakeError, RulesMismatchError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
 from stedi_lakehouse.lake.maintenance import due
-from stedi_lakehouse.lake.tables import Lake
+from stedi_lakehouse.lake.tables import USER_METADATA, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
+from stedi_lakehouse.pipeline.bookmarks import ADDRESSES_KEY
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
 from tests.helpers import (
+    DATA_TABLES,
     KEY,
     copy_lake,
     files_naming,
     land_sample,
     new_lake,
     pick_person,
+    snapshot,
     subject_key,
     versions,
     withdrawal,
@@ -59,7 +62,8 @@ def withdrawn(sample_runs, spark, test_settings, tmp_path_factory):
     root = tmp_path_factory.mktemp("withdrawn") / "lake"
     lake, person = sample_run(sample_runs, spark, test_settings, root)
     update = root / "landing" / "customer" / "withdrawal.json"
-    update.write_text(json.dumps(withdrawal(lake, person["email"])) + "\n")
+    spelt_otherwise = {"email": person["email"].upper()}  # one person's in any letter case
+    update.write_text(json.dumps(withdrawal(lake, person["email"]) | spelt_otherwise) + "\n")
     run(lake)
     return root, person
 
@@ -67,6 +71,67 @@ def withdrawn(sample_runs, spark, test_settings, tmp_path_factory):
 def test_a_withdrawal_leaves_the_current_version_but_not_the_storage(withdrawn):
     root, person = withdrawn
     assert files_naming(root / "delta" / "trusted" / "customer_trusted", person["email"])
+
+
+def test_a_withdrawal_spelt_in_other_letters_takes_out_all_that_is_theirs(
+    withdrawn, spark, test_settings
+):
+    root, person = withdrawn
+    lake, email = Lake(spark, str(root), test_settings.catalog.database), person["email"].lower()
+    theirs = {
+        "customer_trusted": F.lower("email") == email,
+        "customer_curated": F.lower("email") == email,
+        "accelerometer_trusted": F.lower("user") == email,
+        "step_trainer_trusted": F.col("serialNumber") == person["serial"],
+        "machine_learning_curated": F.col("subject_key") == subject_key(email),
+    }
+    for table, condition in theirs.items():
+        assert lake.read(table, version=0).filter(condition).count() > 0, table
+        assert lake.read(table).filter(condition).count() == 0, table
+
+
+def as_a_lake_made_before_0_3(lake: Lake) -> None:
+    """Make `lake` as 0.2 left it: addresses as delivered (here in capitals), and no commit
+    recording that they are in lower case. Pseudonyms change too, to see them made again."""
+    changes = {"email": "email", "user": "user", "subject_key": "concat('old-', subject_key)"}
+    for name in DATA_TABLES:
+        path, metadata = lake.table_path(name), lake.table_metadata(name)
+        metadata.pop(ADDRESSES_KEY)
+        columns = [c for c in lake.read(name).columns if c in changes]
+        with lake.setting(USER_METADATA, json.dumps(metadata)):
+            if columns:
+                sets = ", ".join(f"{c} = upper({changes[c]})" for c in columns)
+                lake.spark.sql(f"UPDATE delta.`{path}` SET {sets}")
+            else:
+                lake.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('made' = '0.2')")
+        lake.changed(name)
+
+
+def test_a_lake_made_before_lower_case_addresses_is_lowered_then_as_if_made_now(
+    sample_runs, spark, test_settings, tmp_path
+):
+    """A lake made by 0.2 kept addresses as delivered, so a withdrawal spelt otherwise was not
+    applied. Its next run lowers the landing tables' addresses once and remakes the tables made
+    from them: then the same tables as a lake made now, the withdrawal applied."""
+    made_now = copy_lake(sample_runs().root, tmp_path / "now", spark, test_settings)
+    made_before = copy_lake(sample_runs().root, tmp_path / "before", spark, test_settings)
+    as_a_lake_made_before_0_3(made_before)
+    assert made_before.read("customer_landing").filter(F.col("email").rlike("[A-Z]")).count()
+    with pytest.raises(RulesMismatchError, match="before 0.3"):
+        run_stages(Stages(made_before, rules=Rules.PRIVACY), "curated", pseudonym_key=KEY)
+    person = pick_person(made_now)
+    record = withdrawal(made_now, person["email"]) | {"email": person["email"].title()}
+    for lake in (made_now, made_before):
+        update = Path(lake.root) / "landing" / "customer" / "withdrawal.json"
+        update.write_text(json.dumps(record) + "\n")
+        run(lake)
+    assert snapshot(made_before) == snapshot(made_now)
+    email = person["email"].lower()
+    assert made_now.read("customer_trusted").filter(F.col("email") == email).count() == 0
+    history = [c["operation"] for c in made_before.history("customer_landing")]
+    assert history.count("UPDATE") == 2  # made old once, lowered once
+    run(made_before)  # nothing new: nothing lowered again
+    assert [c["operation"] for c in made_before.history("customer_landing")] == history
 
 
 def test_forget_after_a_withdrawal_reaches_every_version(withdrawn, spark, test_settings, tmp_path):

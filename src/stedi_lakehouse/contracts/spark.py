@@ -102,6 +102,7 @@ class FieldRule:
     data_type: T.DataType
     required: bool
     checks: tuple[Check, ...]
+    lower: bool = False  # a value kept in lower case (checked as delivered)
 
     @property
     def type_word(self) -> str:
@@ -133,11 +134,18 @@ def _check(meta: Any) -> Check | None:
     return None
 
 
+def lowered(contract: type[BaseModel]) -> list[str]:
+    """The fields of a contract whose values are kept in lower case."""
+    return [rule.name for rule in field_rules(contract) if rule.lower]
+
+
 def field_rules(contract: type[BaseModel]) -> list[FieldRule]:
     """The rules of each field, read from the contract's type annotations and constraints."""
     rules = []
     for name, field in contract.model_fields.items():
         metadata = [*field.metadata, *_unwrap(field.annotation)[1]]
         checks = tuple(c for c in map(_check, metadata) if c is not None)
-        rules.append(FieldRule(name, spark_type(field.annotation), field.is_required(), checks))
+        lower = any(getattr(meta, "to_lower", False) for meta in metadata)
+        data_type = spark_type(field.annotation)
+        rules.append(FieldRule(name, data_type, field.is_required(), checks, lower))
     return rules

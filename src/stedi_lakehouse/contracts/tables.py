@@ -50,11 +50,12 @@ class Lineage(BaseModel):
 
 
 class CustomerLanding(Lineage, CustomerRecord):
-    """One row per valid customer record as delivered (several per email when updated)."""
+    """One row per valid customer record as delivered, its address in lower case (several per
+    email when updated)."""
 
 
 class AccelerometerLanding(Lineage, AccelerometerReading):
-    """One row per valid accelerometer reading as delivered."""
+    """One row per valid accelerometer reading as delivered, its address in lower case."""
 
 
 class StepTrainerLanding(Lineage, StepTrainerReading):
@@ -95,7 +96,9 @@ class MachineLearningCurated(BaseModel):
     """`privacy`: one row per (step-trainer reading, accelerometer reading of the same person at
     the same millisecond). No direct identifier: people appear only as `subject_key`."""
 
-    subject_key: str = Field(description="HMAC-SHA256 of the person's email (hex), keyed.")
+    subject_key: str = Field(
+        description="HMAC-SHA256 of the person's email in lower case (hex), keyed."
+    )
     reading_time_ms: EpochMillis = Field(description="When both readings were taken, epoch ms.")
     distance_from_object: NonNegativeInt = Field(description="Step-trainer distance reading.")
     x: FiniteFloat = Field(description="Accelerometer x at that moment.")

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, StringConstraints
 
 # Plausible epoch milliseconds (UTC): from 2000-01-01 up to (not including) 2100-01-01.
 MIN_EPOCH_MS = 946_684_800_000
@@ -22,5 +22,6 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
 Text = Annotated[str, Field(min_length=1)]
 """A non-empty JSON string (a JSON number is taken as its text)."""
 
-Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN)]
-"""An e-mail address: something@somewhere, no spaces."""
+Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True)]
+"""An e-mail address: something@somewhere, no spaces. Kept in lower case: an address names one
+person in any letter case, and every join, ranking and erasure compares addresses."""

@@ -32,6 +32,8 @@ STATISTICS_PROPERTY = "delta.dataSkippingStatsColumns"
 # Off for a write that replaces some rows and adds others (replace_where(adds=True)).
 REPLACE_WHERE_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
 JOB_DESCRIPTION = "spark.job.description"
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+LOWER_CASE_PROPERTY = "stedi.lowerCase"  # the fields a lake made before 0.3 had lowered
 METADATA_DEPTH = 20  # how many recent commits are searched for the latest user metadata
 
 
@@ -271,14 +273,13 @@ class Lake:
     def stating_rules(self, name: str) -> Iterator[None]:
         """Commits made inside (MERGE, VACUUM) carry the table's user metadata (its rules), so
         it survives a purge of the versions before them."""
-        key = "spark.databricks.delta.commitInfo.userMetadata"
         metadata = self._user_metadata(name)
         if metadata:
-            self.spark.conf.set(key, metadata)
+            self.spark.conf.set(USER_METADATA, metadata)
         try:
             yield
         finally:
-            self.spark.conf.unset(key)
+            self.spark.conf.unset(USER_METADATA)
 
     def table_property(self, name: str, key: str) -> str | None:
         """A table property of table `name` (None: not set, or no such table), read from its
@@ -291,6 +292,21 @@ class Lake:
             self.spark.sql(
                 f"ALTER TABLE delta.`{self.table_path(name)}` SET TBLPROPERTIES "
                 f"('{key}' = '{value}')"
+            )
+        self.changed(name)
+
+    def to_lower_case(self, name: str, fields: Sequence[str], *, metadata: dict[str, str]) -> None:
+        """Rewrite the values of `fields` not in lower case in table `name`, then record
+        `metadata` beside the table's own: two commits, the second made even when no row
+        changed (Delta commits nothing for an UPDATE that matches none)."""
+        path, info = self.table_path(name), self.table_metadata(name) | metadata
+        lowered = ", ".join(f"{f} = lower({f})" for f in fields)
+        other = " OR ".join(f"{f} <> lower({f})" for f in fields)
+        with self.setting(USER_METADATA, json.dumps(info)), self.described(f"lower {name}"):
+            self.spark.sql(f"UPDATE delta.`{path}` SET {lowered} WHERE {other}")
+            self.spark.sql(
+                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('{LOWER_CASE_PROPERTY}' = "
+                f"'{','.join(fields)}')"
             )
         self.changed(name)
 

@@ -17,7 +17,13 @@ from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.lake.tables import Lake, TableWrite
 from stedi_lakehouse.pipeline import curated, ingest, trusted
 from stedi_lakehouse.pipeline import quality as q
-from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY, RUN_KEY, Bookmarks
+from stedi_lakehouse.pipeline.bookmarks import (
+    ADDRESSES_KEY,
+    ADDS_KEY,
+    LOWER_CASE,
+    RUN_KEY,
+    Bookmarks,
+)
 from stedi_lakehouse.pipeline.lookups import Lookups
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
@@ -111,7 +117,15 @@ class Stages:
             self._checked_key = key
 
     def built_with_rules(self, tables: Iterable[str]) -> bool:
-        return all(self.lake.exists(t) and self.lake.table_rules(t) == self.rules for t in tables)
+        """Whether every table exists, made under this run's rules and in lower case."""
+        return all(
+            self.lake.exists(t) and self.lake.table_rules(t) == self.rules and self.lower_case(t)
+            for t in tables
+        )
+
+    def lower_case(self, table: str) -> bool:
+        """Whether the table's addresses are in lower case (it was written since 0.3)."""
+        return self.lake.table_metadata(table).get(ADDRESSES_KEY) == LOWER_CASE
 
     def write(
         self,
@@ -127,7 +141,8 @@ class Stages:
         commit recording `recorded` beside the run's id."""
         self.progress(f"writing {table}")
         started = time.monotonic()
-        metadata = {RUN_KEY: self.run_id} | ({ADDS_KEY: "true"} if adds else {}) | (recorded or {})
+        metadata = {RUN_KEY: self.run_id, ADDRESSES_KEY: LOWER_CASE}
+        metadata |= ({ADDS_KEY: "true"} if adds else {}) | (recorded or {})
         # nothing in the table to replace: its rows are added, no files searched for
         append = scope.empty if adds else self._only_new_rows(table, scope)
         where = scope.predicate()

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import Dataset, Table, Zone, tables_in
-from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.errors import ConfigError, RulesMismatchError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint, fingerprint_record
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY
 from stedi_lakehouse.pipeline.parallel import together
@@ -48,6 +48,11 @@ def curated(stages: Stages, *, pseudonym_key: bytes | None) -> StageReport:
     customers = lake.read(Table.CUSTOMER_TRUSTED, rules=rules)
     readings = lake.read(Table.ACCELEROMETER_TRUSTED, rules=rules)
     steps = lake.read(Table.STEP_TRAINER_TRUSTED, rules=rules)
+    if not all(stages.lower_case(t) for t in tables_in(Zone.TRUSTED)):
+        raise RulesMismatchError(
+            "the trusted tables were made before 0.3, with addresses as delivered: "
+            f"run `stedi-lake promote trusted --rules {rules}` first"
+        )
     if rules is Rules.PRIVACY and not pseudonym_key:
         raise ConfigError("no pseudonym key: set STEDI_PSEUDONYM_KEY (see README)")
     done, versions = stages.bookmarks.versions("curated"), stages.bookmarks.versions("trusted")

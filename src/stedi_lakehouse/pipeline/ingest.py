@@ -11,7 +11,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.spark import lowered, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
@@ -21,6 +21,7 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.lake.tables import local_frame
+from stedi_lakehouse.pipeline.bookmarks import ADDRESSES_KEY, LOWER_CASE
 from stedi_lakehouse.pipeline.quality import quarantine_counts
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
@@ -47,6 +48,16 @@ class Batch:
 
     def release(self) -> None:
         self.validated.unpersist()
+
+
+def addresses_in_lower_case(stages: Stages) -> None:
+    """Lower the addresses of a lake made before 0.3, which kept them as delivered: once, in
+    the landing tables (the trusted and curated tables made then are rebuilt whole)."""
+    for dataset, contract in RECORD_CONTRACTS.items():
+        table, fields = landing_table(dataset), lowered(contract)
+        if fields and stages.lake.exists(table) and not stages.lower_case(table):
+            stages.progress(f"{table}: addresses to lower case (the lake was made before 0.3)")
+            stages.lake.to_lower_case(table, fields, metadata={ADDRESSES_KEY: LOWER_CASE})
 
 
 def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | None:

@@ -15,7 +15,14 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.spark import Check, FieldRule, columns, field_rules, spark_schema
+from stedi_lakehouse.contracts.spark import (
+    Check,
+    FieldRule,
+    columns,
+    field_rules,
+    lowered,
+    spark_schema,
+)
 
 RECORD = "_record"
 REASON = "reason"
@@ -156,9 +163,13 @@ def without_good_lines(validated: DataFrame) -> DataFrame:
 
 
 def accepted(validated: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
-    """The valid records, typed by the contract, with their source file."""
+    """The valid records, typed by the contract (values it keeps in lower case lowered), with
+    their source file."""
+    lower = set(lowered(contract))
+    fields = {name: F.col(RECORD)[name] for name in columns(contract)}
     return validated.filter(F.col(REASON).isNull()).select(
-        *[F.col(RECORD)[name].alias(name) for name in columns(contract)], "source_file"
+        *[(F.lower(c) if name in lower else c).alias(name) for name, c in fields.items()],
+        "source_file",
     )
 
 
