@@ -18,11 +18,11 @@ from stedi_lakehouse.contracts.tables import PendingErasure, Suppression
 from stedi_lakehouse.erasure.forget import JOURNAL, check_key, forget
 from stedi_lakehouse.erasure.forget import _suppress as suppress
 from stedi_lakehouse.errors import KeyMismatchError, LakeError, RulesMismatchError
-from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint
+from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint, keyed_hash
 from stedi_lakehouse.lake.maintenance import due
 from stedi_lakehouse.lake.tables import USER_METADATA, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
-from stedi_lakehouse.pipeline.bookmarks import ADDRESSES_KEY
+from stedi_lakehouse.pipeline.bookmarks import IDENTIFIERS_KEY
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
 from tests.helpers import (
@@ -91,12 +91,14 @@ def test_a_withdrawal_spelt_in_other_letters_takes_out_all_that_is_theirs(
 
 
 def as_a_lake_made_before_0_3(lake: Lake) -> None:
-    """Make `lake` as 0.2 left it: addresses as delivered (here in capitals), and no commit
-    recording that they are in lower case. Pseudonyms change too, to see them made again."""
-    changes = {"email": "email", "user": "user", "subject_key": "concat('old-', subject_key)"}
+    """Make `lake` as 0.2 left it: addresses and serial numbers as delivered (here in
+    capitals), and no commit recording that they are in lower case. Pseudonyms change too, to
+    see them made again."""
+    changes = {"subject_key": "concat('old-', subject_key)"}
+    changes |= {c: c for c in ("email", "user", "serialNumber")}
     for name in DATA_TABLES:
         path, metadata = lake.table_path(name), lake.table_metadata(name)
-        metadata.pop(ADDRESSES_KEY)
+        metadata.pop(IDENTIFIERS_KEY)
         columns = [c for c in lake.read(name).columns if c in changes]
         with lake.setting(USER_METADATA, json.dumps(metadata)):
             if columns:
@@ -132,6 +134,21 @@ def test_a_lake_made_before_lower_case_addresses_is_lowered_then_as_if_made_now(
     assert history.count("UPDATE") == 2  # made old once, lowered once
     run(made_before)  # nothing new: nothing lowered again
     assert [c["operation"] for c in made_before.history("customer_landing")] == history
+
+
+def test_forget_on_a_lake_made_before_0_3_before_its_next_run_reaches_everything(
+    sample_lake_copy,
+):
+    """Upgraded, then a forget before any run: the lake still holds addresses and serial
+    numbers as delivered (here in capitals); the forget finds every spelling. The delivered
+    customer files were cleared away, so only the tables say which device is theirs."""
+    lake = sample_lake_copy
+    person = pick_person(lake)
+    as_a_lake_made_before_0_3(lake)
+    shutil.rmtree(Path(lake.root) / "landing" / "customer")
+    result = cli(Path(lake.root), "forget", "--email", person["email"])
+    assert result.exit_code == 0, result.output
+    assert files_naming(Path(lake.root), person["email"], person["serial"]) == []
 
 
 def test_forget_after_a_withdrawal_reaches_every_version(withdrawn, spark, test_settings, tmp_path):
@@ -364,13 +381,7 @@ def test_a_device_a_forgotten_person_shared_stays_nobodys(
     Forgetting the other then makes it theirs alone: later readings of it are dropped."""
     source, _ = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
-    consenting = {r[0].lower() for r in lake.read("customer_trusted").select("email").collect()}
-    owners: dict[str, set[str]] = {}
-    for email, serial in lake.read("customer_landing").select("email", "serialNumber").collect():
-        owners.setdefault(serial, set()).add(email.lower())
-    serial, (forgotten, other) = next(
-        (s, sorted(o)) for s, o in sorted(owners.items()) if len(o) == 2 and o <= consenting
-    )
+    serial, (forgotten, other) = a_shared_device(lake)
     forget(lake, forgotten, pseudonym_key=KEY, progress=lambda _: None)
     update = Path(lake.root) / "landing" / "customer" / "update.json"
     latest = withdrawal(lake, other) | {"shareWithResearchAsOfDate": 1655564000000}
@@ -382,11 +393,63 @@ def test_a_device_a_forgotten_person_shared_stays_nobodys(
     assert counts.excluded.get("ambiguous device", 0) > 0
     # the other forgotten too: the device is then only ever theirs, its later readings dropped
     forget(lake, other, pseudonym_key=KEY, progress=lambda _: None)
-    later = {"sensorReadingTime": 1655564000123, "serialNumber": serial, "distanceFromObject": 1}
+    later = {"sensorReadingTime": 1655564000123, "serialNumber": serial.upper()}
+    later |= {"distanceFromObject": 1}  # its serial in other letters: still the device
     (Path(lake.root) / "landing" / "step_trainer" / "later.json").write_text(json.dumps(later))
     counts = run(lake).datasets["step_trainer"]
     assert counts.excluded.get("erased person") == 1
     assert files_naming(Path(lake.root), serial) == []
+
+
+def a_shared_device(lake: Lake) -> tuple[str, list[str]]:
+    """A serial number two consenting customers claim, and their addresses."""
+    consenting = {r[0] for r in lake.read("customer_trusted").select("email").collect()}
+    owners: dict[str, set[str]] = {}
+    for email, serial in lake.read("customer_landing").select("email", "serialNumber").collect():
+        owners.setdefault(serial, set()).add(email)
+    return next(
+        (s, sorted(o)) for s, o in sorted(owners.items()) if len(o) == 2 and o <= consenting
+    )
+
+
+def test_a_device_claimed_again_in_other_letters_is_ambiguous(sample_lake_copy):
+    """A serial number names one device in any letter case: a second claim spelt otherwise
+    makes the device's readings nobody's, as any second claim does."""
+    lake = sample_lake_copy
+    person = pick_person(lake)
+    of_device = F.col("serialNumber") == person["serial"]
+    assert lake.read("step_trainer_trusted").filter(of_device).count() > 0
+    claim = withdrawal(lake, person["email"]) | {
+        "email": "another.person@example.com",
+        "serialNumber": person["serial"].upper(),
+    }
+    (Path(lake.root) / "landing" / "customer" / "claim.json").write_text(json.dumps(claim))
+    counts = run(lake).datasets["step_trainer"]
+    assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
+    assert counts.excluded.get("ambiguous device", 0) > 0
+
+
+def test_a_shared_device_a_lake_made_before_0_3_listed_stays_nobodys(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """A lake made by 0.2 listed a forgotten person's shared device by its serial number as
+    delivered. Lowering the lake's serial numbers must not make the device the other
+    claimant's: the list gains its lower-case spelling first."""
+    lake = copy_lake(sample_lake[0], tmp_path / "lake", spark, test_settings)
+    serial, (forgotten, other) = a_shared_device(lake)
+    forget(lake, forgotten, pseudonym_key=KEY, progress=lambda _: None)
+    as_a_lake_made_before_0_3(lake)
+    lowered, delivered = (keyed_hash(KEY, "serial", s) for s in (serial, serial.upper()))
+    as_delivered = f"SET identifier_hash = '{delivered}' WHERE identifier_hash = '{lowered}'"
+    spark.sql(f"UPDATE delta.`{lake.table_path('suppressions')}` {as_delivered}")
+    update = Path(lake.root) / "landing" / "customer" / "update.json"
+    latest = withdrawal(lake, other) | {"shareWithResearchAsOfDate": 1655564000000}
+    update.write_text(json.dumps(latest) + "\n")
+    counts = run(lake).datasets["step_trainer"]
+    of_device = F.col("serialNumber") == serial
+    assert lake.read("step_trainer_landing").filter(of_device).count() > 0
+    assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
+    assert counts.excluded.get("ambiguous device", 0) > 0
 
 
 def test_another_key_is_refused_with_one_line(sample_lake, spark, test_settings, tmp_path):

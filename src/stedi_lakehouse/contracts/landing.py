@@ -8,7 +8,13 @@ String fields accept JSON numbers as their text (`phone` arrives both ways).
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stedi_lakehouse.contracts.types import Email, EpochMillis, FiniteFloat, NonNegativeInt, Text
+from stedi_lakehouse.contracts.types import (
+    Email,
+    EpochMillis,
+    FiniteFloat,
+    NonNegativeInt,
+    Serial,
+)
 
 RECORD_CONFIG = ConfigDict(extra="ignore", coerce_numbers_to_str=True, frozen=True)
 
@@ -23,7 +29,7 @@ class CustomerRecord(BaseModel):
     email: Email = Field(description="The customer's identity across feeds.")
     phone: str | None = Field(None, description="Phone number; a JSON number or string.")
     birthDay: str | None = Field(None, description="Birth date as delivered (YYYY-MM-DD).")
-    serialNumber: Text = Field(description="Serial number of the customer's Step Trainer.")
+    serialNumber: Serial = Field(description="Serial number of the customer's Step Trainer.")
     registrationDate: EpochMillis = Field(description="When the customer registered, epoch ms.")
     lastUpdateDate: EpochMillis = Field(description="When this record was last updated, epoch ms.")
     shareWithResearchAsOfDate: EpochMillis | None = Field(
@@ -51,5 +57,5 @@ class StepTrainerReading(BaseModel):
     model_config = RECORD_CONFIG
 
     sensorReadingTime: EpochMillis = Field(description="When the reading was taken, epoch ms.")
-    serialNumber: Text = Field(description="Serial number of the device.")
+    serialNumber: Serial = Field(description="Serial number of the device.")
     distanceFromObject: NonNegativeInt = Field(description="Distance of the object in front.")

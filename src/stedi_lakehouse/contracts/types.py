@@ -22,6 +22,10 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
 Text = Annotated[str, Field(min_length=1)]
 """A non-empty JSON string (a JSON number is taken as its text)."""
 
+Serial = Annotated[str, Field(min_length=1), StringConstraints(to_lower=True)]
+"""A device's serial number (a UUID): one device's in any letter case, so kept in lower case
+(two claims of one device spelt differently make it ambiguous all the same)."""
+
 Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True)]
 """An e-mail address: something@somewhere, no spaces. Kept in lower case: an address names one
 person in any letter case, and every join, ranking and erasure compares addresses."""

@@ -36,7 +36,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.erasure.identifiers import Subject, fields_of
+from stedi_lakehouse.erasure.identifiers import Subject, fields_of, normalised
 from stedi_lakehouse.erasure.suppression import SHARED_SERIAL
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.keys import (
@@ -122,7 +122,7 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     escapes); `Subject.names` decides, line by line."""
     if not lake.landing.exists(dataset):
         return []
-    words = {w.lower() for w in subject.emails | subject.serials} | set(subject.serials)
+    words = set(subject.emails | subject.serials)
     lines = lake.landing.read_readable(dataset).alias("l")
     key, value = F.col("s.key"), F.col("l.value")
     field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
@@ -130,7 +130,7 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
         F.contains(F.lower(value), key)
         | (F.lower(field["email"]) == key)
         | (F.lower(field["user"]) == key)
-        | (F.get_json_object(value, "$.serialNumber") == key)
+        | (F.lower(F.get_json_object(value, "$.serialNumber")) == key)
     )
     candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
         lines.filter(F.contains(value, F.lit("\\u")))
@@ -163,12 +163,13 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         customers = lake.read(landing_table(Dataset.CUSTOMER))
         theirs = customers.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_semi")
         spellings |= _distinct(theirs, F.col("email"))
-        claimed |= _distinct(theirs, F.col("serialNumber"))
+        # lowered: a lake made before 0.3 keeps serial numbers as delivered until its next run
+        claimed |= _distinct(theirs, F.lower("serialNumber"))
         claims = customers.join(
-            _keys(lake, claimed), F.col("serialNumber") == F.col("key"), "left_semi"
+            _keys(lake, claimed), F.lower("serialNumber") == F.col("key"), "left_semi"
         )
         others = claims.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_anti")
-        shared = claimed & _distinct(others, F.col("serialNumber"))
+        shared = claimed & _distinct(others, F.lower("serialNumber"))
         claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
         readings = lake.read(landing_table(Dataset.ACCELEROMETER))
@@ -222,7 +223,8 @@ def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
     for dataset in (Dataset.CUSTOMER, Dataset.STEP_TRAINER):
         if lake.landing.exists(dataset):
             serials |= _landing_fields(lake, dataset, "serialNumber")
-    return {s for s in serials if keyed_hash(key, "serial", s) in wanted}
+    found = {normalised(s) for s in serials}
+    return {s for s in found if keyed_hash(key, "serial", s) in wanted}
 
 
 Match = tuple[list[str], str]  # keys, and the SQL saying when a row `t` matches a key `s.key`
@@ -249,13 +251,14 @@ def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, M
             if f"{prefix}_{zone}" in CATALOGUE:
                 matches[f"{prefix}_{zone}"] = _column_is(column, emails, lower=True)
     for zone in ("landing", "trusted"):
-        matches[f"step_trainer_{zone}"] = _column_is("serialNumber", serials)
+        matches[f"step_trainer_{zone}"] = _column_is("serialNumber", serials, lower=True)
     for dataset in Dataset:
         table = quarantine_table(dataset)
         if lake.exists(table):
             matches[table] = _lines_of(lake, table, "raw_line", subject)
     if lake.exists(ML) and lake.table_rules(ML) is Rules.UDACITY:
-        users, devices = _column_is("user", emails, lower=True), _column_is("serialNumber", serials)
+        users = _column_is("user", emails, lower=True)
+        devices = _column_is("serialNumber", serials, lower=True)
         matches[ML] = (users[0] + devices[0], f"({users[1]}) OR ({devices[1]})")
     else:
         matches[ML] = _column_is("subject_key", set(entry.subject_keys))

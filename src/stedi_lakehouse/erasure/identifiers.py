@@ -21,10 +21,10 @@ def decoded(line: bytes | str) -> str:
     return text.lstrip("\ufeff").strip()
 
 
-def normalised(kind: str, value: str) -> str:
+def normalised(value: str) -> str:
     """An identifier as it is matched: without surrounding white space (a line validation
-    quarantines for it is still theirs), an address in lower case."""
-    return value.strip().lower() if kind == "email" else value.strip()
+    quarantines for it is still theirs), in lower case (as the landing tables keep it)."""
+    return value.strip().lower()
 
 
 def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
@@ -39,7 +39,7 @@ def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
     for name, kind in IDENTIFIER_FIELDS.items():
         value = record.get(name)
         if isinstance(value, str | int | float) and not isinstance(value, bool):
-            found[kind].add(normalised(kind, str(value)))
+            found[kind].add(normalised(str(value)))
     return found
 
 
@@ -50,7 +50,7 @@ def loose_text(line: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class Subject:
-    """The identifiers of one or more people to find: e-mail addresses (lower case) and
+    """The identifiers of one or more people to find, normalised: e-mail addresses and
     serial numbers of devices only they claimed."""
 
     emails: frozenset[str] = frozenset()
@@ -65,7 +65,7 @@ class Subject:
         if found is not None:
             return bool(found["email"] & self.emails or found["serial"] & self.serials)
         text = loose_text(line)
-        words = self.emails | {s.lower() for s in self.serials}
+        words = self.emails | self.serials
         return any(
             re.search(rf"(?<!{_WORD}){re.escape(word)}(?!{_WORD})", text) for word in words if word
         )

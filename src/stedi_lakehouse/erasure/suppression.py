@@ -7,16 +7,17 @@ the exclusion `erased person`, and removes the lines from the raw landing files.
 """
 
 from dataclasses import dataclass, field
+from itertools import product
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.tables import Dataset, Table
+from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
 from stedi_lakehouse.erasure.identifiers import Subject, normalised
 from stedi_lakehouse.errors import ConfigError
-from stedi_lakehouse.keys import keyed_hash
-from stedi_lakehouse.lake.tables import Lake, local_frame
+from stedi_lakehouse.keys import fingerprint_record, keyed_hash
+from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
 
 SUPPRESSIONS = Table.SUPPRESSIONS
 ERASED = "erased person"
@@ -26,6 +27,10 @@ IDENTIFIER = {  # the column naming whose a record is, and its kind
     Dataset.ACCELEROMETER: ("user", "email"),
     Dataset.STEP_TRAINER: ("serialNumber", "serial"),
 }
+NO_KEY = (
+    "no pseudonym key: this lake has erased people whose later deliveries must be recognised; "
+    "set STEDI_PSEUDONYM_KEY"
+)
 _EMAIL_LIKE = r"[^\s\"',;:<>(){}\[\]\\]+@[^\s\"',;:<>(){}\[\]\\]+"
 
 
@@ -44,10 +49,7 @@ class Suppressed:
             return cls(key)
         rows = lake.read(SUPPRESSIONS).select("identifier_hash", "kind").collect()
         if rows and not key:
-            raise ConfigError(
-                "no pseudonym key: this lake has erased people whose later deliveries must be "
-                "recognised; set STEDI_PSEUDONYM_KEY"
-            )
+            raise ConfigError(NO_KEY)
         hashes = frozenset(r[0] for r in rows if r[1] != SHARED_SERIAL)
         return cls(key, hashes, frozenset(r[0] for r in rows if r[1] == SHARED_SERIAL))
 
@@ -62,26 +64,57 @@ class Suppressed:
         return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
-        assert self.key is not None
-        return {v for v in values if keyed_hash(self.key, kind, v) in self.hashes}
+        """Those of `values` (as delivered) listed, normalised. A lake made before 0.3 listed
+        serial numbers as delivered, not in lower case: either spelling is theirs."""
+        key = self.key
+        assert key is not None
 
-    def subject(self, dataset: Dataset, accepted: DataFrame, quarantined: DataFrame) -> Subject:
-        """Whose records, among these new ones, are of erased people."""
+        def listed(value: str) -> bool:
+            return keyed_hash(key, kind, value) in self.hashes
+
+        return {normalised(v) for v in values if listed(normalised(v)) or listed(v.strip())}
+
+    def subject(self, dataset: Dataset, delivered: DataFrame, quarantined: DataFrame) -> Subject:
+        """Whose records, among these new ones (accepted, as `delivered`; quarantined), are of
+        erased people."""
         if not self.hashes:
             return Subject()
         column, kind = IDENTIFIER[dataset]
-        values = _distinct(accepted, F.col(column))
+        values = _distinct(delivered, F.col(column))
         raw = F.col("raw_line")
         for name in ("email", "user", "serialNumber"):
             values |= _distinct(quarantined, F.get_json_object(raw, f"$.{name}"))
         tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
         values |= _distinct(quarantined, tokens)
-        emails = self._erased("email", {normalised("email", v) for v in values})
-        serials = self._erased("serial", {normalised("serial", v) for v in values})
+        emails, serials = self._erased("email", values), self._erased("serial", values)
         subject = Subject(frozenset(emails), frozenset(serials))
         if subject:
             self.found[dataset] = subject
         return subject
+
+
+def list_lower_case(lake: Lake, key: bytes | None, serials: set[str]) -> None:
+    """List in lower case those of these serial numbers (spelt otherwise) that a lake made
+    before 0.3 listed as delivered, about to lower them: a device an erased person shared
+    stays ambiguous."""
+    if not serials or not lake.exists(SUPPRESSIONS):
+        return
+    rows = lake.read(SUPPRESSIONS).select("identifier_hash", "kind", "erased_at").collect()
+    if not rows:
+        return
+    if not key:
+        raise ConfigError(NO_KEY)
+    listed = {(r[0], r[1]): r[2] for r in rows}
+    added = {}
+    for serial, kind in product(sorted(serials), ("serial", SHARED_SERIAL)):
+        erased_at = listed.get((keyed_hash(key, "serial", serial), kind))
+        lowered = (keyed_hash(key, "serial", normalised(serial)), kind)
+        if erased_at is not None and lowered not in listed:
+            added[lowered] = erased_at
+    if added:
+        made = [Suppression(identifier_hash=h, kind=k, erased_at=t) for (h, k), t in added.items()]
+        frame = records_frame(lake.spark, Suppression, made)
+        lake.append(frame, SUPPRESSIONS, metadata=fingerprint_record(key))
 
 
 def _distinct(df: DataFrame, column: Column) -> set[str]:
@@ -97,7 +130,7 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
     values = subject.emails if kind == "email" else subject.serials
     schema = T.StructType([T.StructField("erased", T.StringType())])
     keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
-    value = F.lower(F.trim(column)) if kind == "email" else F.trim(column)
+    value = F.lower(F.trim(column))
     return df.join(F.broadcast(keys), value == F.col("erased"), "left_anti")
 
 

@@ -15,8 +15,8 @@ from stedi_lakehouse.transforms import trusted as tr
 
 # Recorded with each commit: the run that made it, and whether it added rows outside its scope.
 RUN_KEY, ADDS_KEY = "run_id", "adds"
-# and that its addresses are in lower case (a table without it was made before 0.3)
-ADDRESSES_KEY, LOWER_CASE = "addresses", "lower case"
+# and that its addresses and serial numbers are in lower case (not so in a lake made before 0.3)
+IDENTIFIERS_KEY, LOWER_CASE = "identifiers", "lower case"
 
 
 class Mark(NamedTuple):

@@ -18,8 +18,8 @@ from stedi_lakehouse.lake.tables import Lake, TableWrite
 from stedi_lakehouse.pipeline import curated, ingest, trusted
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.bookmarks import (
-    ADDRESSES_KEY,
     ADDS_KEY,
+    IDENTIFIERS_KEY,
     LOWER_CASE,
     RUN_KEY,
     Bookmarks,
@@ -95,6 +95,9 @@ class Stages:
             self._suppressed = sup.Suppressed.of(self.lake, self.pseudonym_key)
         return self._suppressed
 
+    def suppressions_changed(self) -> None:
+        self._suppressed = None  # read again when next used
+
     def expect(
         self,
         when: When,
@@ -125,7 +128,7 @@ class Stages:
 
     def lower_case(self, table: str) -> bool:
         """Whether the table's addresses are in lower case (it was written since 0.3)."""
-        return self.lake.table_metadata(table).get(ADDRESSES_KEY) == LOWER_CASE
+        return self.lake.table_metadata(table).get(IDENTIFIERS_KEY) == LOWER_CASE
 
     def write(
         self,
@@ -141,7 +144,7 @@ class Stages:
         commit recording `recorded` beside the run's id."""
         self.progress(f"writing {table}")
         started = time.monotonic()
-        metadata = {RUN_KEY: self.run_id, ADDRESSES_KEY: LOWER_CASE}
+        metadata = {RUN_KEY: self.run_id, IDENTIFIERS_KEY: LOWER_CASE}
         metadata |= ({ADDS_KEY: "true"} if adds else {}) | (recorded or {})
         # nothing in the table to replace: its rows are added, no files searched for
         append = scope.empty if adds else self._only_new_rows(table, scope)

@@ -21,7 +21,8 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.lake.tables import local_frame
-from stedi_lakehouse.pipeline.bookmarks import ADDRESSES_KEY, LOWER_CASE
+from stedi_lakehouse.pipeline.bookmarks import IDENTIFIERS_KEY, LOWER_CASE
+from stedi_lakehouse.pipeline.lookups import distinct_values
 from stedi_lakehouse.pipeline.quality import quarantine_counts
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
@@ -30,6 +31,7 @@ from stedi_lakehouse.transforms import validation as val
 if TYPE_CHECKING:
     from stedi_lakehouse.pipeline.context import Stages
 
+SERIAL = "serialNumber"
 # The field the latest customer record is chosen by, and how far ahead of the run it may be.
 LATEST_RECORD_FIELD, DAY_MS = "lastUpdateDate", 86_400_000
 
@@ -50,14 +52,21 @@ class Batch:
         self.validated.unpersist()
 
 
-def addresses_in_lower_case(stages: Stages) -> None:
-    """Lower the addresses of a lake made before 0.3, which kept them as delivered: once, in
-    the landing tables (the trusted and curated tables made then are rebuilt whole)."""
+def identifiers_in_lower_case(stages: Stages) -> None:
+    """Lower the addresses and serial numbers of a lake made before 0.3, which kept them as
+    delivered: once, in the landing tables (the trusted and curated tables made then are
+    rebuilt whole), the serial numbers on the suppression list listed in lower case first."""
+    lake = stages.lake
     for dataset, contract in RECORD_CONTRACTS.items():
         table, fields = landing_table(dataset), lowered(contract)
-        if fields and stages.lake.exists(table) and not stages.lower_case(table):
-            stages.progress(f"{table}: addresses to lower case (the lake was made before 0.3)")
-            stages.lake.to_lower_case(table, fields, metadata={ADDRESSES_KEY: LOWER_CASE})
+        if not fields or not lake.exists(table) or stages.lower_case(table):
+            continue
+        stages.progress(f"{table}: identifiers to lower case (the lake was made before 0.3)")
+        if SERIAL in fields:
+            serials = lake.read(table).filter(F.col(SERIAL) != F.lower(SERIAL))
+            sup.list_lower_case(lake, stages.pseudonym_key, distinct_values(serials, SERIAL))
+            stages.suppressions_changed()
+        lake.to_lower_case(table, fields, metadata={IDENTIFIERS_KEY: LOWER_CASE})
 
 
 def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | None:
@@ -109,7 +118,8 @@ def ingest(
     accepted = val.accepted(validated, contract=contract)
     quarantined = val.quarantined(validated)
     try:
-        erased = stages.suppressed.subject(dataset, accepted, quarantined)
+        delivered = val.accepted(validated, contract=contract, as_delivered=True)
+        erased = stages.suppressed.subject(dataset, delivered, quarantined)
         if erased:  # lines of people erased before: counted, never kept
             kept = sup.not_erased(lake, accepted, dataset, erased)
             kept_lines = sup.lines_not_erased(quarantined, erased)

@@ -22,7 +22,7 @@ from stedi_lakehouse.contracts.tables import (
     tables_in,
 )
 from stedi_lakehouse.erasure import suppression as sup
-from stedi_lakehouse.pipeline.ingest import addresses_in_lower_case, ingest, read_batch
+from stedi_lakehouse.pipeline.ingest import identifiers_in_lower_case, ingest, read_batch
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
@@ -55,7 +55,7 @@ def trusted(stages: Stages) -> StageReport:
         stages.progress("trusted: no new landing files")
         return report
     stages.check_key(stages.pseudonym_key)
-    addresses_in_lower_case(stages)
+    identifiers_in_lower_case(stages)
     report.datasets.update({d: DatasetCounts(d) for d in Dataset})
     batches = [b for b in together(*[partial(read_batch, stages, d, new[d]) for d in Dataset]) if b]
     try:

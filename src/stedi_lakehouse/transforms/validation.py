@@ -162,10 +162,12 @@ def without_good_lines(validated: DataFrame) -> DataFrame:
     return validated.withColumn("value", F.when(F.col(REASON).isNotNull(), F.col("value")))
 
 
-def accepted(validated: DataFrame, *, contract: type[BaseModel]) -> DataFrame:
-    """The valid records, typed by the contract (values it keeps in lower case lowered), with
-    their source file."""
-    lower = set(lowered(contract))
+def accepted(
+    validated: DataFrame, *, contract: type[BaseModel], as_delivered: bool = False
+) -> DataFrame:
+    """The valid records, typed by the contract (values it keeps in lower case lowered, unless
+    `as_delivered`), with their source file."""
+    lower = set() if as_delivered else set(lowered(contract))
     fields = {name: F.col(RECORD)[name] for name in columns(contract)}
     return validated.filter(F.col(REASON).isNull()).select(
         *[(F.lower(c) if name in lower else c).alias(name) for name, c in fields.items()],
