@@ -127,7 +127,8 @@ class Stages:
         )
 
     def lower_case(self, table: str) -> bool:
-        """Whether the table's addresses are in lower case (it was written since 0.3)."""
+        """Whether the table's addresses and serial numbers are in lower case (it was written
+        since 0.3)."""
         return self.lake.table_metadata(table).get(IDENTIFIERS_KEY) == LOWER_CASE
 
     def write(

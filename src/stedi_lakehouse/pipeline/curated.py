@@ -50,7 +50,7 @@ def curated(stages: Stages, *, pseudonym_key: bytes | None) -> StageReport:
     steps = lake.read(Table.STEP_TRAINER_TRUSTED, rules=rules)
     if not all(stages.lower_case(t) for t in tables_in(Zone.TRUSTED)):
         raise RulesMismatchError(
-            "the trusted tables were made before 0.3, with addresses as delivered: "
+            "the trusted tables were made before 0.3, with identifiers as delivered: "
             f"run `stedi-lake promote trusted --rules {rules}` first"
         )
     if rules is Rules.PRIVACY and not pseudonym_key:
