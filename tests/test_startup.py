@@ -1,5 +1,5 @@
-"""How the local JVM is started: from the class-data archive when there is one, and with the
-quick (C1-only) compiler for small work. Settings only: no JVM is started here."""
+"""How the local JVM is started: from the class-data archive when there is one, with the quick
+(C1-only) compiler for small work, and under a locale that lowers letters as Python does."""
 
 import os
 import subprocess
@@ -114,3 +114,50 @@ def test_a_metastore_a_killed_process_left_half_made_is_made_again(tmp_path):
     (half / "service.properties").write_text("derby")
     mend_half_made_metastore(tmp_path)
     assert (half / "service.properties").exists()  # a whole one is kept
+
+
+# Builds a session under a Turkish JVM locale, from the factory or plainly, and says whether
+# it lowers letters as Python does.
+_LOWERS_AS_PYTHON = """
+import sys
+from pyspark.sql import SparkSession
+from stedi_lakehouse.errors import ConfigError
+from stedi_lakehouse.lake.session import build_session, check_case_mapping
+from stedi_lakehouse.settings import load_settings
+
+if sys.argv[1] == "factory":
+    spark = build_session(load_settings("test"), sys.argv[2])
+else:
+    spark = SparkSession.builder.master("local[1]").getOrCreate()
+try:
+    check_case_mapping(spark)
+    print("agrees")
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+def test_a_jvm_under_a_turkish_locale_lowers_identifiers_as_forget_does(tmp_path):
+    """Spark lowers under the JVM's locale, `forget` under none: the JVMs the lake starts pin
+    theirs, and one it did not start whose lowering differs is refused."""
+    env = cli_env(JAVA_TOOL_OPTIONS="-Duser.language=tr -Duser.country=TR")
+    started = {
+        how: subprocess.Popen(
+            [sys.executable, "-c", _LOWERS_AS_PYTHON, how, str(tmp_path / how)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for how in ("factory", "plain")
+    }
+    said = {how: process.communicate(timeout=300)[0].strip() for how, process in started.items()}
+    assert said["factory"] == "agrees"
+    assert said["plain"].startswith("this Spark lowers 'ÉIİ' to 'éıi',"), said["plain"]
+    assert "-Duser.language=en" in said["plain"]
+
+
+def test_no_java_option_undoes_the_lakes_locale(test_settings):
+    turkish = _with_spark(test_settings, java_options="-Duser.language=tr -Duser.country=TR")
+    options = _java_options(turkish)
+    assert options.endswith("-Duser.language=en -Duser.country=US"), options

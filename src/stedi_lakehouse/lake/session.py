@@ -84,6 +84,30 @@ def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builde
     return builder.config("spark.pyspark.python", sys.executable)
 
 
+# Spark lowers letters under the JVM's default locale (Turkish and Azeri lower "I" to a dotless
+# "ı"); `forget` lowers addresses in Python, under none. Identifiers kept in lower case must be
+# lowered alike on both sides, so the JVMs we start use a locale without special case rules.
+LOCALE_OPTIONS = "-Duser.language=en -Duser.country=US"
+CASE_PROBE = "ÉIİ"
+
+
+def check_case_mapping(spark: SparkSession) -> None:
+    """Refuse an engine we did not start (spark-submit's cluster, a Spark Connect endpoint)
+    whose executors lower letters otherwise than Python: the lake's identifiers would not
+    match the ones `forget` looks for."""
+    from pyspark.sql import functions as F
+
+    probe = F.concat(F.lit(CASE_PROBE), F.col("id").cast("string"))  # lowered by an executor
+    row = spark.range(1).select(F.lower(probe)).first()
+    lowered = row[0].removesuffix("0") if row is not None else None
+    if lowered != CASE_PROBE.lower():
+        raise ConfigError(
+            f"this Spark lowers {CASE_PROBE!r} to {lowered!r}, not {CASE_PROBE.lower()!r}: its "
+            f"JVMs' locale has other case rules; start the driver and executors with "
+            f"{LOCALE_OPTIONS} (spark.driver.extraJavaOptions, spark.executor.extraJavaOptions)"
+        )
+
+
 def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:
     log4j = resources.files("stedi_lakehouse") / "log4j2.properties"
     options = [f"-Dlog4j.configurationFile=file:{log4j}", settings.spark.java_options]
@@ -97,6 +121,7 @@ def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Bu
         # C1-compiled code only: the JVM does not spend one of few cores on the optimising
         # compiler early on; long work runs slower (docs/performance.md).
         options.append("-XX:TieredStopAtLevel=1")
+    options.append(LOCALE_OPTIONS)  # last: no other option may undo it
     return builder.config("spark.driver.memory", settings.spark.driver_memory).config(
         "spark.driver.extraJavaOptions", " ".join(o for o in options if o)
     )
@@ -289,6 +314,8 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     except (PySparkException, Py4JJavaError) as exc:
         raise ConfigError(_not_started(exc, log, logged)) from None
     spark.sparkContext.setLogLevel("ERROR")
+    if submitted:
+        check_case_mapping(spark)
     if embedded:
         # Derby boots at the first catalog access: its log goes beside the metastore, not to cwd.
         jvm = spark.sparkContext._jvm
@@ -337,6 +364,7 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
         for key, value in options.items():
             if key not in DELTA_SQL:  # static: the endpoint's own
                 spark.conf.set(key, value)
+        check_case_mapping(spark)  # an endpoint `stedi-lake server` did not start
     return spark
 
 
