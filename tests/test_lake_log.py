@@ -120,3 +120,19 @@ def test_status_and_history_import_no_pyspark(built, command):
     imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines()]
     assert "deltalake" in imported
     assert not [m for m in imported if m.split(".")[0] in ("pyspark", "py4j", "delta")]
+
+
+def test_a_commit_holding_unicode_line_separators_is_read_whole(tmp_path):
+    """JSON keeps U+2028, U+0085 and the like unescaped inside strings (a predicate that
+    strips white space names them): a commit's lines end at "\\n" only."""
+    from stedi_lakehouse.lake.delta_log import DeltaLog
+    from stedi_lakehouse.lake.storage import Storage
+
+    log = tmp_path / "table" / "_delta_log"
+    log.mkdir(parents=True)
+    predicate = "lower(btrim(t.serialNumber, ' \x85\u2028\u2029\x1c')) = s.key"
+    info = {"commitInfo": {"operation": "MERGE", "operationParameters": {"predicate": predicate}}}
+    text = json.dumps({"protocol": {}}) + "\n" + json.dumps(info, ensure_ascii=False) + "\n"
+    (log / "00000000000000000000.json").write_text(text, encoding="utf-8")
+    commit = DeltaLog(Storage(str(tmp_path))).last_commit(str(tmp_path / "table"))
+    assert commit["operationParameters"]["predicate"] == predicate

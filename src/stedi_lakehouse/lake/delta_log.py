@@ -27,7 +27,9 @@ class DeltaLog:
             text = self.storage.read(log)
             if text is None:  # vacuumed since it was listed
                 continue
-            actions = (json.loads(line) for line in text.decode("utf-8").splitlines() if line)
+            # lines end at "\n" only: a JSON string may hold U+2028 and the like unescaped
+            lines = text.decode("utf-8").split("\n")
+            actions = (json.loads(line) for line in lines if line)
             info: dict = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
             yield {**info, "version": version}
 
