@@ -125,6 +125,17 @@ def _email(value: Any) -> str:
     return text.lower()  # one person's address in any letter case
 
 
+# Unicode's White_Space: what Python's `\s` matches, less U+001C to U+001F
+_AROUND = re.compile(r"^[^\S\x1c-\x1f]+|[^\S\x1c-\x1f]+$")
+
+
+def _serial(value: Any) -> str:
+    text = _AROUND.sub("", _string(value))
+    if not text:
+        raise Invalid("empty serial number")
+    return text.lower()  # one device's in any letter case, white space around it or not
+
+
 # field name -> (parser, required)
 Schema = dict[str, tuple[Callable[[Any], Any], bool]]
 SCHEMAS: dict[str, Schema] = {
@@ -133,7 +144,7 @@ SCHEMAS: dict[str, Schema] = {
         "email": (_email, True),
         "phone": (_string, False),
         "birthDay": (_string, False),
-        "serialNumber": (_string, True),
+        "serialNumber": (_serial, True),
         "registrationDate": (_epoch, True),
         "lastUpdateDate": (_epoch, True),
         "shareWithResearchAsOfDate": (_epoch, False),
@@ -149,7 +160,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "step_trainer": {
         "sensorReadingTime": (_epoch, True),
-        "serialNumber": (_string, True),
+        "serialNumber": (_serial, True),
         "distanceFromObject": (_distance, True),
     },
 }

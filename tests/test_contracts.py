@@ -1,5 +1,6 @@
 """Contracts are the one source of schema and rules; Spark and Pydantic must agree on them."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,10 +8,15 @@ from pydantic import ValidationError
 from pyspark.sql import types as T
 
 from stedi_lakehouse.cli.render import catalogue_markdown
-from stedi_lakehouse.contracts.landing import AccelerometerReading, CustomerRecord
+from stedi_lakehouse.contracts.landing import (
+    AccelerometerReading,
+    CustomerRecord,
+    StepTrainerReading,
+)
 from stedi_lakehouse.contracts.spark import columns, field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, RECORD_CONTRACTS, Dataset
-from stedi_lakehouse.transforms.validation import REASON, validate
+from stedi_lakehouse.erasure.identifiers import normalised
+from stedi_lakehouse.transforms.validation import REASON, accepted, validate
 from tests.helpers import ROOT, SAMPLE
 
 
@@ -84,3 +90,56 @@ def test_spark_validation_agrees_with_pydantic_on_every_sample_line(spark, datas
     disagreements = [line for line in lines if spark_verdicts[line] != pydantic_accepts(line)]
     assert disagreements == []
     assert 0 < sum(spark_verdicts.values()) < len(lines)  # the sample has both kinds
+
+
+# Identifiers spelt as a hostile or careless sender might: white space of every kind around
+# them (U+001C is white space to Python's str.strip only), inside them, or nothing else.
+_SPELLINGS = [
+    " ABC-1 ",
+    "\tabc-1\n",
+    "\u00a0Abc-1\u3000",
+    "abc-1\x1c",
+    "ab c-1",
+    " \u2028 ",
+    "A@X.IO",
+    " a@x.io",
+    "a@x.io\u00a0",
+    "a\u2009b@x.io",
+]
+_LINES = {
+    "serialNumber": (
+        StepTrainerReading,
+        '{"sensorReadingTime": 1655564000000, "serialNumber": %s, "distanceFromObject": 1}',
+    ),
+    "user": (
+        AccelerometerReading,
+        '{"user": %s, "timestamp": 1655564000000, "x": 1, "y": 2, "z": 3}',
+    ),
+}
+
+
+@pytest.mark.parametrize("field", list(_LINES))
+def test_spark_keeps_identifiers_as_pydantic_does(spark, field):
+    """Verdict and kept value alike, so one device or person is one value in every table; and
+    the value kept is the one `forget` looks for (stripped and lowered in Python)."""
+    contract, line = _LINES[field]
+    lines = [line % json.dumps(spelling) for spelling in _SPELLINGS]
+    df = spark.createDataFrame(
+        [(text, str(i)) for i, text in enumerate(lines)], "value string, source_file string"
+    )
+    rows = accepted(validate(df, contract=contract), contract=contract).collect()
+    by_spark = {lines[int(r["source_file"])]: r[field] for r in rows}
+
+    def by_pydantic(text: str) -> str | None:
+        try:
+            return getattr(contract.model_validate_json(text), field)
+        except ValidationError:
+            return None
+
+    assert by_spark == {t: v for t in lines if (v := by_pydantic(t)) is not None}
+    assert all(normalised(v) == v for v in by_spark.values())
+    kept = [by_spark.get(text) for text in lines]
+    if field == "serialNumber":  # padded or in capitals: kept as the one device
+        assert kept[:6] == ["abc-1"] * 3 + ["abc-1\x1c", "ab c-1", None]
+    else:  # an address with white space in or around it is refused, as before
+        assert kept[6:] == ["a@x.io", None, None, None]

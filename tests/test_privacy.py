@@ -92,10 +92,11 @@ def test_a_withdrawal_spelt_in_other_letters_takes_out_all_that_is_theirs(
 
 def as_a_lake_made_before_0_3(lake: Lake) -> None:
     """Make `lake` as 0.2 left it: addresses and serial numbers as delivered (here in
-    capitals), and no commit recording that they are in lower case. Pseudonyms change too, to
-    see them made again."""
+    capitals, serial numbers with white space around them), and no commit recording that they
+    are in lower case. Pseudonyms change too, to see them made again."""
     changes = {"subject_key": "concat('old-', subject_key)"}
-    changes |= {c: c for c in ("email", "user", "serialNumber")}
+    changes |= {c: c for c in ("email", "user")}
+    changes["serialNumber"] = "concat(' ', serialNumber, '\\u00a0')"
     for name in DATA_TABLES:
         path, metadata = lake.table_path(name), lake.table_metadata(name)
         metadata.pop(IDENTIFIERS_KEY)
@@ -140,7 +141,7 @@ def test_forget_on_a_lake_made_before_0_3_before_its_next_run_reaches_everything
     sample_lake_copy,
 ):
     """Upgraded, then a forget before any run: the lake still holds addresses and serial
-    numbers as delivered (here in capitals); the forget finds every spelling. The delivered
+    numbers as delivered (in capitals, padded); the forget finds every spelling. The delivered
     customer files were cleared away, so only the tables say which device is theirs."""
     lake = sample_lake_copy
     person = pick_person(lake)
@@ -393,8 +394,8 @@ def test_a_device_a_forgotten_person_shared_stays_nobodys(
     assert counts.excluded.get("ambiguous device", 0) > 0
     # the other forgotten too: the device is then only ever theirs, its later readings dropped
     forget(lake, other, pseudonym_key=KEY, progress=lambda _: None)
-    later = {"sensorReadingTime": 1655564000123, "serialNumber": serial.upper()}
-    later |= {"distanceFromObject": 1}  # its serial in other letters: still the device
+    later = {"sensorReadingTime": 1655564000123, "serialNumber": f"\t{serial.upper()}\u3000"}
+    later |= {"distanceFromObject": 1}  # its serial in other letters, padded: still the device
     (Path(lake.root) / "landing" / "step_trainer" / "later.json").write_text(json.dumps(later))
     counts = run(lake).datasets["step_trainer"]
     assert counts.excluded.get("erased person") == 1
@@ -413,15 +414,16 @@ def a_shared_device(lake: Lake) -> tuple[str, list[str]]:
 
 
 def test_a_device_claimed_again_in_other_letters_is_ambiguous(sample_lake_copy):
-    """A serial number names one device in any letter case: a second claim spelt otherwise
-    makes the device's readings nobody's, as any second claim does."""
+    """A serial number names one device in any letter case and white space around it: a
+    second claim spelt otherwise makes the device's readings nobody's, as any second claim
+    does."""
     lake = sample_lake_copy
     person = pick_person(lake)
     of_device = F.col("serialNumber") == person["serial"]
     assert lake.read("step_trainer_trusted").filter(of_device).count() > 0
     claim = withdrawal(lake, person["email"]) | {
         "email": "another.person@example.com",
-        "serialNumber": person["serial"].upper(),
+        "serialNumber": f" {person['serial'].upper()}\u00a0",
     }
     (Path(lake.root) / "landing" / "customer" / "claim.json").write_text(json.dumps(claim))
     counts = run(lake).datasets["step_trainer"]

@@ -92,9 +92,11 @@ def test_step_trainer_distance_must_be_a_non_negative_integer(spark):
 
 
 def test_serial_number_must_not_be_empty(spark):
+    """Nor white space only: a serial number is kept without the white space around it."""
     base = '{"sensorReadingTime":1655564444103,"serialNumber":%s,"distanceFromObject":218}'
-    reasons = _reasons(spark, StepTrainerReading, base % '"s1"', base % '""', base % '" "')
-    assert reasons == {base % '""': "'serialNumber' must not be empty, got ''"}
+    reasons = _reasons(spark, StepTrainerReading, base % '"s1"', base % '""', base % '" \\t"')
+    empty = "'serialNumber' must not be empty, got ''"
+    assert reasons == {base % '""': empty, base % '" \\t"': empty}
 
 
 def test_optional_field_of_the_wrong_type_is_not_silently_nulled(spark):

@@ -17,7 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.types import EMAIL_PATTERN
+from stedi_lakehouse.contracts.types import EMAIL_PATTERN, WHITE_SPACE
 
 _SPARK_TYPES: dict[type, T.DataType] = {
     str: T.StringType(),
@@ -103,6 +103,7 @@ class FieldRule:
     required: bool
     checks: tuple[Check, ...]
     lower: bool = False  # a value kept in lower case (checked as delivered)
+    strip: bool = False  # a value kept without white space around it (checked so)
 
     @property
     def type_word(self) -> str:
@@ -130,13 +131,36 @@ def _check(meta: Any) -> Check | None:
         )
     if pattern := getattr(meta, "pattern", None):
         word = _PATTERN_WORDS.get(pattern, f"matching {pattern}")
-        return Check(lambda c: c.rlike(pattern), f"must be {word}")
+        # Unicode classes, as Pydantic's patterns have: Java's `\s` is ASCII's otherwise
+        return Check(lambda c: c.rlike(f"(?U){pattern}"), f"must be {word}")
     return None
 
 
 def lowered(contract: type[BaseModel]) -> list[str]:
     """The fields of a contract whose values are kept in lower case."""
     return [rule.name for rule in field_rules(contract) if rule.lower]
+
+
+def stripped(rule: FieldRule, value: Column) -> Column:
+    """The value as its rules are checked: without white space around it, if kept so."""
+    return F.btrim(value, F.lit(WHITE_SPACE)) if rule.strip else value
+
+
+def kept(rule: FieldRule, value: Column) -> Column:
+    """The value as the lake keeps it: stripped and lowered, as its contract says."""
+    return F.lower(stripped(rule, value)) if rule.lower else stripped(rule, value)
+
+
+def identifier(value: Column) -> Column:
+    """An address or serial number as it is matched (`erasure.identifiers.normalised`):
+    stripped and lowered, whatever a lake made before kept."""
+    return F.lower(F.btrim(value, F.lit(WHITE_SPACE)))
+
+
+def identifier_sql(column: str) -> str:
+    """`identifier` in SQL text, for `column`."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in WHITE_SPACE)
+    return f"lower(btrim({column}, '{escaped}'))"
 
 
 def field_rules(contract: type[BaseModel]) -> list[FieldRule]:
@@ -146,6 +170,7 @@ def field_rules(contract: type[BaseModel]) -> list[FieldRule]:
         metadata = [*field.metadata, *_unwrap(field.annotation)[1]]
         checks = tuple(c for c in map(_check, metadata) if c is not None)
         lower = any(getattr(meta, "to_lower", False) for meta in metadata)
+        strip = any(getattr(meta, "strip_whitespace", False) for meta in metadata)
         data_type = spark_type(field.annotation)
-        rules.append(FieldRule(name, data_type, field.is_required(), checks, lower))
+        rules.append(FieldRule(name, data_type, field.is_required(), checks, lower, strip))
     return rules

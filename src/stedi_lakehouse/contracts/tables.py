@@ -50,8 +50,8 @@ class Lineage(BaseModel):
 
 
 class CustomerLanding(Lineage, CustomerRecord):
-    """One row per valid customer record as delivered, address and serial in lower case
-    (several per email when updated)."""
+    """One row per valid customer record as delivered, address and serial in lower case (the
+    serial stripped; several per email when updated)."""
 
 
 class AccelerometerLanding(Lineage, AccelerometerReading):
@@ -59,7 +59,8 @@ class AccelerometerLanding(Lineage, AccelerometerReading):
 
 
 class StepTrainerLanding(Lineage, StepTrainerReading):
-    """One row per valid step-trainer reading as delivered, its serial in lower case."""
+    """One row per valid step-trainer reading as delivered, its serial stripped and in lower
+    case."""
 
 
 class Quarantined(BaseModel):

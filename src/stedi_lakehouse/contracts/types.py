@@ -22,9 +22,19 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT64)]
 Text = Annotated[str, Field(min_length=1)]
 """A non-empty JSON string (a JSON number is taken as its text)."""
 
-Serial = Annotated[str, Field(min_length=1), StringConstraints(to_lower=True)]
-"""A device's serial number (a UUID): one device's in any letter case, so kept in lower case
-(two claims of one device spelt differently make it ambiguous all the same)."""
+# Unicode's White_Space characters: what Pydantic strips, and so what Spark (`btrim`) and
+# `forget` (Python, whose `str.strip` would also take U+001C to U+001F) strip too.
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+Serial = Annotated[
+    str, Field(min_length=1), StringConstraints(strip_whitespace=True, to_lower=True)
+]
+"""A device's serial number (a UUID): one device's in any letter case and with white space
+around it, so kept stripped and in lower case (two claims of one device spelt differently make
+it ambiguous all the same)."""
 
 Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True)]
 """An e-mail address: something@somewhere, no spaces. Kept in lower case: an address names one

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.spark import identifier, identifier_sql, spark_schema
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
     Dataset,
@@ -128,9 +128,9 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
     named = (
         F.contains(F.lower(value), key)
-        | (F.lower(field["email"]) == key)
-        | (F.lower(field["user"]) == key)
-        | (F.lower(F.get_json_object(value, "$.serialNumber")) == key)
+        | (identifier(field["email"]) == key)
+        | (identifier(field["user"]) == key)
+        | (identifier(F.get_json_object(value, "$.serialNumber")) == key)
     )
     candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
         lines.filter(F.contains(value, F.lit("\\u")))
@@ -161,19 +161,20 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     claimed, shared = _claimed_in_lines(lake, email), set()
     if lake.exists(landing_table(Dataset.CUSTOMER)):
         customers = lake.read(landing_table(Dataset.CUSTOMER))
-        theirs = customers.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_semi")
+        # normalised: a lake made before 0.3 keeps identifiers as delivered until its next run
+        email_is = identifier(F.col("email")) == F.col("key")
+        serial = identifier(F.col("serialNumber"))
+        theirs = customers.join(_keys(lake, {email}), email_is, "left_semi")
         spellings |= _distinct(theirs, F.col("email"))
-        # lowered: a lake made before 0.3 keeps serial numbers as delivered until its next run
-        claimed |= _distinct(theirs, F.lower("serialNumber"))
-        claims = customers.join(
-            _keys(lake, claimed), F.lower("serialNumber") == F.col("key"), "left_semi"
-        )
-        others = claims.join(_keys(lake, {email}), F.lower("email") == F.col("key"), "left_anti")
-        shared = claimed & _distinct(others, F.lower("serialNumber"))
+        claimed |= _distinct(theirs, serial)
+        claims = customers.join(_keys(lake, claimed), serial == F.col("key"), "left_semi")
+        others = claims.join(_keys(lake, {email}), email_is, "left_anti")
+        shared = claimed & _distinct(others, serial)
         claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
         readings = lake.read(landing_table(Dataset.ACCELEROMETER))
-        theirs = readings.join(_keys(lake, {email}), F.lower("user") == F.col("key"), "left_semi")
+        user_is = identifier(F.col("user")) == F.col("key")
+        theirs = readings.join(_keys(lake, {email}), user_is, "left_semi")
         spellings |= _distinct(theirs, F.col("user"))
     if not spellings and not claimed and not _only_in_lines(lake, email):
         return None
@@ -232,7 +233,7 @@ Match = tuple[list[str], str]  # keys, and the SQL saying when a row `t` matches
 
 def _column_is(column: str, values: set[str], *, lower: bool = False) -> Match:
     value = f"t.`{column}`"
-    return sorted(values), f"{f'lower({value})' if lower else value} = s.key"
+    return sorted(values), f"{identifier_sql(value) if lower else value} = s.key"
 
 
 def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
@@ -267,7 +268,7 @@ def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, M
 
 def person_to_forget(email: str) -> str:
     """The address as the lake holds it; none is an error before anything starts."""
-    target = email.strip().lower()
+    target = normalised(email)
     if not target:
         raise LakeError("--email must not be empty")
     return target

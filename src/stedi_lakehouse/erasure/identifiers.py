@@ -10,6 +10,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from stedi_lakehouse.contracts.types import WHITE_SPACE
+
 # The fields that say whose a record is, and what kind of identifier each holds.
 IDENTIFIER_FIELDS = {"email": "email", "user": "email", "serialNumber": "serial"}
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -24,7 +26,7 @@ def decoded(line: bytes | str) -> str:
 def normalised(value: str) -> str:
     """An identifier as it is matched: without surrounding white space (a line validation
     quarantines for it is still theirs), in lower case (as the landing tables keep it)."""
-    return value.strip().lower()
+    return value.strip(WHITE_SPACE).lower()
 
 
 def fields_of(line: bytes | str) -> dict[str, set[str]] | None:

@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from stedi_lakehouse.contracts.spark import identifier
 from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
 from stedi_lakehouse.erasure.identifiers import Subject, normalised
 from stedi_lakehouse.errors import ConfigError
@@ -107,7 +108,11 @@ def list_lower_case(lake: Lake, key: bytes | None, serials: set[str]) -> None:
     listed = {(r[0], r[1]): r[2] for r in rows}
     added = {}
     for serial, kind in product(sorted(serials), ("serial", SHARED_SERIAL)):
-        erased_at = listed.get((keyed_hash(key, "serial", serial), kind))
+        # listed as the table holds it, or stripped (as the lines delivered later were)
+        spellings = (
+            listed.get((keyed_hash(key, "serial", s), kind)) for s in {serial, serial.strip()}
+        )
+        erased_at = next((at for at in spellings if at is not None), None)
         lowered = (keyed_hash(key, "serial", normalised(serial)), kind)
         if erased_at is not None and lowered not in listed:
             added[lowered] = erased_at
@@ -130,7 +135,7 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
     values = subject.emails if kind == "email" else subject.serials
     schema = T.StructType([T.StructField("erased", T.StringType())])
     keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
-    value = F.lower(F.trim(column))
+    value = identifier(F.col(column))
     return df.join(F.broadcast(keys), value == F.col("erased"), "left_anti")
 
 

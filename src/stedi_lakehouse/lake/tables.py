@@ -5,7 +5,7 @@ commits), `catalog` (their names) and `landing` (the delivered files)."""
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
@@ -295,13 +295,16 @@ class Lake:
             )
         self.changed(name)
 
-    def to_lower_case(self, name: str, fields: Sequence[str], *, metadata: dict[str, str]) -> None:
-        """Rewrite the values of `fields` not in lower case in table `name`, then record
-        `metadata` beside the table's own: two commits, the second made even when no row
-        changed (Delta commits nothing for an UPDATE that matches none)."""
+    def to_lower_case(
+        self, name: str, fields: Mapping[str, str], *, metadata: dict[str, str]
+    ) -> None:
+        """Rewrite the values of the columns `fields` names that differ from their SQL
+        expression there (lowered) in table `name`, then record `metadata` beside the table's
+        own: two commits, the second made even when no row changed (Delta commits nothing for
+        an UPDATE that matches none)."""
         path, info = self.table_path(name), self.table_metadata(name) | metadata
-        lowered = ", ".join(f"{f} = lower({f})" for f in fields)
-        other = " OR ".join(f"{f} <> lower({f})" for f in fields)
+        lowered = ", ".join(f"{f} = {kept}" for f, kept in fields.items())
+        other = " OR ".join(f"{f} <> {kept}" for f, kept in fields.items())
         with self.setting(USER_METADATA, json.dumps(info)), self.described(f"lower {name}"):
             self.spark.sql(f"UPDATE delta.`{path}` SET {lowered} WHERE {other}")
             self.spark.sql(

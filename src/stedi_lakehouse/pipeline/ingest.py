@@ -11,7 +11,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import lowered, spark_schema
+from stedi_lakehouse.contracts.spark import identifier, identifier_sql, lowered, spark_schema
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
@@ -53,8 +53,8 @@ class Batch:
 
 
 def identifiers_in_lower_case(stages: Stages) -> None:
-    """Lower the addresses and serial numbers of a lake made before 0.3, which kept them as
-    delivered: once, in the landing tables (the trusted and curated tables made then are
+    """Lower (and strip) the addresses and serial numbers of a lake made before 0.3, which kept
+    them as delivered: once, in the landing tables (the trusted and curated tables made then are
     rebuilt whole), the serial numbers on the suppression list listed in lower case first."""
     lake = stages.lake
     for dataset, contract in RECORD_CONTRACTS.items():
@@ -63,10 +63,11 @@ def identifiers_in_lower_case(stages: Stages) -> None:
             continue
         stages.progress(f"{table}: identifiers to lower case (the lake was made before 0.3)")
         if SERIAL in fields:
-            serials = lake.read(table).filter(F.col(SERIAL) != F.lower(SERIAL))
+            serials = lake.read(table).filter(F.col(SERIAL) != identifier(F.col(SERIAL)))
             sup.list_lower_case(lake, stages.pseudonym_key, distinct_values(serials, SERIAL))
             stages.suppressions_changed()
-        lake.to_lower_case(table, fields, metadata={IDENTIFIERS_KEY: LOWER_CASE})
+        kept = {field: identifier_sql(field) for field in fields}
+        lake.to_lower_case(table, kept, metadata={IDENTIFIERS_KEY: LOWER_CASE})
 
 
 def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | None:

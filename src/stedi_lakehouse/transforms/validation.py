@@ -20,8 +20,9 @@ from stedi_lakehouse.contracts.spark import (
     FieldRule,
     columns,
     field_rules,
-    lowered,
+    kept,
     spark_schema,
+    stripped,
 )
 
 RECORD = "_record"
@@ -117,7 +118,7 @@ def _may_hold(rule: FieldRule, typed: Column) -> Column:
 
 def reason_column(rules: list[FieldRule]) -> Column:
     """Every rule a record breaks, '; '-separated; null for a valid record."""
-    typed = {rule.name: F.col(RECORD)[rule.name] for rule in rules}
+    typed = {rule.name: stripped(rule, F.col(RECORD)[rule.name]) for rule in rules}
     value_reasons = [r for rule in rules for r in _value_reasons(rule, typed[rule.name])]
     raw = F.from_json(F.col("value"), "map<string,string>", JSON_OPTIONS)
     full = (
@@ -165,12 +166,12 @@ def without_good_lines(validated: DataFrame) -> DataFrame:
 def accepted(
     validated: DataFrame, *, contract: type[BaseModel], as_delivered: bool = False
 ) -> DataFrame:
-    """The valid records, typed by the contract (values it keeps in lower case lowered, unless
-    `as_delivered`), with their source file."""
-    lower = set() if as_delivered else set(lowered(contract))
+    """The valid records, typed by the contract (values it keeps stripped or in lower case
+    so, unless `as_delivered`), with their source file."""
+    rules = {rule.name: rule for rule in field_rules(contract)}
     fields = {name: F.col(RECORD)[name] for name in columns(contract)}
     return validated.filter(F.col(REASON).isNull()).select(
-        *[(F.lower(c) if name in lower else c).alias(name) for name, c in fields.items()],
+        *[(c if as_delivered else kept(rules[name], c)).alias(name) for name, c in fields.items()],
         "source_file",
     )
 
