@@ -227,6 +227,7 @@ class World:
     latest: dict[str, dict[str, Any]]  # email -> latest customer record
     trusted: dict[str, int]  # email -> shareWithResearchAsOfDate
     owners: dict[str, set[str]]  # serialNumber -> emails of latest records
+    claimants: dict[str, set[str]]  # serialNumber -> emails of any record
 
 
 def _latest(customers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -255,7 +256,10 @@ def _world(landing_dir: Path) -> World:
     owners: dict[str, set[str]] = {}
     for email, record in latest.items():
         owners.setdefault(record["serialNumber"], set()).add(email)
-    return World(customers, accelerometer, steps, latest, trusted, owners)
+    claimants: dict[str, set[str]] = {}
+    for record in customers.valid:
+        claimants.setdefault(record["serialNumber"], set()).add(record["email"])
+    return World(customers, accelerometer, steps, latest, trusted, owners, claimants)
 
 
 @dataclass
@@ -306,7 +310,7 @@ def _privacy(world: World) -> Outcome:
         owners = world.owners.get(step["serialNumber"], set())
         if not owners:
             return UNKNOWN_PERSON
-        if len(owners) > 1:
+        if len(world.claimants[step["serialNumber"]]) > 1:  # now, or ever: whose, unknown
             return AMBIGUOUS_DEVICE
         (owner,) = owners
         if owner not in world.trusted:

@@ -431,6 +431,35 @@ def test_a_device_claimed_again_in_other_letters_is_ambiguous(sample_lake_copy):
     assert counts.excluded.get("ambiguous device", 0) > 0
 
 
+def test_a_device_handed_to_another_customer_is_nobodys(sample_lake_copy):
+    """A curated person moves to a new device; a run later, another customer (consenting
+    since long before, with readings of their own) claims the old one. Its readings are both
+    people's, told apart by nothing: nobody's, as those of a device two people claim."""
+    lake = sample_lake_copy
+    person = pick_person(lake)
+    email, of_device = person["email"].lower(), F.col("serialNumber") == person["serial"]
+    theirs = lake.read("step_trainer_trusted").filter(of_device).count()
+    assert theirs > 0
+    consent = lake.read("customer_trusted").filter(F.col("email") == email).first()
+    moved = withdrawal(lake, email) | {
+        "serialNumber": "their-new-device",
+        "shareWithResearchAsOfDate": consent["shareWithResearchAsOfDate"],
+    }
+    landing = Path(lake.root) / "landing"
+    (landing / "customer" / "moved.json").write_text(json.dumps(moved) + "\n")
+    run(lake)
+    assert lake.read("step_trainer_trusted").filter(of_device).count() == 0  # nobody's now
+    claim = moved | {"email": "new.owner@example.com", "serialNumber": person["serial"]}
+    claim |= {"shareWithResearchAsOfDate": 1_000_000_000_000}
+    (landing / "customer" / "claim.json").write_text(json.dumps(claim) + "\n")
+    reading = {"user": claim["email"], "timestamp": 1_600_000_000_000, "x": 1, "y": 2, "z": 3}
+    (landing / "accelerometer" / "new-owner.json").write_text(json.dumps(reading) + "\n")
+    counts = run(lake).datasets["step_trainer"]
+    assert lake.read("customer_curated").filter(F.col("email") == claim["email"]).count() == 1
+    assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
+    assert counts.excluded.get("ambiguous device", 0) >= theirs
+
+
 def test_a_shared_device_a_lake_made_before_0_3_listed_stays_nobodys(
     sample_lake, spark, test_settings, tmp_path
 ):

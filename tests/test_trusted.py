@@ -142,17 +142,24 @@ def device_owners(spark):
         ("c@x.io", "s3", T0, T0, "1"),  # s3: trusted, no accelerometer data
         ("d@x.io", "dup", T0, T0, "1"),  # dup: claimed by d and e, both curated
         ("e@x.io", "dup", T0, T0, "1"),
+        ("f@x.io", "given", T0, None, "1"),  # given: f's, then f moved to another device...
+        ("f@x.io", "f-new", T0 + 1, None, "1"),
+        ("g@x.io", "given", T0, T0, "1"),  # ... and g, curated, claims it: both people's
     )
     classified = tr.classify_customers(landed)
     trusted = tr.customer_trusted(classified)
     curated = cur.customer_curated(
         trusted,
-        trusted_readings=readings(spark, ("a@x.io", T0 + 100), ("d@x.io", T0), ("e@x.io", T0)),
+        trusted_readings=readings(
+            spark, ("a@x.io", T0 + 100), ("d@x.io", T0), ("e@x.io", T0), ("g@x.io", T0)
+        ),
     )
-    return tr.devices(tr.people(classified), curated=curated)
+    claims = landed.select("email", "serialNumber")
+    return tr.devices(tr.people(classified), curated=curated, claims=claims)
 
 
 STEP_CASES = [(T0 + 99, "s1"), (T0 + 100, "s1"), (T0, "s2"), (T0, "s3"), (T0, "dup"), (T0, "zz")]
+STEP_CASES += [(T0, "given"), (T0, "f-new")]
 
 
 def test_privacy_step_readings_need_one_curated_owner_since_consent(spark, device_owners):
@@ -166,6 +173,8 @@ def test_privacy_step_readings_need_one_curated_owner_since_consent(spark, devic
         (T0, "s3"): "no accelerometer data",
         (T0, "dup"): "ambiguous device",
         (T0, "zz"): "unknown person",
+        (T0, "given"): "ambiguous device",
+        (T0, "f-new"): "no consent",
     }
 
 
@@ -180,5 +189,7 @@ def test_udacity_step_readings_need_a_curated_serial(spark, device_owners):
         (T0, "s3"): "no consent",
         (T0, "dup"): None,  # both claimants are curated: the reference keeps it (once)
         (T0, "zz"): "unknown person",
+        (T0, "given"): None,  # its one owner now is curated
+        (T0, "f-new"): "no consent",
     }
-    assert tr.step_trainer_trusted(classified).count() == 3
+    assert tr.step_trainer_trusted(classified).count() == 4

@@ -177,7 +177,10 @@ def _trusted_tables(
         tr.classify_step_trainer(
             steps_in.rows(step_landing),
             device_owners=tr.devices(
-                persons, curated=curated, shared=_kept_ambiguous(stages, persons)
+                persons,
+                curated=curated,
+                claims=lake.read(landing_table(Dataset.CUSTOMER)).select("email", "serialNumber"),
+                shared=_kept_ambiguous(stages, persons),
             ),
             rules=rules,
         ),

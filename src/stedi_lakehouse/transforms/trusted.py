@@ -95,14 +95,23 @@ def accelerometer_trusted(classified_readings: DataFrame) -> DataFrame:
     return usable(classified_readings).select(*columns(AccelerometerTrusted))
 
 
-def devices(persons: DataFrame, *, curated: DataFrame, shared: Collection[str] = ()) -> DataFrame:
-    """One row per serial number claimed by a customer: how many customers claim it, how many
-    of them are curated, and (meaningful when it has one owner) that owner and consent time.
-    A `shared` serial counts one more owner (an erased person's claim)."""
+def devices(
+    persons: DataFrame,
+    *,
+    curated: DataFrame,
+    claims: DataFrame,
+    shared: Collection[str] = (),
+) -> DataFrame:
+    """One row per serial number a customer's latest record claims: how many customers own it,
+    how many of them are curated, and (meaningful when it has one owner) that owner and
+    consent time. Every customer any record of whom (`claims`) ever claimed it counts as an
+    owner: a device handed from one customer to another holds both people's readings, told
+    apart by nothing. A `shared` serial counts one more owner (an erased person's claim)."""
     curated_emails = curated.select("email", F.lit(True).alias("_curated"))
     owners = F.count_distinct("email")
     if shared:
         owners = owners + F.col("serialNumber").isin(sorted(shared)).cast("int")
+    claimants = claims.groupBy("serialNumber").agg(F.count_distinct("email").alias("_claimants"))
     return (
         persons.join(F.broadcast(curated_emails), on="email", how="left")
         .groupBy("serialNumber")
@@ -112,6 +121,9 @@ def devices(persons: DataFrame, *, curated: DataFrame, shared: Collection[str] =
             F.min("email").alias("owner_email"),
             F.min(CONSENT_MS).alias("owner_consent_ms"),
         )
+        .join(claimants, on="serialNumber", how="left")
+        .withColumn("owners", F.greatest("owners", F.coalesce("_claimants", F.lit(0))))
+        .drop("_claimants")
     )
 
 
