@@ -141,9 +141,13 @@ def lowered(contract: type[BaseModel]) -> list[str]:
     return [rule.name for rule in field_rules(contract) if rule.lower]
 
 
+def _without_white_space(value: Column) -> Column:
+    return F.btrim(value, F.lit(WHITE_SPACE))
+
+
 def stripped(rule: FieldRule, value: Column) -> Column:
     """The value as its rules are checked: without white space around it, if kept so."""
-    return F.btrim(value, F.lit(WHITE_SPACE)) if rule.strip else value
+    return _without_white_space(value) if rule.strip else value
 
 
 def kept(rule: FieldRule, value: Column) -> Column:
@@ -154,7 +158,7 @@ def kept(rule: FieldRule, value: Column) -> Column:
 def identifier(value: Column) -> Column:
     """An address or serial number as it is matched (`erasure.identifiers.normalised`):
     stripped and lowered, whatever a lake made before kept."""
-    return F.lower(F.btrim(value, F.lit(WHITE_SPACE)))
+    return F.lower(_without_white_space(value))
 
 
 def identifier_sql(column: str) -> str:

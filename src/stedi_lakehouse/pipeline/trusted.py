@@ -137,7 +137,8 @@ def _trusted_tables(
     step_scope: Callable[[], Scope],
 ) -> None:
     lake, rules, counts = stages.lake, stages.rules, report.datasets
-    customers = tr.classify_customers(lake.read(landing_table(Dataset.CUSTOMER)))
+    customer_landing = lake.read(landing_table(Dataset.CUSTOMER))
+    customers = tr.classify_customers(customer_landing)
     persons = tr.people(customers).persist()
     accel_landing = lake.read(landing_table(Dataset.ACCELEROMETER))
     readings = _once(
@@ -179,7 +180,7 @@ def _trusted_tables(
             device_owners=tr.devices(
                 persons,
                 curated=curated,
-                claims=lake.read(landing_table(Dataset.CUSTOMER)).select("email", "serialNumber"),
+                claims=customer_landing.select("email", "serialNumber"),
                 shared=_kept_ambiguous(stages, persons),
             ),
             rules=rules,

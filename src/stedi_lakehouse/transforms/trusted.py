@@ -122,7 +122,7 @@ def devices(
             F.min(CONSENT_MS).alias("owner_consent_ms"),
         )
         .join(claimants, on="serialNumber", how="left")
-        .withColumn("owners", F.greatest("owners", F.coalesce("_claimants", F.lit(0))))
+        .withColumn("owners", F.greatest("owners", "_claimants"))  # greatest skips null
         .drop("_claimants")
     )
 
