@@ -17,6 +17,7 @@ import json
 import math
 import re
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ def _email(value: Any) -> str:
     text = _string(value)
     if not EMAIL.fullmatch(text):
         raise Invalid(f"not an email: {text!r}")
-    return text.lower()  # one person's address in any letter case
+    return unicodedata.normalize("NFC", text.lower())  # one person's in any case or form
 
 
 # Unicode's White_Space: what Python's `\s` matches, less U+001C to U+001F
@@ -133,7 +134,8 @@ def _serial(value: Any) -> str:
     text = _AROUND.sub("", _string(value))
     if not text:
         raise Invalid("empty serial number")
-    return text.lower()  # one device's in any letter case, white space around it or not
+    # one device's in any letter case or Unicode form, white space around it or not
+    return unicodedata.normalize("NFC", text.lower())
 
 
 # field name -> (parser, required)

@@ -105,6 +105,10 @@ _SPELLINGS = [
     " a@x.io",
     "a@x.io\u00a0",
     "a\u2009b@x.io",
+    "ZOE\u0308@X.IO",  # a letter and its combining mark, composed: one person with "zoë@x.io"
+    "zo\u00eb@x.io",
+    "\u00c5BC-1",  # A with a ring, composed or not: one device
+    "A\u030aBC-1",
 ]
 _LINES = {
     "serialNumber": (
@@ -142,4 +146,6 @@ def test_spark_keeps_identifiers_as_pydantic_does(spark, field):
     if field == "serialNumber":  # padded or in capitals: kept as the one device
         assert kept[:6] == ["abc-1"] * 3 + ["abc-1\x1c", "ab c-1", None]
     else:  # an address with white space in or around it is refused, as before
-        assert kept[6:] == ["a@x.io", None, None, None]
+        assert kept[6:10] == ["a@x.io", None, None, None]
+    assert kept[10] == kept[11] == "zo\u00eb@x.io"  # composed, whichever way it came
+    assert kept[12] == kept[13] == ("\u00e5bc-1" if field == "serialNumber" else None)

@@ -14,15 +14,17 @@ from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.spark import spark_schema
-from stedi_lakehouse.contracts.tables import PendingErasure, Suppression
+from stedi_lakehouse.contracts.tables import CustomerLanding, PendingErasure, Suppression
 from stedi_lakehouse.erasure.forget import JOURNAL, check_key, forget
 from stedi_lakehouse.erasure.forget import _suppress as suppress
+from stedi_lakehouse.erasure.identifiers import normalised
 from stedi_lakehouse.errors import KeyMismatchError, LakeError, RulesMismatchError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint, keyed_hash
 from stedi_lakehouse.lake.maintenance import due
 from stedi_lakehouse.lake.tables import USER_METADATA, Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.bookmarks import IDENTIFIERS_KEY
+from stedi_lakehouse.pipeline.ingest import identifiers_in_lower_case
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import MaintenanceSettings
 from tests.helpers import (
@@ -135,6 +137,30 @@ def test_a_lake_made_before_lower_case_addresses_is_lowered_then_as_if_made_now(
     assert history.count("UPDATE") == 2  # made old once, lowered once
     run(made_before)  # nothing new: nothing lowered again
     assert [c["operation"] for c in made_before.history("customer_landing")] == history
+
+
+def test_a_lake_made_before_0_3_has_its_identifiers_composed_once(spark, test_settings, tmp_path):
+    """Its next run lowers, strips and composes the landing tables' identifiers once: those
+    beyond ASCII by a MERGE first (composing, which an UPDATE refuses), then the UPDATE that
+    records the work. A second finds nothing to do."""
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    emails = ["ZOE\u0308@X.IO", "zo\u00eb@x.io", " A@X.IO", "b@x.io"]
+    rows = [
+        {"email": e, "serialNumber": f" A\u030a-{i}\t", "source_file": "customers.json"}
+        | {"registrationDate": 1, "lastUpdateDate": 1}
+        for i, e in enumerate(emails)
+    ]
+    delivered = spark.createDataFrame(rows, spark_schema(CustomerLanding))
+    lake.overwrite(delivered, "customer_landing", rules=None)  # without the 0.3 metadata
+    identifiers_in_lower_case(Stages(lake, rules=Rules.PRIVACY))
+    kept = lake.read("customer_landing").select("email", "serialNumber").collect()
+    expected = [(normalised(r["email"]), normalised(r["serialNumber"])) for r in rows]
+    assert sorted(map(tuple, kept)) == sorted(expected)
+    assert ("zo\u00eb@x.io", "\u00e5-0") in expected
+    history = [c["operation"] for c in lake.history("customer_landing")]
+    assert history[:3] == ["SET TBLPROPERTIES", "UPDATE", "MERGE"]
+    identifiers_in_lower_case(Stages(lake, rules=Rules.PRIVACY))
+    assert [c["operation"] for c in lake.history("customer_landing")] == history
 
 
 def test_forget_on_a_lake_made_before_0_3_before_its_next_run_reaches_everything(
@@ -429,6 +455,41 @@ def test_a_device_claimed_again_in_other_letters_is_ambiguous(sample_lake_copy):
     counts = run(lake).datasets["step_trainer"]
     assert lake.read("step_trainer_trusted").filter(of_device).count() == 0
     assert counts.excluded.get("ambiguous device", 0) > 0
+
+
+def test_an_address_with_a_combining_mark_names_one_person(sample_lake_copy):
+    """`zoë` spelt with one letter, or with `e` and a combining diaeresis, is one person: her
+    withdrawal spelt the other way is applied, and `forget` typed either way finds all of her.
+    She takes a curated person's records, under her own address and device."""
+    lake = sample_lake_copy
+    person = pick_person(lake)
+    composed, combining = "zo\u00eb.ng@test.com", "ZOE\u0308.NG@TEST.COM"
+    consent = lake.read("customer_trusted").filter(F.col("email") == person["email"]).first()
+    record = withdrawal(lake, person["email"]) | {"email": composed, "serialNumber": "zoe-1"}
+    records = [
+        record | {"shareWithResearchAsOfDate": consent["shareWithResearchAsOfDate"]},
+        record | {"email": combining, "lastUpdateDate": record["lastUpdateDate"] + 1000},
+    ]
+    readings = lake.read("accelerometer_landing").filter(F.col("user") == person["email"])
+    steps = lake.read("step_trainer_landing").filter(F.col("serialNumber") == person["serial"])
+    landing = Path(lake.root) / "landing"
+    for folder, rows in [
+        ("customer", records),
+        ("accelerometer", [r.asDict() | {"user": combining} for r in readings.collect()]),
+        ("step_trainer", [r.asDict() | {"serialNumber": "zoe-1"} for r in steps.collect()]),
+    ]:
+        rows = [{k: v for k, v in r.items() if k != "source_file"} for r in rows]
+        lines = (json.dumps(r, ensure_ascii=False) for r in rows)
+        (landing / folder / "zoe.json").write_text("".join(f"{line}\n" for line in lines))
+    run(lake)
+    assert {r[0] for r in lake.read("customer_landing").select("email").collect()} >= {composed}
+    assert lake.read("accelerometer_landing").filter(F.col("user") == composed).count() > 0
+    for table, column in [("customer_trusted", "email"), ("accelerometer_trusted", "user")]:
+        assert lake.read(table).filter(F.col(column) == composed).count() == 0, table
+    pairs = lake.read("machine_learning_curated")
+    assert pairs.filter(F.col("subject_key") == subject_key(composed)).count() == 0
+    forget(lake, combining, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(Path(lake.root), composed, "zoe\u0308.ng@test.com", "zoe-1") == []
 
 
 def test_a_device_handed_to_another_customer_is_nobodys(sample_lake_copy):

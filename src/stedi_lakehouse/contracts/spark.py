@@ -17,7 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.types import EMAIL_PATTERN, WHITE_SPACE
+from stedi_lakehouse.contracts.types import EMAIL_PATTERN, WHITE_SPACE, composed
 
 _SPARK_TYPES: dict[type, T.DataType] = {
     str: T.StringType(),
@@ -104,6 +104,7 @@ class FieldRule:
     checks: tuple[Check, ...]
     lower: bool = False  # a value kept in lower case (checked as delivered)
     strip: bool = False  # a value kept without white space around it (checked so)
+    compose: bool = False  # a value kept in Unicode's composed form (NFC)
 
     @property
     def type_word(self) -> str:
@@ -151,18 +152,38 @@ def stripped(rule: FieldRule, value: Column) -> Column:
 
 
 def kept(rule: FieldRule, value: Column) -> Column:
-    """The value as the lake keeps it: stripped and lowered, as its contract says."""
-    return F.lower(stripped(rule, value)) if rule.lower else stripped(rule, value)
+    """The value as the lake keeps it: stripped, lowered and composed, as its contract says."""
+    value = F.lower(stripped(rule, value)) if rule.lower else stripped(rule, value)
+    return in_composed_form(value) if rule.compose else value
+
+
+# Spark has no NFC function; the ICU4J it ships (for collations) has, called by reflection.
+_NORMALIZER = "com.ibm.icu.text.Normalizer"
+
+
+def in_composed_form(value: Column) -> Column:
+    """`contracts.types.composed` in Spark. Reflection is nondeterministic to Spark: select
+    it into a column before a join or a MERGE condition compares it."""
+    ascii_or_null = value.isNull() | (F.octet_length(value) == F.length(value))
+    nfc = F.reflect(F.lit(_NORMALIZER), F.lit("compose"), value, F.lit(False))
+    return F.when(ascii_or_null, value).otherwise(nfc)
+
+
+def composed_sql(column: str) -> str:
+    """`in_composed_form` in SQL text, for `column` (where Spark allows it: a MERGE's SET)."""
+    return f"reflect('{_NORMALIZER}', 'compose', {column}, false)"
 
 
 def identifier(value: Column) -> Column:
     """An address or serial number as it is matched (`erasure.identifiers.normalised`):
-    stripped and lowered, whatever a lake made before kept."""
-    return F.lower(_without_white_space(value))
+    stripped, lowered and composed, whatever a lake made before kept. Nondeterministic to
+    Spark, as `in_composed_form`."""
+    return in_composed_form(F.lower(_without_white_space(value)))
 
 
 def identifier_sql(column: str) -> str:
-    """`identifier` in SQL text, for `column`."""
+    """`identifier` in SQL text, for `column`, less the composing (which SQL conditions of
+    Delta commands refuse)."""
     escaped = "".join(f"\\u{ord(c):04x}" for c in WHITE_SPACE)
     return f"lower(btrim({column}, '{escaped}'))"
 
@@ -175,6 +196,7 @@ def field_rules(contract: type[BaseModel]) -> list[FieldRule]:
         checks = tuple(c for c in map(_check, metadata) if c is not None)
         lower = any(getattr(meta, "to_lower", False) for meta in metadata)
         strip = any(getattr(meta, "strip_whitespace", False) for meta in metadata)
+        compose = any(getattr(meta, "func", None) is composed for meta in metadata)
         data_type = spark_type(field.annotation)
-        rules.append(FieldRule(name, data_type, field.is_required(), checks, lower, strip))
+        rules.append(FieldRule(name, data_type, field.is_required(), checks, lower, strip, compose))
     return rules

@@ -50,17 +50,18 @@ class Lineage(BaseModel):
 
 
 class CustomerLanding(Lineage, CustomerRecord):
-    """One row per valid customer record as delivered, address and serial in lower case (the
-    serial stripped; several per email when updated)."""
+    """One row per valid customer record as delivered, address and serial in lower case and
+    composed (the serial stripped; several per email when updated)."""
 
 
 class AccelerometerLanding(Lineage, AccelerometerReading):
-    """One row per valid accelerometer reading as delivered, its address in lower case."""
+    """One row per valid accelerometer reading as delivered, its address in lower case and
+    composed."""
 
 
 class StepTrainerLanding(Lineage, StepTrainerReading):
-    """One row per valid step-trainer reading as delivered, its serial stripped and in lower
-    case."""
+    """One row per valid step-trainer reading as delivered, its serial stripped, in lower case
+    and composed."""
 
 
 class Quarantined(BaseModel):
@@ -98,7 +99,7 @@ class MachineLearningCurated(BaseModel):
     the same millisecond). No direct identifier: people appear only as `subject_key`."""
 
     subject_key: str = Field(
-        description="HMAC-SHA256 of the person's email in lower case (hex), keyed."
+        description="HMAC-SHA256 of the person's email in lower case, composed (hex), keyed."
     )
     reading_time_ms: EpochMillis = Field(description="When both readings were taken, epoch ms.")
     distance_from_object: NonNegativeInt = Field(description="Step-trainer distance reading.")

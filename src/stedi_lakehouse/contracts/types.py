@@ -1,8 +1,9 @@
 """Field types shared by the contracts: each carries the rule a value must meet."""
 
+import unicodedata
 from typing import Annotated
 
-from pydantic import Field, StrictInt, StringConstraints
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 
 # Plausible epoch milliseconds (UTC): from 2000-01-01 up to (not including) 2100-01-01.
 MIN_EPOCH_MS = 946_684_800_000
@@ -29,13 +30,25 @@ WHITE_SPACE = (
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
-Serial = Annotated[
-    str, Field(min_length=1), StringConstraints(strip_whitespace=True, to_lower=True)
-]
-"""A device's serial number (a UUID): one device's in any letter case and with white space
-around it, so kept stripped and in lower case (two claims of one device spelt differently make
-it ambiguous all the same)."""
 
-Email = Annotated[str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True)]
-"""An e-mail address: something@somewhere, no spaces. Kept in lower case: an address names one
-person in any letter case, and every join, ranking and erasure compares addresses."""
+def composed(value: str) -> str:
+    """Unicode's composed form (NFC): "e" and a combining acute accent become one "é"."""
+    return unicodedata.normalize("NFC", value)
+
+
+# Text that looks the same may be spelt with combining marks or without: kept composed.
+Composed = AfterValidator(composed)
+
+Serial = Annotated[
+    str, Field(min_length=1), StringConstraints(strip_whitespace=True, to_lower=True), Composed
+]
+"""A device's serial number (a UUID): one device's in any letter case, with white space around
+it or spelt with combining marks, so kept stripped, in lower case and composed (two claims of
+one device spelt differently make it ambiguous all the same)."""
+
+Email = Annotated[
+    str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True), Composed
+]
+"""An e-mail address: something@somewhere, no spaces. Kept in lower case and composed: an
+address names one person in any letter case and whether a letter's accent is a mark of its own
+or not, and every join, ranking and erasure compares addresses."""

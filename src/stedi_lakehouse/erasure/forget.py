@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import identifier, identifier_sql, spark_schema
+from stedi_lakehouse.contracts.spark import identifier, in_composed_form, spark_schema
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
     Dataset,
@@ -123,17 +123,22 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     if not lake.landing.exists(dataset):
         return []
     words = set(subject.emails | subject.serials)
-    lines = lake.landing.read_readable(dataset).alias("l")
-    key, value = F.col("s.key"), F.col("l.value")
-    field = {name: F.get_json_object(value, f"$.{name}") for name in ("email", "user")}
-    named = (
-        F.contains(F.lower(value), key)
-        | (identifier(field["email"]) == key)
-        | (identifier(field["user"]) == key)
-        | (identifier(F.get_json_object(value, "$.serialNumber")) == key)
-    )
+    raw = lake.landing.read_readable(dataset)
+    value = F.col("value")
+    fields = ("email", "user", "serialNumber")
+    # selected first: identifiers are composed by reflection, which a join condition refuses
+    lines = raw.select(
+        "source_file",
+        F.contains(value, F.lit("\\u")).alias("escaped"),
+        in_composed_form(F.lower(value)).alias("text"),
+        *(identifier(F.get_json_object(value, f"$.{f}")).alias(f) for f in fields),
+    ).alias("l")
+    key = F.col("s.key")
+    named = F.contains(F.col("l.text"), key)
+    for f in fields:
+        named |= F.col(f"l.{f}") == key
     candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
-        lines.filter(F.contains(value, F.lit("\\u")))
+        lines.filter(F.col("escaped"))
     )
     return sorted(_distinct(candidates, F.col("source_file")))
 
@@ -160,10 +165,10 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     spellings: set[str] = set()
     claimed, shared = _claimed_in_lines(lake, email), set()
     if lake.exists(landing_table(Dataset.CUSTOMER)):
-        customers = lake.read(landing_table(Dataset.CUSTOMER))
         # normalised: a lake made before 0.3 keeps identifiers as delivered until its next run
-        email_is = identifier(F.col("email")) == F.col("key")
-        serial = identifier(F.col("serialNumber"))
+        customers = _identified(lake.read(landing_table(Dataset.CUSTOMER)), "email", "serialNumber")
+        email_is = F.col("email_id") == F.col("key")
+        serial = F.col("serialNumber_id")
         theirs = customers.join(_keys(lake, {email}), email_is, "left_semi")
         spellings |= _distinct(theirs, F.col("email"))
         claimed |= _distinct(theirs, serial)
@@ -172,9 +177,8 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         shared = claimed & _distinct(others, serial)
         claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
-        readings = lake.read(landing_table(Dataset.ACCELEROMETER))
-        user_is = identifier(F.col("user")) == F.col("key")
-        theirs = readings.join(_keys(lake, {email}), user_is, "left_semi")
+        readings = _identified(lake.read(landing_table(Dataset.ACCELEROMETER)), "user")
+        theirs = readings.join(_keys(lake, {email}), F.col("user_id") == F.col("key"), "left_semi")
         spellings |= _distinct(theirs, F.col("user"))
     if not spellings and not claimed and not _only_in_lines(lake, email):
         return None
@@ -186,6 +190,12 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         key_fingerprint=fingerprint(key),
         started_at=datetime.now(UTC),
     )
+
+
+def _identified(df: DataFrame, *columns: str) -> DataFrame:
+    """`df` with `<column>_id`, each column's `identifier`, selected (not a join condition:
+    composing by reflection is nondeterministic to Spark)."""
+    return df.withColumns({f"{c}_id": identifier(F.col(c)) for c in columns})
 
 
 def _claimed_in_lines(lake: Lake, email: str) -> set[str]:
@@ -231,9 +241,19 @@ def _devices(lake: Lake, entry: PendingErasure, key: bytes) -> set[str]:
 Match = tuple[list[str], str]  # keys, and the SQL saying when a row `t` matches a key `s.key`
 
 
-def _column_is(column: str, values: set[str], *, lower: bool = False) -> Match:
-    value = f"t.`{column}`"
-    return sorted(values), f"{identifier_sql(value) if lower else value} = s.key"
+def _column_is(column: str, values: set[str]) -> Match:
+    return sorted(values), f"t.`{column}` = s.key"
+
+
+def _spelt_as(lake: Lake, table: str, column: str, values: set[str]) -> Match:
+    """The rows of `table` whose `column` names one of `values` in any spelling, matched on
+    the spellings it holds (a lake made before 0.3 keeps them as delivered until its next run;
+    a MERGE condition cannot compose)."""
+    if not values or not lake.exists(table):
+        return _column_is(column, set())
+    stored = _identified(lake.read(table).select(column), column)
+    theirs = stored.join(_keys(lake, values), F.col(f"{column}_id") == F.col("key"), "left_semi")
+    return _column_is(column, _distinct(theirs, F.col(column)))
 
 
 def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
@@ -250,16 +270,18 @@ def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, M
     for prefix, column in (("customer", "email"), ("accelerometer", "user")):
         for zone in ("landing", "trusted", "curated"):
             if f"{prefix}_{zone}" in CATALOGUE:
-                matches[f"{prefix}_{zone}"] = _column_is(column, emails, lower=True)
+                table = f"{prefix}_{zone}"
+                matches[table] = _spelt_as(lake, table, column, emails)
     for zone in ("landing", "trusted"):
-        matches[f"step_trainer_{zone}"] = _column_is("serialNumber", serials, lower=True)
+        table = f"step_trainer_{zone}"
+        matches[table] = _spelt_as(lake, table, "serialNumber", serials)
     for dataset in Dataset:
         table = quarantine_table(dataset)
         if lake.exists(table):
             matches[table] = _lines_of(lake, table, "raw_line", subject)
     if lake.exists(ML) and lake.table_rules(ML) is Rules.UDACITY:
-        users = _column_is("user", emails, lower=True)
-        devices = _column_is("serialNumber", serials, lower=True)
+        users = _spelt_as(lake, ML, "user", emails)
+        devices = _spelt_as(lake, ML, "serialNumber", serials)
         matches[ML] = (users[0] + devices[0], f"({users[1]}) OR ({devices[1]})")
     else:
         matches[ML] = _column_is("subject_key", set(entry.subject_keys))

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from stedi_lakehouse.contracts.types import WHITE_SPACE
+from stedi_lakehouse.contracts.types import WHITE_SPACE, composed
 
 # The fields that say whose a record is, and what kind of identifier each holds.
 IDENTIFIER_FIELDS = {"email": "email", "user": "email", "serialNumber": "serial"}
@@ -25,8 +25,9 @@ def decoded(line: bytes | str) -> str:
 
 def normalised(value: str) -> str:
     """An identifier as it is matched: without surrounding white space (a line validation
-    quarantines for it is still theirs), in lower case (as the landing tables keep it)."""
-    return value.strip(WHITE_SPACE).lower()
+    quarantines for it is still theirs), in lower case and composed (as the landing tables keep
+    it)."""
+    return composed(value.strip(WHITE_SPACE).lower())
 
 
 def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
@@ -46,8 +47,8 @@ def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
 
 
 def loose_text(line: bytes | str) -> str:
-    """A broken line's text as a reader would see it: escapes decoded, in lower case."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), decoded(line)).lower()
+    """A broken line's text as a reader would see it: escapes decoded, in lower case, composed."""
+    return composed(_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), decoded(line)).lower())
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,10 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
     values = subject.emails if kind == "email" else subject.serials
     schema = T.StructType([T.StructField("erased", T.StringType())])
     keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
-    value = identifier(F.col(column))
-    return df.join(F.broadcast(keys), value == F.col("erased"), "left_anti")
+    # selected first: composing by reflection is nondeterministic to Spark, refused in a join
+    with_id = df.withColumn("_identifier", identifier(F.col(column)))
+    kept = with_id.join(F.broadcast(keys), F.col("_identifier") == F.col("erased"), "left_anti")
+    return kept.drop("_identifier")
 
 
 def lines_not_erased(quarantined: DataFrame, subject: Subject) -> DataFrame:

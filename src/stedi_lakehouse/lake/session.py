@@ -89,16 +89,27 @@ def _with_python(builder: Builder, settings: Settings, lake_root: str) -> Builde
 # lowered alike on both sides, so the JVMs we start use a locale without special case rules.
 LOCALE_OPTIONS = "-Duser.language=en -Duser.country=US"
 CASE_PROBE = "ÉIİ"
+COMPOSE_PROBE = "E\u0301"  # composed by an executor, as `contracts.types.composed` does
 
 
 def check_case_mapping(spark: SparkSession) -> None:
     """Refuse an engine we did not start (spark-submit's cluster, a Spark Connect endpoint)
-    whose executors lower letters otherwise than Python: the lake's identifiers would not
-    match the ones `forget` looks for."""
+    whose executors lower letters otherwise than Python, or cannot compose them (no ICU4J):
+    the lake's identifiers would not match the ones `forget` looks for."""
     from pyspark.sql import functions as F
 
+    from stedi_lakehouse.contracts.spark import in_composed_form
+    from stedi_lakehouse.contracts.types import composed
+
     probe = F.concat(F.lit(CASE_PROBE), F.col("id").cast("string"))  # lowered by an executor
-    row = spark.range(1).select(F.lower(probe)).first()
+    to_compose = F.concat(F.lit(COMPOSE_PROBE), F.col("id").cast("string"))
+    try:
+        row = spark.range(1).select(F.lower(probe), in_composed_form(to_compose)).first()
+    except Exception as exc:  # noqa: BLE001 - any engine's error: said in one line
+        raise ConfigError(
+            f"this Spark cannot compose Unicode text with ICU4J (Spark 4's own): "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from None
     lowered = row[0].removesuffix("0") if row is not None else None
     if lowered != CASE_PROBE.lower():
         raise ConfigError(
@@ -106,6 +117,8 @@ def check_case_mapping(spark: SparkSession) -> None:
             f"JVMs' locale has other case rules; start the driver and executors with "
             f"{LOCALE_OPTIONS} (spark.driver.extraJavaOptions, spark.executor.extraJavaOptions)"
         )
+    if row is not None and row[1] != composed(COMPOSE_PROBE) + "0":
+        raise ConfigError(f"this Spark composes {COMPOSE_PROBE!r} to {row[1]!r}, not as Python")
 
 
 def _with_driver_jvm(builder: Builder, settings: Settings, lake_root: str) -> Builder:

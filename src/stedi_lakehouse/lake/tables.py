@@ -296,12 +296,26 @@ class Lake:
         self.changed(name)
 
     def to_lower_case(
-        self, name: str, fields: Mapping[str, str], *, metadata: dict[str, str]
+        self,
+        name: str,
+        fields: Mapping[str, str],
+        *,
+        composed: Mapping[str, str],
+        metadata: dict[str, str],
     ) -> None:
         """Rewrite the values of the columns `fields` names that differ from their SQL
         expression there (lowered) in table `name`, then record `metadata` beside the table's
-        own: two commits, the second made even when no row changed (Delta commits nothing for
-        an UPDATE that matches none)."""
+        own. First the values beyond ASCII that differ from their expression in `composed`
+        (lowered and composed: reflection, which an UPDATE refuses) are set to it by a MERGE
+        each, since the UPDATE's commit records `metadata` (the work done). Then the UPDATE,
+        and a commit of the properties, made even when no row changed (Delta commits nothing
+        for an UPDATE that matches none)."""
+        for field, expression in composed.items():
+            beyond_ascii = self.read(name).filter(F.octet_length(field) != F.length(field))
+            values = beyond_ascii.select(F.col(field).alias("v"), F.expr(expression).alias("n"))
+            spelt = values.filter(F.col("v") != F.col("n")).select("v").distinct().collect()
+            keys = sorted(r[0] for r in spelt)
+            self.delete_rows(name, keys, f"t.`{field}` = s.key", update={field: expression})
         path, info = self.table_path(name), self.table_metadata(name) | metadata
         lowered = ", ".join(f"{f} = {kept}" for f, kept in fields.items())
         other = " OR ".join(f"{f} <> {kept}" for f, kept in fields.items())

@@ -11,7 +11,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import identifier, identifier_sql, lowered, spark_schema
+from stedi_lakehouse.contracts.spark import (
+    composed_sql,
+    identifier,
+    identifier_sql,
+    lowered,
+    spark_schema,
+)
 from stedi_lakehouse.contracts.tables import (
     RECORD_CONTRACTS,
     Dataset,
@@ -53,9 +59,10 @@ class Batch:
 
 
 def identifiers_in_lower_case(stages: Stages) -> None:
-    """Lower (and strip) the addresses and serial numbers of a lake made before 0.3, which kept
-    them as delivered: once, in the landing tables (the trusted and curated tables made then are
-    rebuilt whole), the serial numbers on the suppression list listed in lower case first."""
+    """Lower, strip and compose the addresses and serial numbers of a lake made before 0.3,
+    which kept them as delivered: once, in the landing tables (the trusted and curated tables
+    made then are rebuilt whole), the serial numbers on the suppression list listed in lower
+    case first."""
     lake = stages.lake
     for dataset, contract in RECORD_CONTRACTS.items():
         table, fields = landing_table(dataset), lowered(contract)
@@ -67,7 +74,8 @@ def identifiers_in_lower_case(stages: Stages) -> None:
             sup.list_lower_case(lake, stages.pseudonym_key, distinct_values(serials, SERIAL))
             stages.suppressions_changed()
         kept = {field: identifier_sql(field) for field in fields}
-        lake.to_lower_case(table, kept, metadata={IDENTIFIERS_KEY: LOWER_CASE})
+        composed = {field: composed_sql(sql) for field, sql in kept.items()}
+        lake.to_lower_case(table, kept, composed=composed, metadata={IDENTIFIERS_KEY: LOWER_CASE})
 
 
 def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | None:
