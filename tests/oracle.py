@@ -70,6 +70,7 @@ EPOCH_MIN_MS = 946_684_800_000  # inclusive
 EPOCH_END_MS = 4_102_444_800_000  # exclusive
 INT64_MAX = 2**63 - 1  # epoch and distance ranges lie inside signed 64 bits
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+INVISIBLE = {"Cc", "Cf"}  # control and format characters, refused in an address
 BLANK = " \t\r\n"
 
 
@@ -121,7 +122,7 @@ def _string(value: Any) -> str:
 
 def _email(value: Any) -> str:
     text = _string(value)
-    if not EMAIL.fullmatch(text):
+    if not EMAIL.fullmatch(text) or any(unicodedata.category(c) in INVISIBLE for c in text):
         raise Invalid(f"not an email: {text!r}")
     return unicodedata.normalize("NFC", text.lower())  # one person's in any case or form
 
@@ -134,6 +135,8 @@ def _serial(value: Any) -> str:
     text = _AROUND.sub("", _string(value))
     if not text:
         raise Invalid("empty serial number")
+    if any(unicodedata.category(c) in INVISIBLE for c in text):
+        raise Invalid(f"a control or format character in {text!r}")
     # one device's in any letter case or Unicode form, white space around it or not
     return unicodedata.normalize("NFC", text.lower())
 

@@ -109,6 +109,9 @@ _SPELLINGS = [
     "zo\u00eb@x.io",
     "\u00c5BC-1",  # A with a ring, composed or not: one device
     "A\u030aBC-1",
+    "a\u200b@x.io",  # invisible: refused
+    "a@x\u202e.io",
+    "a\x00@x.io",
 ]
 _LINES = {
     "serialNumber": (
@@ -144,8 +147,9 @@ def test_spark_keeps_identifiers_as_pydantic_does(spark, field):
     assert all(normalised(v) == v for v in by_spark.values())
     kept = [by_spark.get(text) for text in lines]
     if field == "serialNumber":  # padded or in capitals: kept as the one device
-        assert kept[:6] == ["abc-1"] * 3 + ["abc-1\x1c", "ab c-1", None]
+        assert kept[:6] == ["abc-1"] * 3 + [None, "ab c-1", None]  # U+001C: a control
     else:  # an address with white space in or around it is refused, as before
         assert kept[6:10] == ["a@x.io", None, None, None]
     assert kept[10] == kept[11] == "zo\u00eb@x.io"  # composed, whichever way it came
     assert kept[12] == kept[13] == ("\u00e5bc-1" if field == "serialNumber" else None)
+    assert kept[14:] == [None] * 3

@@ -17,7 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.types import EMAIL_PATTERN, WHITE_SPACE, composed
+from stedi_lakehouse.contracts.types import EMAIL_PATTERN, SERIAL_PATTERN, WHITE_SPACE, composed
 
 _SPARK_TYPES: dict[type, T.DataType] = {
     str: T.StringType(),
@@ -31,7 +31,10 @@ _TYPE_WORDS: dict[T.DataType, str] = {
     T.LongType(): "an integer",
     T.DoubleType(): "a number",
 }
-_PATTERN_WORDS = {EMAIL_PATTERN: "an e-mail address"}
+_PATTERN_WORDS = {
+    EMAIL_PATTERN: "an e-mail address",
+    SERIAL_PATTERN: "free of control and invisible characters",
+}
 
 
 def _unwrap(annotation: Any) -> tuple[type, list[Any]]:

@@ -8,7 +8,10 @@ from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 # Plausible epoch milliseconds (UTC): from 2000-01-01 up to (not including) 2100-01-01.
 MIN_EPOCH_MS = 946_684_800_000
 MAX_EPOCH_MS = 4_102_444_800_000
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# No control or invisible format character (U+200B, U+202E, ...): a value that looks like
+# another but is not. No white space in an address.
+EMAIL_PATTERN = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}]+$"
+SERIAL_PATTERN = r"^[^\p{Cc}\p{Cf}]*$"
 MAX_INT64 = 2**63 - 1  # integers are stored as Spark LongType
 
 EpochMillis = Annotated[StrictInt, Field(ge=MIN_EPOCH_MS, lt=MAX_EPOCH_MS)]
@@ -40,15 +43,18 @@ def composed(value: str) -> str:
 Composed = AfterValidator(composed)
 
 Serial = Annotated[
-    str, Field(min_length=1), StringConstraints(strip_whitespace=True, to_lower=True), Composed
+    str,
+    Field(min_length=1, pattern=SERIAL_PATTERN),
+    StringConstraints(strip_whitespace=True, to_lower=True),
+    Composed,
 ]
 """A device's serial number (a UUID): one device's in any letter case, with white space around
 it or spelt with combining marks, so kept stripped, in lower case and composed (two claims of
-one device spelt differently make it ambiguous all the same)."""
+one device spelt differently make it ambiguous all the same). Nothing invisible in it."""
 
 Email = Annotated[
     str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True), Composed
 ]
-"""An e-mail address: something@somewhere, no spaces. Kept in lower case and composed: an
-address names one person in any letter case and whether a letter's accent is a mark of its own
-or not, and every join, ranking and erasure compares addresses."""
+"""An e-mail address: something@somewhere, no spaces, nothing invisible. Kept in lower case
+and composed: an address names one person in any letter case and whether a letter's accent is
+a mark of its own or not, and every join, ranking and erasure compares addresses."""
