@@ -41,20 +41,29 @@ from deltalake import DeltaTable, write_deltalake
 DATASETS = ("customer", "accelerometer", "step_trainer")
 EPOCH_MIN_MS = 946_684_800_000  # 2000-01-01, inclusive
 EPOCH_END_MS = 4_102_444_800_000  # 2100-01-01, exclusive
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# Unicode's White_Space (RE2's `\s` is ASCII's): stripped around serial numbers, refused in
+# addresses; control and format characters are refused in both (contracts/types.py).
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_NOT_IN_ADDRESS = f"[^@{WHITE_SPACE}\\p{{Cc}}\\p{{Cf}}]+"
+EMAIL_PATTERN = f"^{_NOT_IN_ADDRESS}@{_NOT_IN_ADDRESS}$"
+INVISIBLE = r"[\p{Cc}\p{Cf}]"
 BLANK = " \t\r\n"
 BATCH_ROWS = 1_000_000
 
 # The landing contracts: (field, kind, required); kinds: string (a JSON string or finite
-# number, as text), email (a string like a@b), epoch (a JSON integer of ms in range),
-# number (a finite JSON number), distance (a JSON integer 0..2^63-1).
+# number, as text), email (a string like a@b, kept lowered and composed), serial (a string
+# kept stripped, lowered and composed), epoch (a JSON integer of ms in range), number (a
+# finite JSON number), distance (a JSON integer 0..2^63-1).
 CONTRACTS: dict[str, list[tuple[str, str, bool]]] = {
     "customer": [
         ("customerName", "string", False),
         ("email", "email", True),
         ("phone", "string", False),
         ("birthDay", "string", False),
-        ("serialNumber", "string", True),
+        ("serialNumber", "serial", True),
         ("registrationDate", "epoch", True),
         ("lastUpdateDate", "epoch", True),
         ("shareWithResearchAsOfDate", "epoch", False),
@@ -70,13 +79,14 @@ CONTRACTS: dict[str, list[tuple[str, str, bool]]] = {
     ],
     "step_trainer": [
         ("sensorReadingTime", "epoch", True),
-        ("serialNumber", "string", True),
+        ("serialNumber", "serial", True),
         ("distanceFromObject", "distance", True),
     ],
 }
 SQL_TYPES = {
     "string": "VARCHAR",
     "email": "VARCHAR",
+    "serial": "VARCHAR",
     "epoch": "BIGINT",
     "number": "DOUBLE",
     "distance": "BIGINT",
@@ -103,7 +113,8 @@ _WS = r"[ \t\r]*"
 _STRING = r'"[^"\\\x00-\x1f]+"'
 _INTEGER = r"-?(?:0|[1-9][0-9]*)"
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
-_VALUE = {"email": _STRING, "string": _STRING, "epoch": _INTEGER, "number": _NUMBER}
+_VALUE = {"email": _STRING, "string": _STRING, "serial": _STRING}
+_VALUE |= {"epoch": _INTEGER, "number": _NUMBER}
 _VALUE["distance"] = r"(?:0|[1-9][0-9]*)"
 # what surrounds a value that is not a string, between the quotes of two field names
 _AROUND = " \t\r:,}"
@@ -132,13 +143,16 @@ def _field_sql(name: str, kind: str, required: bool) -> tuple[str, str, str]:
         f"({json_kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
         f"AND isfinite(TRY_CAST({value} AS DOUBLE)))"
     )
-    if kind in ("string", "email"):
-        typed = f"json_extract_string({value}, '$')"
+    if kind in ("string", "email", "serial"):
+        text = f"json_extract_string({value}, '$')"
         ok = f"({json_kind} = 'VARCHAR' OR {finite})"
         if kind == "email":
-            ok = f"({ok} AND regexp_full_match({typed}, '{EMAIL_PATTERN}'))"
-        if required:
-            ok = f"({ok} AND {typed} <> '')"
+            ok = f"({ok} AND regexp_full_match({text}, {_literal(EMAIL_PATTERN)}))"
+        if kind == "serial":
+            ok = f"({ok} AND {_serial_holds(text)})"
+        elif required:
+            ok = f"({ok} AND {text} <> '')"
+        typed = _kept(kind, text)
     elif kind == "epoch":
         typed = f"TRY_CAST({value} AS BIGINT)"
         ok = f"({integer} AND {typed} >= {EPOCH_MIN_MS} AND {typed} < {EPOCH_END_MS})"
@@ -161,6 +175,26 @@ def _field_sql(name: str, kind: str, required: bool) -> tuple[str, str, str]:
         else f"CASE WHEN NOT {valid} THEN '''{name}'' breaks its rule ({kind})' END"
     )
     return typed, valid, reason
+
+
+def _stripped(text: str) -> str:
+    return f"trim({text}, {_literal(WHITE_SPACE)})"
+
+
+def _serial_holds(text: str) -> str:
+    """A serial number is not empty once stripped, and holds no invisible character."""
+    stripped = _stripped(text)
+    return f"({stripped} <> '' AND NOT regexp_matches({stripped}, {_literal(INVISIBLE)}))"
+
+
+def _kept(kind: str, text: str) -> str:
+    """The value as the project keeps it: addresses lowered and composed (NFC), serial
+    numbers stripped too."""
+    if kind == "email":
+        return f"nfc_normalize(lower({text}))"
+    if kind == "serial":
+        return f"nfc_normalize(lower({_stripped(text)}))"
+    return text
 
 
 def _strict_sql(dataset: str, lines: str) -> str:
@@ -221,13 +255,14 @@ def _fast_sql(dataset: str, lines: str) -> str:
     # name two more; any other value is the next part, with ':' and ',' around it
     values, part = {}, 2
     for name, kind, _ in fields:
-        if kind in ("string", "email"):
+        if kind in ("string", "email", "serial"):
             values[name], part = f"p[{part + 2}]", part + 4
         else:
             text = f"trim(p[{part + 1}], {_literal(_AROUND)})"
             values[name], part = f"TRY_CAST({text} AS {SQL_TYPES[kind]})", part + 2
     checks = {
-        "email": lambda v: f"regexp_full_match({v}, '{EMAIL_PATTERN}')",
+        "email": lambda v: f"regexp_full_match({v}, {_literal(EMAIL_PATTERN)})",
+        "serial": _serial_holds,
         "epoch": lambda v: f"coalesce({v} >= {EPOCH_MIN_MS} AND {v} < {EPOCH_END_MS}, false)",
         "number": lambda v: f"coalesce(isfinite({v}), false)",
         "distance": lambda v: f"{v} IS NOT NULL",
@@ -235,7 +270,11 @@ def _fast_sql(dataset: str, lines: str) -> str:
     }
     fast = " AND ".join(["shaped", *(checks[kind](f'"{name}"') for name, kind, _ in fields)])
     cut = ", ".join(f'{values[name]} AS "{name}"' for name, _, _ in fields)
-    typed = ", ".join(f'CASE WHEN fast THEN "{name}" END AS "{name}"' for name, _, _ in fields)
+    quoted = {name: f'"{name}"' for name, _, _ in fields}
+    typed = ", ".join(
+        f"CASE WHEN fast THEN {_kept(kind, quoted[name])} END AS {quoted[name]}"
+        for name, kind, _ in fields
+    )
     return f"""
 WITH shaped AS (
   SELECT file_id, line, regexp_full_match(line, {_literal(pattern)}) AS shaped FROM ({lines})
@@ -280,14 +319,19 @@ CREATE TABLE customer_curated AS
 SELECT * FROM customer_trusted
 WHERE email IN (SELECT DISTINCT user FROM accelerometer_trusted);
 
--- a serial number's owners: the persons whose latest record names it
+-- a serial number's owners: the persons whose latest record names it, or more: every
+-- customer any record of whom ever claimed it (a device handed on is ambiguous)
+CREATE TABLE claimants AS
+SELECT serialNumber, count(DISTINCT email) AS claimants FROM customer_landing GROUP BY 1;
+
 CREATE TABLE devices AS
 SELECT p.serialNumber,
-  count(DISTINCT p.email) AS owners,
+  greatest(count(DISTINCT p.email), max(cl.claimants)) AS owners,
   min(p.email) AS owner_email,
   min(p.shareWithResearchAsOfDate) AS owner_consent_ms,
   count(DISTINCT c.email) AS curated_owners
 FROM persons p LEFT JOIN customer_curated c ON p.email = c.email
+LEFT JOIN claimants cl ON p.serialNumber = cl.serialNumber
 GROUP BY p.serialNumber;
 
 CREATE TABLE step_trainer_classified AS
