@@ -13,7 +13,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import annotated_types as at
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -182,6 +182,12 @@ def identifier(value: Column) -> Column:
     stripped, lowered and composed, whatever a lake made before kept. Nondeterministic to
     Spark, as `in_composed_form`."""
     return in_composed_form(F.lower(_without_white_space(value)))
+
+
+def with_identifiers(df: DataFrame, *columns: str) -> DataFrame:
+    """`df` with `<column>_id`, each column's `identifier`: selected into columns, since Spark
+    refuses the composing in a join condition."""
+    return df.withColumns({f"{c}_id": identifier(F.col(c)) for c in columns})
 
 
 def identifier_sql(column: str) -> str:

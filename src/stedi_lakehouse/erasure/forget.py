@@ -25,7 +25,12 @@ from pydantic import BaseModel, ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import identifier, in_composed_form, spark_schema
+from stedi_lakehouse.contracts.spark import (
+    identifier,
+    in_composed_form,
+    spark_schema,
+    with_identifiers,
+)
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
     Dataset,
@@ -166,7 +171,9 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
     claimed, shared = _claimed_in_lines(lake, email), set()
     if lake.exists(landing_table(Dataset.CUSTOMER)):
         # normalised: a lake made before 0.3 keeps identifiers as delivered until its next run
-        customers = _identified(lake.read(landing_table(Dataset.CUSTOMER)), "email", "serialNumber")
+        customers = with_identifiers(
+            lake.read(landing_table(Dataset.CUSTOMER)), "email", "serialNumber"
+        )
         email_is = F.col("email_id") == F.col("key")
         serial = F.col("serialNumber_id")
         theirs = customers.join(_keys(lake, {email}), email_is, "left_semi")
@@ -177,7 +184,7 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         shared = claimed & _distinct(others, serial)
         claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
-        readings = _identified(lake.read(landing_table(Dataset.ACCELEROMETER)), "user")
+        readings = with_identifiers(lake.read(landing_table(Dataset.ACCELEROMETER)), "user")
         theirs = readings.join(_keys(lake, {email}), F.col("user_id") == F.col("key"), "left_semi")
         spellings |= _distinct(theirs, F.col("user"))
     if not spellings and not claimed and not _only_in_lines(lake, email):
@@ -190,12 +197,6 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         key_fingerprint=fingerprint(key),
         started_at=datetime.now(UTC),
     )
-
-
-def _identified(df: DataFrame, *columns: str) -> DataFrame:
-    """`df` with `<column>_id`, each column's `identifier`, selected (not a join condition:
-    composing by reflection is nondeterministic to Spark)."""
-    return df.withColumns({f"{c}_id": identifier(F.col(c)) for c in columns})
 
 
 def _claimed_in_lines(lake: Lake, email: str) -> set[str]:
@@ -251,7 +252,7 @@ def _spelt_as(lake: Lake, table: str, column: str, values: set[str]) -> Match:
     a MERGE condition cannot compose)."""
     if not values or not lake.exists(table):
         return _column_is(column, set())
-    stored = _identified(lake.read(table).select(column), column)
+    stored = with_identifiers(lake.read(table).select(column), column)
     theirs = stored.join(_keys(lake, values), F.col(f"{column}_id") == F.col("key"), "left_semi")
     return _column_is(column, _distinct(theirs, F.col(column)))
 

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from stedi_lakehouse.contracts.spark import identifier
+from stedi_lakehouse.contracts.spark import with_identifiers
 from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
 from stedi_lakehouse.erasure.identifiers import Subject, normalised
 from stedi_lakehouse.errors import ConfigError
@@ -135,10 +135,9 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
     values = subject.emails if kind == "email" else subject.serials
     schema = T.StructType([T.StructField("erased", T.StringType())])
     keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
-    # selected first: composing by reflection is nondeterministic to Spark, refused in a join
-    with_id = df.withColumn("_identifier", identifier(F.col(column)))
-    kept = with_id.join(F.broadcast(keys), F.col("_identifier") == F.col("erased"), "left_anti")
-    return kept.drop("_identifier")
+    identified = with_identifiers(df, column)
+    kept = identified.join(F.broadcast(keys), F.col(f"{column}_id") == F.col("erased"), "left_anti")
+    return kept.drop(f"{column}_id")
 
 
 def lines_not_erased(quarantined: DataFrame, subject: Subject) -> DataFrame:

@@ -105,7 +105,7 @@ def check_case_mapping(spark: SparkSession) -> None:
     to_compose = F.concat(F.lit(COMPOSE_PROBE), F.col("id").cast("string"))
     try:
         row = spark.range(1).select(F.lower(probe), in_composed_form(to_compose)).first()
-    except Exception as exc:  # noqa: BLE001 - any engine's error: said in one line
+    except Exception as exc:  # any engine's own error, said in one line
         raise ConfigError(
             f"this Spark cannot compose Unicode text with ICU4J (Spark 4's own): "
             f"{str(exc).splitlines()[0][:200]}"
