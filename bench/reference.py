@@ -209,6 +209,11 @@ def _strict_sql(dataset: str, lines: str) -> str:
         for (t, _, _), (name, kind, _) in zip(parts, fields, strict=True)
     )
     reasons = ", ".join(r for _, _, r in parts)
+    # a field named twice is ambiguous: quarantined whichever value comes last
+    names = "[" + ", ".join(_literal(name) for name, _, _ in fields) + "]"
+    named = f"list_filter(keys, lambda k: list_contains({names}, k))"
+    valid = f"{valid} AND len({named}) = len(list_distinct({named}))"
+    reasons += f", CASE WHEN len({named}) <> len(list_distinct({named})) THEN 'named twice' END"
     return f"""
 WITH objects AS (
   -- JSON that is not an object (a number, an array...) comes out with every field NULL,
@@ -216,8 +221,12 @@ WITH objects AS (
   SELECT file_id, line,
     CASE WHEN json_valid(line) THEN json_transform(line, {_literal(shape)}) END AS r
   FROM {lines}
+), named AS (
+  SELECT *, CASE WHEN r IS NOT NULL AND json_type(line) = 'OBJECT' THEN json_keys(line)
+    ELSE [] END AS keys
+  FROM objects
 ), checked AS (
-  SELECT file_id, line, r, r IS NOT NULL AND {valid} AS ok FROM objects
+  SELECT file_id, line, r, keys, r IS NOT NULL AND {valid} AS ok FROM named
 )
 SELECT file_id::INTEGER AS file_id, ok,
   {typed},

@@ -275,7 +275,14 @@ HOSTILE = {
         b'{"user":{"a":1},"timestamp":1655564444103,"x":NaN,"y":1,"z":1}',
         "'user' must be a string, got '{\"a\":1}'; 'x' must be a finite number, got 'NaN'",
     ),
-    "a key twice, null": (b'{"user":null,"user":null,' + FIELDS + b"}", "'user' is null"),
+    "a key twice, null": (
+        b'{"user":null,"user":null,' + FIELDS + b"}",
+        "'user' is named more than once",
+    ),
+    "a key twice, two addresses": (
+        b'{"user":"a@test.com","us\\u0065r":"b@test.com",' + FIELDS + b"}",
+        "'user' is named more than once",
+    ),
     "unquoted key": (b'{user:"a@test.com",' + FIELDS + b"}", "not a JSON object"),
     "comment": (b'{"user":"a@test.com",/* hi */' + FIELDS + b"}", "not a JSON object"),
     "not UTF-8 in a field": (

@@ -190,13 +190,23 @@ def _lines(folder: Path) -> list[str]:
     return lines
 
 
+class _Object(dict):
+    """A JSON object that remembers every name it was given, repeated ones too."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        self.names = Counter(name for name, _ in pairs)
+
+
 def _parse(line: str, schema: Schema) -> dict[str, Any]:
     try:
-        raw = json.loads(line)
+        raw = json.loads(line, object_pairs_hook=_Object)
     except (ValueError, RecursionError) as error:
         raise Invalid(f"not JSON: {error}") from None
     if not isinstance(raw, dict):
         raise Invalid("not a JSON object")
+    if repeated := [name for name in schema if raw.names[name] > 1]:
+        raise Invalid(f"named more than once: {repeated}")
     record = {}
     for name, (parse, required) in schema.items():
         value = raw.get(name)

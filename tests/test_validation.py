@@ -110,6 +110,33 @@ def test_optional_field_of_the_wrong_type_is_not_silently_nulled(spark):
     }
 
 
+def test_a_field_named_twice_is_quarantined_whichever_value_comes_last(spark):
+    """Parsers differ on which value of a repeated name wins: such a record is ambiguous (a
+    consent given and withheld; two addresses), whatever its values say."""
+    consent = "shareWithResearchAsOfDate"
+    base = (  # every field given: a record with none null is checked by the quick path
+        '{"customerName":"A","email":"a@test.com","phone":"1","birthDay":"1990-01-01",'
+        '"serialNumber":"s1","registrationDate":1655564444103,"lastUpdateDate":1655564444103,'
+        '"shareWithPublicAsOfDate":1655564444103,"shareWithFriendsAsOfDate":1655564444103,%s}'
+    )
+    given, twice = f'"{consent}":1655564444103,', f"'{consent}' is named more than once"
+    lines = {
+        base % f'"{consent}":1655564444103,"{consent}":null': twice,
+        base % f'"{consent}":null,"{consent}":1655564444103': twice,
+        base % (given + '"email":"b@test.com"'): "'email' is named more than once",
+        base % (given + '"em\\u0061il":"b@test.com","registrationDate":"soon"'): (
+            "'email' is named more than once; 'registrationDate' is named more than once"
+        ),
+    }
+    ignored = [  # an unknown field twice; a name inside a nested object or a value
+        base % (given + '"note":1,"note":2'),
+        base % (given + '"note":{"email":"b@test.com"},"more":"\\"email\\" \\\\u"'),
+    ]
+    validated = validate(_lines(spark, *lines, *ignored), contract=CustomerRecord)
+    assert {r["raw_line"]: r["reason"] for r in quarantined(validated).collect()} == lines
+    assert accepted(validated, contract=CustomerRecord).count() == len(ignored)
+
+
 def test_blank_lines_are_not_records(spark):
     lines = _lines(spark, GOOD, "", "   ", "\t ", " {", "x")
     validated = validate(lines, contract=AccelerometerReading)

@@ -3,7 +3,8 @@
 Each line is parsed once with the typed schema derived from the contract. Only when a field
 came out null (absent, null, wrong type) is the line parsed again as a map of raw values to
 say why, so valid records pay for one parse. No line can fail the run: every parse here turns
-malformed input into null (a reason), never into an exception.
+malformed input into null (a reason), never into an exception. A record naming a field twice is
+ambiguous (parsers differ on which value wins): quarantined, whatever either value says.
 """
 
 import operator
@@ -29,6 +30,7 @@ RECORD = "_record"
 REASON = "reason"
 NOT_AN_OBJECT = "not a JSON object"
 NOT_UTF8 = "not valid UTF-8"
+NAMED_TWICE = "is named more than once"
 SHOWN_CHARS = 40  # how much of an offending value a reason quotes
 KEPT_CHARS = 64 * 1024  # how much of a quarantined line the quarantine keeps
 BOM = "\ufeff"
@@ -102,6 +104,28 @@ def _null_reason(rule: FieldRule, typed: Column, raw: Column) -> Column:
     return reason
 
 
+def _may_repeat(rules: list[FieldRule]) -> Column:
+    """A cheap test that no field is named twice, for records with every field given (the
+    others take the full path anyway): each name is followed by a colon, so such a record
+    naming one twice has more colons than the contract has fields. One pass, no parse."""
+    value = F.col("value")
+    colons = F.octet_length(value) - F.octet_length(F.replace(value, F.lit(":"), F.lit("")))
+    return colons > len(rules)
+
+
+def _any_repeated(rules: list[FieldRule]) -> Column:
+    """Whether the record's top-level object names a field of the contract more than once (a
+    listing of its names only)."""
+    names = F.filter(F.json_object_keys(F.col("value")), lambda k: k.isin([r.name for r in rules]))
+    return F.coalesce(F.size(names) > F.size(F.array_distinct(names)), F.lit(False))
+
+
+def _repeated(name: str) -> Column:
+    """Whether the record's top-level object names the field more than once."""
+    keys = F.json_object_keys(F.col("value"))
+    return F.coalesce(F.size(F.filter(keys, lambda k: k == F.lit(name))) > 1, F.lit(False))
+
+
 def _joined(reasons: list[Column]) -> Column:
     return F.nullif(F.concat_ws("; ", *reasons), F.lit(""))
 
@@ -119,18 +143,30 @@ def _may_hold(rule: FieldRule, typed: Column) -> Column:
 def reason_column(rules: list[FieldRule]) -> Column:
     """Every rule a record breaks, '; '-separated; null for a valid record."""
     typed = {rule.name: stripped(rule, F.col(RECORD)[rule.name]) for rule in rules}
-    value_reasons = [r for rule in rules for r in _value_reasons(rule, typed[rule.name])]
+    by_field = {rule.name: _value_reasons(rule, typed[rule.name]) for rule in rules}
+    value_reasons = [r for reasons in by_field.values() for r in reasons]
     raw = F.from_json(F.col("value"), "map<string,string>", JSON_OPTIONS)
+    repeated = {rule.name: _repeated(rule.name) for rule in rules}
+
+    def unless_repeated(name: str, reason: Column) -> Column:
+        return F.when(~repeated[name], reason)  # a repeated field's values are not read
+
     full = (
         F.when(~F.is_valid_utf8("value"), F.lit(NOT_UTF8))
         .when(raw.isNull(), F.lit(NOT_AN_OBJECT))
         .otherwise(
-            _joined([_null_reason(rule, typed[rule.name], raw) for rule in rules] + value_reasons)
+            _joined(
+                [unless_repeated(r.name, _null_reason(r, typed[r.name], raw)) for r in rules]
+                + [unless_repeated(n, reason) for n, rs in by_field.items() for reason in rs]
+                + [F.when(repeated[n], F.lit(f"'{n}' {NAMED_TWICE}")) for n in by_field]
+            )
         )
     )
     any_null = reduce(operator.or_, [typed[rule.name].isNull() for rule in rules])
     all_hold = reduce(operator.and_, [_may_hold(rule, typed[rule.name]) for rule in rules])
-    return F.when(any_null, full).when(~all_hold, _joined(value_reasons))
+    # a feed with an extra field has more colons on every line: listing names is cheaper
+    repeated_any = _may_repeat(rules) & _any_repeated(rules)
+    return F.when(any_null | repeated_any, full).when(~all_hold, _joined(value_reasons))
 
 
 def validate(
