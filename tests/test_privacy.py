@@ -399,6 +399,63 @@ def test_a_person_whose_every_record_was_quarantined_can_be_forgotten(
     assert stepped.read_text().count('"f-0"') == 1
 
 
+def test_a_record_naming_a_field_twice_is_nobodys_and_either_value_is_erased(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """A customer record naming two addresses and two devices, and readings naming a device
+    only after another serial number, are quarantined; `forget` of the first address removes
+    every line naming either value, and such lines delivered later are dropped."""
+    source, _ = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root = Path(lake.root)
+    fields = (  # the second address and device come last: what a JSON reader keeps
+        '"customerName":"Twice Named","phone":"1","birthDay":"1990-01-01",'
+        '"registrationDate":1655564000000,"lastUpdateDate":1655564000000,'
+        '"shareWithResearchAsOfDate":1655564000000'
+    )
+    record = (
+        f'{{"email":"First.Twice@test.com","serialNumber":"twice-device",{fields},'
+        '"email":"second.twice@test.com","serialNumber":"other-twice-device"}'
+    )
+    fine = [  # beside them, so that the quarantine's share stays under its fail level
+        f'{{"email":"fine{i}@test.com","serialNumber":"fine-{i}",{fields}}}' for i in range(3)
+    ]
+    customers = root / "landing" / "customer" / "twice.json"
+    customers.write_text("\n".join([record, *fine]) + "\n")
+
+    def readings(name: str, *serials: str) -> Path:
+        """Step readings naming `other-twice-device` only after another serial number, and
+        three of the fine customers' devices."""
+        lines = [
+            f'{{"sensorReadingTime":{1655564000000 + i},"serialNumber":"{s}",'
+            f'"distanceFromObject":1,"serialNumber":"other-twice-device"}}'
+            for i, s in enumerate(serials)
+        ] + [
+            f'{{"sensorReadingTime":{1655564000000 + i},"serialNumber":"fine-{i}",'
+            f'"distanceFromObject":{len(serials)}}}'
+            for i in range(3)
+        ]
+        path = root / "landing" / "step_trainer" / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    first = readings("twice.json", "nobodys-1", "nobodys-2")
+    counts = run(lake).datasets
+    assert (counts["customer"].quarantined, counts["step_trainer"].quarantined) == (1, 2)
+    reasons = {r[0] for r in lake.read("customer_quarantine").select("reason").collect()}
+    assert "'email' is named more than once; 'serialNumber' is named more than once" in reasons
+    for table in ("customer_landing", "customer_trusted", "customer_curated"):
+        named = lake.read(table).filter(F.col("email").contains("twice"))
+        assert named.count() == 0, table
+    forget(lake, "FIRST.TWICE@test.com", pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, "first.twice", "second.twice", "twice-device") == []
+    assert customers.read_text().count("fine") == 6 and first.read_text().count("fine") == 3
+    again = readings("again.json", "nobodys-3")
+    counts = run(lake).datasets["step_trainer"]
+    assert counts.read == 4 and counts.excluded.get("erased person") == 1
+    assert files_naming(root, "twice-device") == [] and again.read_text().count("fine") == 3
+
+
 def test_a_device_a_forgotten_person_shared_stays_nobodys(
     sample_lake, spark, test_settings, tmp_path
 ):

@@ -42,7 +42,7 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.erasure.identifiers import Subject, fields_of, normalised
-from stedi_lakehouse.erasure.suppression import SHARED_SERIAL
+from stedi_lakehouse.erasure.suppression import SHARED_SERIAL, field_values
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.keys import (
     FINGERPRINT_PROPERTY,
@@ -149,9 +149,9 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
 
 
 def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
-    """Distinct values of a field of every raw landing line of `dataset` (decoded JSON)."""
+    """Distinct values of a field of every raw landing line of `dataset` (`field_values`)."""
     lines = lake.landing.read_readable(dataset)
-    return _distinct(lines, F.get_json_object("value", f"$.{name}"))
+    return _distinct(lines, F.explode(field_values(F.col("value"), name)))
 
 
 def _journal_entry(stored: bytes) -> PendingErasure:

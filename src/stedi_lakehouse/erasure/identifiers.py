@@ -30,18 +30,27 @@ def normalised(value: str) -> str:
     return composed(value.strip(WHITE_SPACE).lower())
 
 
+class _Object(dict):
+    """A JSON object that keeps its members in order, a name given twice with both values."""
+
+    def __init__(self, pairs: list[tuple[str, object]]):
+        super().__init__(pairs)
+        self.pairs = pairs
+
+
 def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
-    """{kind: values} of the line's identifier fields; None if it is not a JSON object."""
+    """{kind: values} of the line's identifier fields, every value of a field named twice (a
+    record validation quarantines for it names both); None if it is not a JSON object."""
     try:
-        record = json.loads(decoded(line))
+        record = json.loads(decoded(line), object_pairs_hook=_Object)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(record, dict):
+    if not isinstance(record, _Object):
         return None
     found: dict[str, set[str]] = {"email": set(), "serial": set()}
-    for name, kind in IDENTIFIER_FIELDS.items():
-        value = record.get(name)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+    for name, value in record.pairs:
+        kind = IDENTIFIER_FIELDS.get(name)
+        if kind and isinstance(value, str | int | float) and not isinstance(value, bool):
             found[kind].add(normalised(str(value)))
     return found
 

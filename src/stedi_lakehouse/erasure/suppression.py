@@ -84,7 +84,7 @@ class Suppressed:
         values = _distinct(delivered, F.col(column))
         raw = F.col("raw_line")
         for name in ("email", "user", "serialNumber"):
-            values |= _distinct(quarantined, F.get_json_object(raw, f"$.{name}"))
+            values |= _distinct(quarantined, F.explode(field_values(raw, name)))
         tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
         values |= _distinct(quarantined, tokens)
         emails, serials = self._erased("email", values), self._erased("serial", values)
@@ -92,6 +92,15 @@ class Suppressed:
         if subject:
             self.found[dataset] = subject
         return subject
+
+
+def field_values(raw: Column, name: str) -> Column:
+    """Every value a raw line gives field `name`, as delivered: JSON's reading of it (escapes
+    decoded) and each plain string or number spelt after the name, so that both values of a
+    field named twice are found."""
+    quoted = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*"([^"\\]*)"'), 1)
+    number = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*(-?[0-9][0-9.eE+-]*)'), 1)
+    return F.concat(F.array(F.get_json_object(raw, f"$.{name}")), quoted, number)
 
 
 def list_lower_case(lake: Lake, key: bytes | None, serials: set[str]) -> None:
