@@ -4,8 +4,10 @@ it commits any table, naming the expectation and the observed value; every outco
 `quality`, and `status` shows each table's latest check."""
 
 import json
+from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from rich.console import Console
 from typer.testing import CliRunner
@@ -25,7 +27,7 @@ from stedi_lakehouse.pipeline.quality import (
     surplus_keys,
 )
 from stedi_lakehouse.presets import Rules
-from tests.helpers import DATA_TABLES, KEY, land_sample
+from tests.helpers import DATA_TABLES, KEY, land_sample, pick_person, withdrawal
 
 SHARES = {"customer": 37 / 131, "accelerometer": 37 / 717, "step_trainer": 32 / 334}
 
@@ -119,6 +121,34 @@ def test_a_failed_landing_expectation_stops_the_run_with_nothing_committed(spark
     assert [r["outcome"] for r in lake.read("runs").collect()] == ["failed"]
     failed = [o for o in outcomes(lake) if not o["passed"] and o["level"] == "fail"]
     assert [(o["table"], o["threshold"]) for o in failed] == [("customer_quarantine", 0.2)]
+
+
+def test_a_few_bad_new_lines_are_quarantined_and_the_run_goes_on(sample_lake_copy, spark):
+    """The fail share is for a broken feed, seen in many lines: one bad record alone in a
+    delivery (an ambiguous withdrawal) is quarantined, and the run goes on, the records of
+    other deliveries with it."""
+    lake, root = sample_lake_copy, Path(sample_lake_copy.root)
+    email = pick_person(lake)["email"]
+    record = json.dumps(withdrawal(lake, email) | {"shareWithResearchAsOfDate": 1655564000000})
+    ambiguous = record[:-1] + ', "shareWithResearchAsOfDate": null}\n'
+    (root / "landing" / "customer" / "ambiguous.json").write_text(ambiguous)
+    result = CliRunner().invoke(app, ["run", "--profile", "test", "-l", str(root)])
+    assert result.exit_code == 0, result.output
+    quarantined = lake.read("customer_quarantine").filter("source_file LIKE '%ambiguous%'")
+    reasons = [r["reason"] for r in quarantined.collect()]
+    assert reasons == ["'shareWithResearchAsOfDate' is named more than once"]
+    assert lake.read("customer_trusted").filter(F.col("email") == email).count() == 1
+    last = lake.read("runs").orderBy(F.col("started_at").desc()).first()["run_id"]
+    checked = [o for o in outcomes(lake) if o["run_id"] == last]
+    shares = [(o["level"], o["observed"]) for o in checked if o["table"] == "customer_quarantine"]
+    assert sorted(shares) == [("drop", 1.0), ("warn", 1.0)]
+    (root / "landing" / "customer" / "again.json").write_text(ambiguous)
+    stopped = CliRunner().invoke(
+        app,
+        ["run", "--profile", "test", "-l", str(root)],
+        env={"STEDI_QUALITY__QUARANTINE_FAIL_LINES": "1"},
+    )
+    assert stopped.exit_code == 1 and stopped.output.startswith("error: expectation failed")
 
 
 def test_a_failed_trusted_expectation_stops_the_curated_stage(spark, test_settings, tmp_path):

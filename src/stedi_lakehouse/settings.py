@@ -105,6 +105,11 @@ class QualitySettings(BaseModel):
     quarantine_fail_share: float = Field(
         0.5, ge=0, le=1, description="Above: the run stops before the trusted stage writes."
     )
+    # A few bad lines are not a broken feed: stopping every feed for them would hold back
+    # every later record, withdrawals included, until someone moved the file.
+    quarantine_fail_lines: int = Field(
+        100, ge=0, description="The fail share applies from this many new lines of a feed."
+    )
 
 
 class Settings(BaseSettings):

@@ -58,6 +58,7 @@ class Expectation:
     references: tuple[Table, str] | None = None  # (table, column)
     rule: str = ""  # RANGE: what the contract says of the column's values
     threshold: float = 0.0  # passed: observed <= threshold (a `drop` always passes)
+    least_lines: int = 0  # QUARANTINE_SHARE: checked from this many new lines on
 
     @property
     def name(self) -> str:
@@ -107,6 +108,7 @@ def expectations(rules: Rules, quality: QualitySettings) -> list[Expectation]:
                 Level.FAIL,
                 When.BEFORE_TRUSTED,
                 threshold=quality.quarantine_fail_share,
+                least_lines=quality.quarantine_fail_lines,
             ),
         )
     ]

@@ -95,7 +95,7 @@ def subjects_of(customers: DataFrame, *, pseudonym_key: bytes) -> DataFrame:
 def _landing(found: list[Expectation], counts: dict[Dataset, tuple[int, int]]):
     for dataset, (read, quarantined) in counts.items():
         for e in found:
-            if e.table == quarantine_table(dataset):
+            if e.table == quarantine_table(dataset) and read >= e.least_lines:
                 share = quarantined / read if read else 0.0
                 yield Outcome(e, float(quarantined if e.check is Check.DROPPED else share))
 
