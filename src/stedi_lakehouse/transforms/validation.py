@@ -31,6 +31,7 @@ REASON = "reason"
 NOT_AN_OBJECT = "not a JSON object"
 NOT_UTF8 = "not valid UTF-8"
 NAMED_TWICE = "is named more than once"
+NAMES = "_names"  # the contract's names a record gives, where they are listed (`names_given`)
 SHOWN_CHARS = 40  # how much of an offending value a reason quotes
 KEPT_CHARS = 64 * 1024  # how much of a quarantined line the quarantine keeps
 BOM = "\ufeff"
@@ -113,17 +114,32 @@ def _may_repeat(rules: list[FieldRule]) -> Column:
     return colons > len(rules)
 
 
-def _any_repeated(rules: list[FieldRule]) -> Column:
-    """Whether the record's top-level object names a field of the contract more than once (a
-    listing of its names only)."""
-    names = F.filter(F.json_object_keys(F.col("value")), lambda k: k.isin([r.name for r in rules]))
-    return F.coalesce(F.size(names) > F.size(F.array_distinct(names)), F.lit(False))
+def _typed(rules: list[FieldRule]) -> dict[str, Column]:
+    return {rule.name: stripped(rule, F.col(RECORD)[rule.name]) for rule in rules}
+
+
+def _any_null(typed: dict[str, Column]) -> Column:
+    return reduce(operator.or_, [column.isNull() for column in typed.values()])
+
+
+def names_given(rules: list[FieldRule]) -> Column:
+    """The contract's names a record's top-level object gives, a repeated one as often as it
+    is given; listed (names only, once per line) for the records that take the full path or
+    may name a field twice, null for the others."""
+    names = F.json_object_keys(F.col("value"))
+    listed = F.filter(names, lambda k: k.isin([r.name for r in rules]))
+    return F.when(_any_null(_typed(rules)) | _may_repeat(rules), listed)
 
 
 def _repeated(name: str) -> Column:
-    """Whether the record's top-level object names the field more than once."""
-    keys = F.json_object_keys(F.col("value"))
-    return F.coalesce(F.size(F.filter(keys, lambda k: k == F.lit(name))) > 1, F.lit(False))
+    """Whether the record names the field more than once (see `names_given`)."""
+    given = F.filter(F.col(NAMES), lambda k: k == F.lit(name))
+    return F.coalesce(F.size(given) > 1, F.lit(False))
+
+
+def _any_repeated() -> Column:
+    names = F.col(NAMES)
+    return F.coalesce(F.size(names) > F.size(F.array_distinct(names)), F.lit(False))
 
 
 def _joined(reasons: list[Column]) -> Column:
@@ -141,8 +157,9 @@ def _may_hold(rule: FieldRule, typed: Column) -> Column:
 
 
 def reason_column(rules: list[FieldRule]) -> Column:
-    """Every rule a record breaks, '; '-separated; null for a valid record."""
-    typed = {rule.name: stripped(rule, F.col(RECORD)[rule.name]) for rule in rules}
+    """Every rule a record breaks, '; '-separated; null for a valid record. The record's names
+    are listed in column NAMES (`names_given`)."""
+    typed = _typed(rules)
     by_field = {rule.name: _value_reasons(rule, typed[rule.name]) for rule in rules}
     value_reasons = [r for reasons in by_field.values() for r in reasons]
     raw = F.from_json(F.col("value"), "map<string,string>", JSON_OPTIONS)
@@ -162,11 +179,8 @@ def reason_column(rules: list[FieldRule]) -> Column:
             )
         )
     )
-    any_null = reduce(operator.or_, [typed[rule.name].isNull() for rule in rules])
     all_hold = reduce(operator.and_, [_may_hold(rule, typed[rule.name]) for rule in rules])
-    # a feed with an extra field has more colons on every line: listing names is cheaper
-    repeated_any = _may_repeat(rules) & _any_repeated(rules)
-    return F.when(any_null | repeated_any, full).when(~all_hold, _joined(value_reasons))
+    return F.when(_any_null(typed) | _any_repeated(), full).when(~all_hold, _joined(value_reasons))
 
 
 def validate(
@@ -184,7 +198,9 @@ def validate(
     return (
         non_blank(lines.withColumn("value", _without_bom(F.col("value"))))
         .withColumn(RECORD, F.from_json(F.col("value"), spark_schema(contract), JSON_OPTIONS))
+        .withColumn(NAMES, names_given(rules))
         .withColumn(REASON, reason_column(rules))
+        .drop(NAMES)
     )
 
 
