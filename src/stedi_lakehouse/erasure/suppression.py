@@ -32,6 +32,7 @@ NO_KEY = (
     "no pseudonym key: this lake has erased people whose later deliveries must be recognised; "
     "set STEDI_PSEUDONYM_KEY"
 )
+_TEXTS = T.ArrayType(T.StringType())
 _EMAIL_LIKE = r"[^\s\"',;:<>(){}\[\]\\]+@[^\s\"',;:<>(){}\[\]\\]+"
 
 
@@ -95,12 +96,15 @@ class Suppressed:
 
 
 def field_values(raw: Column, name: str) -> Column:
-    """Every value a raw line gives field `name`, as delivered: JSON's reading of it (escapes
-    decoded) and each plain string or number spelt after the name, so that both values of a
-    field named twice are found."""
-    quoted = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*"([^"\\]*)"'), 1)
+    """Every value a raw line gives field `name`, as delivered: JSON's reading of it and each
+    string (its escapes decoded, as JSON reads it) or number spelt after the name, so that both
+    values of a field named twice are found."""
+    quoted = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*("(?:[^"\\]|\\.)*")'), 1)
+    strings = F.transform(
+        quoted, lambda s: F.from_json(F.concat(F.lit("["), s, F.lit("]")), _TEXTS)[0]
+    )
     number = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*(-?[0-9][0-9.eE+-]*)'), 1)
-    return F.concat(F.array(F.get_json_object(raw, f"$.{name}")), quoted, number)
+    return F.concat(F.array(F.get_json_object(raw, f"$.{name}")), strings, number)
 
 
 def list_lower_case(lake: Lake, key: bytes | None, serials: set[str]) -> None:
