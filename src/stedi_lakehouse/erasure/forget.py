@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ValidationError
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import (
@@ -52,7 +52,7 @@ from stedi_lakehouse.keys import (
     keyed_hash,
 )
 from stedi_lakehouse.lake.maintenance import purge_history
-from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
+from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
@@ -104,10 +104,6 @@ def recorded_fingerprint(lake: Lake, table: str) -> str | None:
     return recorded or lake.table_metadata(table).get(FINGERPRINT_PROPERTY)
 
 
-def _distinct(df: DataFrame, column: Column) -> set[str]:
-    return {r[0] for r in df.select(column.alias("v")).distinct().collect() if r[0] is not None}
-
-
 def _keys(lake: Lake, values: set[str]) -> DataFrame:
     """The values as a small key table `s` (column `key`): joined, not spelt in a plan, so no
     query plan or event log of an erasure names the person."""
@@ -145,13 +141,13 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     candidates = lines.join(F.broadcast(_keys(lake, words)), named, "left_semi").union(
         lines.filter(F.col("escaped"))
     )
-    return sorted(_distinct(candidates, F.col("source_file")))
+    return sorted(distinct_values(candidates, F.col("source_file")))
 
 
 def _landing_fields(lake: Lake, dataset: Dataset, name: str) -> set[str]:
     """Distinct values of a field of every raw landing line of `dataset` (`field_values`)."""
     lines = lake.landing.read_readable(dataset)
-    return _distinct(lines, F.explode(field_values(F.col("value"), name)))
+    return distinct_values(lines, F.explode(field_values(F.col("value"), name)))
 
 
 def _journal_entry(stored: bytes) -> PendingErasure:
@@ -177,16 +173,16 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         email_is = F.col("email_id") == F.col("key")
         serial = F.col("serialNumber_id")
         theirs = customers.join(_keys(lake, {email}), email_is, "left_semi")
-        spellings |= _distinct(theirs, F.col("email"))
-        claimed |= _distinct(theirs, serial)
+        spellings |= distinct_values(theirs, F.col("email"))
+        claimed |= distinct_values(theirs, serial)
         claims = customers.join(_keys(lake, claimed), serial == F.col("key"), "left_semi")
         others = claims.join(_keys(lake, {email}), email_is, "left_anti")
-        shared = claimed & _distinct(others, serial)
+        shared = claimed & distinct_values(others, serial)
         claimed -= shared
     if lake.exists(landing_table(Dataset.ACCELEROMETER)):
         readings = with_identifiers(lake.read(landing_table(Dataset.ACCELEROMETER)), "user")
         theirs = readings.join(_keys(lake, {email}), F.col("user_id") == F.col("key"), "left_semi")
-        spellings |= _distinct(theirs, F.col("user"))
+        spellings |= distinct_values(theirs, F.col("user"))
     if not spellings and not claimed and not _only_in_lines(lake, email):
         return None
     return PendingErasure(
@@ -254,7 +250,7 @@ def _spelt_as(lake: Lake, table: str, column: str, values: set[str]) -> Match:
         return _column_is(column, set())
     stored = with_identifiers(lake.read(table).select(column), column)
     theirs = stored.join(_keys(lake, values), F.col(f"{column}_id") == F.col("key"), "left_semi")
-    return _column_is(column, _distinct(theirs, F.col(column)))
+    return _column_is(column, distinct_values(theirs, F.col(column)))
 
 
 def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:

@@ -18,7 +18,7 @@ from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
 from stedi_lakehouse.erasure.identifiers import Subject, normalised
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import fingerprint_record, keyed_hash
-from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
+from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
 
 SUPPRESSIONS = Table.SUPPRESSIONS
 ERASED = "erased person"
@@ -62,7 +62,7 @@ class Suppressed:
         if not self.shared:
             return set()
         assert self.key is not None
-        values = _distinct(serials, F.col(serials.columns[0]))
+        values = distinct_values(serials, F.col(serials.columns[0]))
         return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
@@ -82,12 +82,12 @@ class Suppressed:
         if not self.hashes:
             return Subject()
         column, kind = IDENTIFIER[dataset]
-        values = _distinct(delivered, F.col(column))
+        values = distinct_values(delivered, F.col(column))
         raw = F.col("raw_line")
         for name in ("email", "user", "serialNumber"):
-            values |= _distinct(quarantined, F.explode(field_values(raw, name)))
+            values |= distinct_values(quarantined, F.explode(field_values(raw, name)))
         tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
-        values |= _distinct(quarantined, tokens)
+        values |= distinct_values(quarantined, tokens)
         emails, serials = self._erased("email", values), self._erased("serial", values)
         subject = Subject(frozenset(emails), frozenset(serials))
         if subject:
@@ -133,11 +133,6 @@ def list_lower_case(lake: Lake, key: bytes | None, serials: set[str]) -> None:
         made = [Suppression(identifier_hash=h, kind=k, erased_at=t) for (h, k), t in added.items()]
         frame = records_frame(lake.spark, Suppression, made)
         lake.append(frame, SUPPRESSIONS, metadata=fingerprint_record(key))
-
-
-def _distinct(df: DataFrame, column: Column) -> set[str]:
-    rows = df.select(column.alias("v")).distinct().collect()
-    return {r[0] for r in rows if r[0] is not None}
 
 
 def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) -> DataFrame:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from pydantic import BaseModel
-from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import is_remote
@@ -50,6 +50,13 @@ def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> 
         )
     table = pa.Table.from_pylist(rows, schema=to_arrow_schema(schema))
     return spark.createDataFrame(table, schema=schema)
+
+
+def distinct_values(df: DataFrame, column: str | Column) -> set[str]:
+    """The distinct non-null values of one column (or expression) of `df`, on the driver: the
+    small sets of keys the stages and the erasure look up."""
+    rows = df.select(F.col(column) if isinstance(column, str) else column).distinct().collect()
+    return {r[0] for r in rows if r[0] is not None}
 
 
 def records_frame(

@@ -26,9 +26,8 @@ from stedi_lakehouse.contracts.tables import (
     quarantine_table,
 )
 from stedi_lakehouse.erasure import suppression as sup
-from stedi_lakehouse.lake.tables import local_frame
+from stedi_lakehouse.lake.tables import distinct_values, local_frame
 from stedi_lakehouse.pipeline.bookmarks import IDENTIFIERS_KEY, LOWER_CASE
-from stedi_lakehouse.pipeline.lookups import distinct_values
 from stedi_lakehouse.pipeline.quality import quarantine_counts
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope

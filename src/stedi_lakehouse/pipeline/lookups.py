@@ -4,15 +4,10 @@ lookup the trusted stage made is not made again by the curated stage."""
 
 from collections.abc import Callable, Hashable, Iterable
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import Dataset, Table, landing_table
-from stedi_lakehouse.lake.tables import Lake
-
-
-def distinct_values(df: DataFrame, column: str) -> set[str]:
-    return {row[0] for row in df.select(column).distinct().collect() if row[0] is not None}
+from stedi_lakehouse.lake.tables import Lake, distinct_values
 
 
 class Lookups:
