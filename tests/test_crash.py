@@ -2,19 +2,22 @@
 an incremental run), then run again, ends in exactly the state of an uninterrupted run: the
 lake's commit callback keeps, during one uninterrupted run, the files a run killed right after
 each commit leaves, and each is run again. A few tests then show the same with real processes:
-`stedi-lake run` killed (SIGKILL) in a first and in an incremental run, and two runs started
-together on one lake leaving one clear line for the loser."""
+`stedi-lake run` killed (SIGKILL) in a first and in an incremental run, stopped with Ctrl-C,
+and two runs started together on one lake leaving one clear line for the loser."""
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from stedi_lakehouse.lake.open import STOPPED
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
@@ -165,6 +168,32 @@ def test_a_killed_incremental_cli_run_then_rerun_converges(
     lake = Lake(spark, str(root), test_settings.catalog.database)
     run_in_process(lake)
     assert snapshot(lake) == expected
+
+
+def test_a_run_stopped_with_ctrl_c_says_so_in_one_line_and_the_next_run_finishes_it(
+    reference, spark, test_settings, tmp_path
+):
+    """Ctrl-C in the middle of a run's Spark work: one line, exit code 130, no run record of
+    a failure; the next run ends in the state of an uninterrupted one."""
+    root = tmp_path / "lake"
+    deliver_batches(root, FIRST + SECOND)
+    first_commit = root / "delta/landing/customer_landing/_delta_log/00000000000000000000.json"
+    command = [CLI, "run", "--profile", "test", "--lake-root", str(root)]
+    running = subprocess.Popen(
+        command, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not first_commit.exists() and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 130, stderr[-2000:]
+    assert stderr.splitlines()[-1] == STOPPED, stderr[-2000:]
+    assert "Traceback" not in stderr and "rror" not in stderr, stderr[-2000:]
+    lake = Lake(spark, str(root), test_settings.catalog.database)
+    run_in_process(lake)
+    assert snapshot(lake) == reference.expected
+    assert [r["outcome"] for r in lake.read("runs").collect()] == ["succeeded"]
 
 
 def test_two_runs_at_once_one_waits_its_turn_with_one_clear_line(

@@ -187,6 +187,7 @@ def open_lake(
                 _settle_lease(spark, root, remote)
     else:
         spark = build_session(settings, root)
+        _end_at_once_when_stopped(writes=must_exist and writes)
     lake = Lake(spark, root, settings.catalog.database)
     if must_exist:
         lake.check_root()
@@ -248,6 +249,30 @@ def _settle_lease(spark, root: str, url: str) -> None:
 
     session = {"endpoint": lease.endpoint_of(url), "session_id": spark.session_id}
     lease.settle(_leases[root], s3_client(), session=session, stop=partial(stop_session, url))
+
+
+STOPPED = "stopped: every commit made stays whole; the same command run again finishes the rest"
+
+
+def _end_at_once_when_stopped(*, writes: bool) -> None:
+    """Ctrl-C or SIGTERM on an in-process command ends it at once with one line, as a kill
+    would (a run, or a forget, cut short is finished by the same command). PySpark's own
+    handler cancels the jobs through the gateway the interrupted call is using, and the
+    command would end in pages of py4j errors and a failed run record."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, _frame) -> None:
+        os.write(2, f"{STOPPED if writes else 'stopped'}\n".encode())
+        from stedi_lakehouse.lake import lease
+
+        for held in _leases.values():
+            with contextlib.suppress(Exception):  # it expires anyway
+                lease.release(held)
+        os._exit(128 + signum)  # the JVM ends with its parent; a local lock dies with it
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 def _stop_served_work_when_stopped(spark) -> None:
