@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.errors import ENDPOINT_LOST, LakeError
 from stedi_lakehouse.lake import server
+from stedi_lakehouse.lake.open import STOPPED
 from tests.helpers import ROOT, cli_env, files_naming, land_sample, start_server
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
@@ -324,7 +325,8 @@ def test_a_served_writer_stopped_stops_its_work_on_the_server(
     assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
     time.sleep(3)  # the write is under way on the server
     writer.send_signal(stop)
-    writer.communicate(timeout=60)
+    _, stderr = writer.communicate(timeout=60)
+    assert writer.returncode == 128 + stop and stderr.splitlines()[-1] == STOPPED, stderr
     time.sleep(20)  # the write would have committed by now
     assert not list(target.glob("_delta_log/*.json")), "committed after the writer stopped"
 

@@ -264,7 +264,7 @@ def watch(
 
     The lake stays locked (to other commands) while watching."""
     from stedi_lakehouse.cli.render import run_line
-    from stedi_lakehouse.lake.open import with_jit_for
+    from stedi_lakehouse.lake.open import STOPPED, with_jit_for
     from stedi_lakehouse.pipeline import watch as watch_lake
 
     with user_errors():
@@ -294,7 +294,7 @@ def watch(
             )
         except KeyboardInterrupt:
             status.stop()
-            err.print("stopped; a run cut short is finished by the next run")
+            err.print(STOPPED, highlight=False)
             raise typer.Exit(130) from None
         finally:
             status.stop()

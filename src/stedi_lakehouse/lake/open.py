@@ -285,7 +285,8 @@ def _stop_served_work_when_stopped(spark) -> None:
     def stop(signum, _frame) -> None:
         with contextlib.suppress(Exception):  # a server already gone has nothing running
             spark.interruptAll()
-        raise KeyboardInterrupt
+        os.write(2, f"{STOPPED}\n".encode())
+        raise SystemExit(128 + signum)  # a clean exit: the writer's lock says so
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
