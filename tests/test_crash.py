@@ -6,6 +6,7 @@ each commit leaves, and each is run again. A few tests then show the same with r
 and two runs started together on one lake leaving one clear line for the loser."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -173,14 +174,21 @@ def test_a_killed_incremental_cli_run_then_rerun_converges(
 def test_a_run_stopped_with_ctrl_c_says_so_in_one_line_and_the_next_run_finishes_it(
     reference, spark, test_settings, tmp_path
 ):
-    """Ctrl-C in the middle of a run's Spark work: one line, exit code 130, no run record of
-    a failure; the next run ends in the state of an uninterrupted one."""
+    """Ctrl-C in the middle of a run's Spark work: one line, exit code 130, its JVM ended
+    before it (nothing commits after the lock is free), no run record of a failure; the next
+    run ends in the state of an uninterrupted one."""
     root = tmp_path / "lake"
     deliver_batches(root, FIRST + SECOND)
     first_commit = root / "delta/landing/customer_landing/_delta_log/00000000000000000000.json"
     command = [CLI, "run", "--profile", "test", "--lake-root", str(root)]
     running = subprocess.Popen(
-        command, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its process group: the command and its JVM
     )
     deadline = time.monotonic() + 300
     while not first_commit.exists() and running.poll() is None and time.monotonic() < deadline:
@@ -188,6 +196,8 @@ def test_a_run_stopped_with_ctrl_c_says_so_in_one_line_and_the_next_run_finishes
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 130, stderr[-2000:]
+    with pytest.raises(ProcessLookupError):
+        os.killpg(running.pid, 0)  # no process of the command's group is left
     assert stderr.splitlines()[-1] == STOPPED, stderr[-2000:]
     assert "Traceback" not in stderr and "rror" not in stderr, stderr[-2000:]
     lake = Lake(spark, str(root), test_settings.catalog.database)

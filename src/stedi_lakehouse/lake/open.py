@@ -264,15 +264,28 @@ def _end_at_once_when_stopped(*, writes: bool) -> None:
 
     def stop(signum, _frame) -> None:
         os.write(2, f"{STOPPED if writes else 'stopped'}\n".encode())
+        with contextlib.suppress(Exception):
+            _end_jvm()  # first: nothing it was committing lands after the lock is free
         from stedi_lakehouse.lake import lease
 
         for held in _leases.values():
             with contextlib.suppress(Exception):  # it expires anyway
                 lease.release(held)
-        os._exit(128 + signum)  # the JVM ends with its parent; a local lock dies with it
+        os._exit(128 + signum)  # a local lock dies with the process
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
+
+
+def _end_jvm() -> None:
+    """Kill this process's JVM and wait for it (alone, it would notice its parent is gone and
+    run Spark's shutdown hooks while a commit under way may still finish)."""
+    from pyspark import SparkContext
+
+    jvm = getattr(SparkContext._gateway, "proc", None)
+    if jvm is not None:
+        jvm.kill()
+        jvm.wait(timeout=30)
 
 
 def _stop_served_work_when_stopped(spark) -> None:
