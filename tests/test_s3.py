@@ -132,6 +132,7 @@ def test_a_second_run_on_s3_finds_nothing_new(s3_run):
     assert again.curated(pseudonym_key=KEY).writes == []
 
 
+@pytest.mark.system  # a server and a CLI run, each a process of its own
 def test_an_s3_lake_runs_through_a_spark_connect_endpoint(s3_endpoint, tmp_path):
     """A thin client (no JVM) runs an S3 lake through a Spark Connect endpoint, as through a
     cluster's: the client lists and reads the lake's files itself, the endpoint its tables."""
