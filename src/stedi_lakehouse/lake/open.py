@@ -271,7 +271,11 @@ def _end_at_once_when_stopped(*, writes: bool) -> None:
         for held in _leases.values():
             with contextlib.suppress(Exception):  # it expires anyway
                 lease.release(held)
-        os._exit(128 + signum)  # a local lock dies with the process
+        # ended by the signal itself, as shells and service managers expect of a stopped
+        # command (a local lock dies with the process)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        os._exit(128 + signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
