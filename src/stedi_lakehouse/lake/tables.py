@@ -55,7 +55,7 @@ def local_frame(spark: SparkSession, rows: list[dict], schema: T.StructType) -> 
 def distinct_values(df: DataFrame, column: str | Column) -> set[str]:
     """The distinct non-null values of one column (or expression) of `df`, on the driver: the
     small sets of keys the stages and the erasure look up."""
-    rows = df.select(F.col(column) if isinstance(column, str) else column).distinct().collect()
+    rows = df.select(column).distinct().collect()
     return {r[0] for r in rows if r[0] is not None}
 
 
