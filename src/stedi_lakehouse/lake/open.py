@@ -261,13 +261,14 @@ def _end_at_once_when_stopped(*, writes: bool) -> None:
     command would end in pages of py4j errors and a failed run record."""
     if threading.current_thread() is not threading.main_thread():
         return
+    # imported now: an import inside the handler could wait on a lock the main thread holds
+    from stedi_lakehouse.lake import lease
+    from stedi_lakehouse.lake.session import end_jvm
 
     def stop(signum, _frame) -> None:
         os.write(2, f"{STOPPED if writes else 'stopped'}\n".encode())
         with contextlib.suppress(Exception):
-            _end_jvm()  # first: nothing it was committing lands after the lock is free
-        from stedi_lakehouse.lake import lease
-
+            end_jvm()  # first: nothing it was committing lands after the lock is free
         for held in _leases.values():
             with contextlib.suppress(Exception):  # it expires anyway
                 lease.release(held)
@@ -279,17 +280,6 @@ def _end_at_once_when_stopped(*, writes: bool) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
-
-
-def _end_jvm() -> None:
-    """Kill this process's JVM and wait for it (alone, it would notice its parent is gone and
-    run Spark's shutdown hooks while a commit under way may still finish)."""
-    from pyspark import SparkContext
-
-    jvm = getattr(SparkContext._gateway, "proc", None)
-    if jvm is not None:
-        jvm.kill()
-        jvm.wait(timeout=30)
 
 
 def _stop_served_work_when_stopped(spark) -> None:

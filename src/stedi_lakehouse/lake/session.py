@@ -337,6 +337,18 @@ def build_session(settings: Settings, lake_root: str) -> SparkSession:
     return spark
 
 
+def end_jvm() -> None:
+    """Kill the JVM `build_session` started in this process and wait for it (alone, it would
+    notice its parent is gone and run Spark's shutdown hooks while a commit under way may
+    still finish)."""
+    from pyspark import SparkContext
+
+    jvm = getattr(SparkContext._gateway, "proc", None)
+    if jvm is not None:
+        jvm.kill()
+        jvm.wait(timeout=30)
+
+
 def mend_half_made_metastore(home: Path) -> None:
     """Remove a Derby database a killed process left half made (no `service.properties`):
     Derby refuses it for good. It held only table registrations, which runs make again; the
