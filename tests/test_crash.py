@@ -187,9 +187,9 @@ def running_in_group(group: int) -> list[str]:
 def test_a_run_stopped_with_ctrl_c_says_so_in_one_line_and_the_next_run_finishes_it(
     reference, spark, test_settings, tmp_path
 ):
-    """Ctrl-C in the middle of a run's Spark work: one line, ended by the signal, its JVM ended
-    before it (nothing commits after the lock is free), no run record of a failure; the next
-    run ends in the state of an uninterrupted one."""
+    """Ctrl-C (twice) in the middle of a run's Spark work: one line, ended by the signal, its
+    JVM ended before it (nothing commits after the lock is free), no run record of a failure;
+    the next run ends in the state of an uninterrupted one."""
     root = tmp_path / "lake"
     deliver_batches(root, FIRST + SECOND)
     first_commit = root / "delta/landing/customer_landing/_delta_log/00000000000000000000.json"
@@ -208,12 +208,14 @@ def test_a_run_stopped_with_ctrl_c_says_so_in_one_line_and_the_next_run_finishes
     while not first_commit.exists() and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     running.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    running.send_signal(signal.SIGINT)  # pressed again while it stops
     running.wait(timeout=120)
     left = running_in_group(running.pid)  # at once: its JVM must end before it does
     stderr = said.read_text()
     assert running.returncode == -signal.SIGINT, stderr[-2000:]  # a shell's 130
     assert left == [], "the command's JVM outlived it"
-    assert stderr.splitlines()[-1] == STOPPED, stderr[-2000:]
+    assert stderr.splitlines()[-1] == STOPPED and stderr.count(STOPPED) == 1, stderr[-2000:]
     assert "Traceback" not in stderr and "rror" not in stderr, stderr[-2000:]
     lake = Lake(spark, str(root), test_settings.catalog.database)
     run_in_process(lake)

@@ -266,6 +266,8 @@ def _end_at_once_when_stopped(*, writes: bool) -> None:
     from stedi_lakehouse.lake.session import end_jvm
 
     def stop(signum, _frame) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # Ctrl-C pressed again: still one line
         os.write(2, f"{STOPPED if writes else 'stopped'}\n".encode())
         with contextlib.suppress(Exception):
             end_jvm()  # first: nothing it was committing lands after the lock is free
