@@ -98,6 +98,20 @@ PERSON = Subject(frozenset({"ünal.öz@test.com"}), frozenset({"dev-1"}))
         (b"{'user': '\\u00fcnal.\\u00f6z@test.com', 'timestamp': null", True),  # broken, named
         (b"{'user': 'x\xc3\xbcnal.\xc3\xb6z@test.com'", False),  # broken, another address
         (b"not json at all", False),
+        (
+            b'{"user": ["x@test.com", "\\u00fcnal.\\u00f6z@test.com"], "timestamp": 1}',
+            True,
+        ),  # array
+        (
+            b'{"user": {"to": {"a": "\\u00fcnal.\\u00f6z@test.com"}}, "timestamp": 1}',
+            True,
+        ),  # object
+        (b'{"USER": "\\u00fcnal.\\u00f6z@test.com", "timestamp": 1}', True),  # the name's case
+        (b'{"SerialNumber": ["dev-1"], "distanceFromObject": 3}', True),
+        (b'{"user": "\\u00fcnal.\\u00f6z@test.com\\u200b", "timestamp": 1}', True),  # invisible
+        (b'{"user": "\\u00fcnal\\u0000.\\u00f6z@test.com", "timestamp": 1}', True),  # control
+        (b'{"user": "x@test.com", "note": ["\\u00fcnal.\\u00f6z@test.com"]}', False),
+        (b'{"user": "x@test.com", "flags": [true, null], "timestamp": 1}', False),
     ],
 )
 def test_a_line_is_theirs_by_what_it_says_not_how_it_is_spelt(line, theirs):

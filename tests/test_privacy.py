@@ -344,6 +344,53 @@ def test_a_forgotten_person_delivered_again_is_not_ingested(
     assert kept == 1
 
 
+def malformed_lines(email: str, serial: str) -> dict[str, list[dict]]:
+    """Records naming a person in a malformed identifier field: each is quarantined, and each
+    is theirs."""
+    reading = {"timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    steps = {"sensorReadingTime": 1655564444103, "distanceFromObject": 5}
+    return {
+        "accelerometer": [
+            {"user": [email], **reading},
+            {"user": {"address": email.upper()}, **reading},
+            {"User": email, **reading},
+            {"user": f"{email}\u200b", **reading},
+            {"user": f"{email[:2]}\u200b{email[2:]}", **reading},
+        ],
+        "step_trainer": [{"serialNumber": [serial], **steps}, {"SerialNumber": serial, **steps}],
+    }
+
+
+def test_a_malformed_record_naming_a_person_is_erased_and_stays_erased(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """An identifier given as an array or an object, under a name in other letters, or with an
+    invisible character: `forget` erases the record, and a later delivery of it is dropped."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email, serial = Path(lake.root), person["email"], person["serial"]
+    hidden = f"{email[:2]}\u200b{email[2:]}"  # written as it is, not as an escape
+
+    def deliver_malformed(name: str) -> dict[str, int]:
+        """Each record in a file of its own: each must be found on its own."""
+        lines = malformed_lines(email, serial)
+        for dataset, records in lines.items():
+            for n, record in enumerate(records):
+                text = json.dumps(record, ensure_ascii=False) + "\n"
+                (root / "landing" / dataset / f"{name}-{n}.json").write_text(text)
+        return {dataset: len(records) for dataset, records in lines.items()}
+
+    delivered = deliver_malformed("malformed")
+    first = run(lake).datasets
+    assert {d: first[d].quarantined for d in delivered} == delivered
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email, serial, hidden) == []
+    delivered = deliver_malformed("malformed-again")
+    again = run(lake).datasets
+    assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
+    assert files_naming(root, email, serial, hidden) == []
+
+
 def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
     sample_lake, spark, test_settings, tmp_path
 ):

@@ -60,6 +60,7 @@ JOURNAL = "_erasures"
 ML = Table.MACHINE_LEARNING_CURATED
 SUPPRESSIONS = Table.SUPPRESSIONS
 REDACTED = "(redacted: it named an erased person)"
+INVISIBLE = r"[\p{Cc}\p{Cf}]"  # control and format characters, as `identifiers.visible` drops
 
 
 class _Key(BaseModel):
@@ -119,8 +120,8 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
 
 def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
     """The landing files of `dataset` that may hold a line of the subject's. Spark finds them
-    (the identifiers in the raw text or in a decoded identifier field, or a line with JSON
-    escapes); `Subject.names` decides, line by line."""
+    (the identifiers in the raw text, read without invisible characters, or in a decoded
+    identifier field, or a line with JSON escapes); `Subject.names` decides, line by line."""
     if not lake.landing.exists(dataset):
         return []
     words = set(subject.emails | subject.serials)
@@ -131,7 +132,7 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     lines = raw.select(
         "source_file",
         F.contains(value, F.lit("\\u")).alias("escaped"),
-        in_composed_form(F.lower(value)).alias("text"),
+        in_composed_form(F.lower(F.regexp_replace(value, INVISIBLE, ""))).alias("text"),
         *(identifier(F.get_json_object(value, f"$.{f}")).alias(f) for f in fields),
     ).alias("l")
     key = F.col("s.key")

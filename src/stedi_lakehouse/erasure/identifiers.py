@@ -1,19 +1,25 @@
 """Who a raw line is about: its identifier fields, read by decoding the line as JSON.
 
 A line is matched on what it says, not on how its bytes spell it: JSON escapes (`\\u0040`),
-letter case beyond ASCII and invalid UTF-8 all decode first. A line that names an address only
-inside another field (another person's line) is not theirs. A line that is not a JSON object
+letter case beyond ASCII and invalid UTF-8 all decode first. An identifier field is read in any
+letter case of its name, every string or number inside an array or object given as its value,
+and without invisible characters (such records are quarantined, and still name whom they look
+like). A line that names an address only inside another field (another person's line) is not
+theirs. A line that is not a JSON object
 (a broken delivery) is theirs if its decoded text holds the address or serial as a whole word.
 """
 
 import json
 import re
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stedi_lakehouse.contracts.types import WHITE_SPACE, composed
 
 # The fields that say whose a record is, and what kind of identifier each holds.
 IDENTIFIER_FIELDS = {"email": "email", "user": "email", "serialNumber": "serial"}
+_KIND_OF = {name.lower(): kind for name, kind in IDENTIFIER_FIELDS.items()}
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _WORD = r"[\w.%+\-@]"  # what may continue an address or serial inside a longer word
 
@@ -28,6 +34,12 @@ def normalised(value: str) -> str:
     quarantines for it is still theirs), in lower case and composed (as the landing tables keep
     it)."""
     return composed(value.strip(WHITE_SPACE).lower())
+
+
+def visible(value: str) -> str:
+    """The value without control and invisible format characters (Unicode Cc, Cf): what a
+    reader sees of it."""
+    return "".join(c for c in value if unicodedata.category(c) not in ("Cc", "Cf"))
 
 
 class _Object(dict):
@@ -49,10 +61,21 @@ def fields_of(line: bytes | str) -> dict[str, set[str]] | None:
         return None
     found: dict[str, set[str]] = {"email": set(), "serial": set()}
     for name, value in record.pairs:
-        kind = IDENTIFIER_FIELDS.get(name)
-        if kind and isinstance(value, str | int | float) and not isinstance(value, bool):
-            found[kind].add(normalised(str(value)))
+        if kind := _KIND_OF.get(name.lower()):
+            found[kind] |= {normalised(visible(text)) for text in _texts(value)}
     return found
+
+
+def _texts(value: object) -> Iterator[str]:
+    """A field's value as text: a string or number, or each one inside an array or object."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, _Object):
+        for _, item in value.pairs:
+            yield from _texts(item)
 
 
 def loose_text(line: bytes | str) -> str:

@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.spark import with_identifiers
 from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
-from stedi_lakehouse.erasure.identifiers import Subject, normalised
+from stedi_lakehouse.erasure.identifiers import Subject, normalised, visible
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import fingerprint_record, keyed_hash
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
@@ -66,15 +66,17 @@ class Suppressed:
         return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
-        """Those of `values` (as delivered) listed, normalised. A lake made before 0.3 listed
-        serial numbers as delivered, not in lower case: either spelling is theirs."""
+        """Those of `values` (as delivered) listed, normalised (an invisible character in one
+        is not read: `identifiers.visible`). A lake made before 0.3 listed serial numbers as
+        delivered, not in lower case: either spelling is theirs."""
         key = self.key
         assert key is not None
 
         def listed(value: str) -> bool:
             return keyed_hash(key, kind, value) in self.hashes
 
-        return {normalised(v) for v in values if listed(normalised(v)) or listed(v.strip())}
+        read = {normalised(visible(v)) for v in values}
+        return {v for v in read if listed(v)} | {normalised(v) for v in values if listed(v.strip())}
 
     def subject(self, dataset: Dataset, delivered: DataFrame, quarantined: DataFrame) -> Subject:
         """Whose records, among these new ones (accepted, as `delivered`; quarantined), are of
@@ -97,13 +99,14 @@ class Suppressed:
 
 def field_values(raw: Column, name: str) -> Column:
     """Every value a raw line gives field `name`, as delivered: JSON's reading of it and each
-    string (its escapes decoded, as JSON reads it) or number spelt after the name, so that both
-    values of a field named twice are found."""
-    quoted = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*("(?:[^"\\]|\\.)*")'), 1)
+    string (its escapes decoded, as JSON reads it) or number spelt after the name in any letter
+    case, or first in an array after it, so that both values of a field named twice are
+    found."""
+    quoted = F.regexp_extract_all(raw, F.lit(rf'(?i)"{name}"\s*:\s*\[?\s*("(?:[^"\\]|\\.)*")'), 1)
     strings = F.transform(
         quoted, lambda s: F.from_json(F.concat(F.lit("["), s, F.lit("]")), _TEXTS)[0]
     )
-    number = F.regexp_extract_all(raw, F.lit(rf'"{name}"\s*:\s*(-?[0-9][0-9.eE+-]*)'), 1)
+    number = F.regexp_extract_all(raw, F.lit(rf'(?i)"{name}"\s*:\s*\[?\s*(-?[0-9][0-9.eE+-]*)'), 1)
     return F.concat(F.array(F.get_json_object(raw, f"$.{name}")), strings, number)
 
 
