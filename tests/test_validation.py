@@ -137,6 +137,20 @@ def test_a_field_named_twice_is_quarantined_whichever_value_comes_last(spark):
     assert accepted(validated, contract=CustomerRecord).count() == len(ignored)
 
 
+def test_text_after_the_object_is_quarantined_not_dropped(spark):
+    second = GOOD.replace("a@test.com", "b@test.com")
+    reason = "text after the JSON object (a line holds one record)"
+    lines = {
+        GOOD + second: reason,  # two records on one line: the second would be dropped unread
+        GOOD + " " + second: reason,
+        GOOD + " trailing words": reason,
+        GOOD + "\x00": reason,
+        GOOD + "[1]": reason,
+    }
+    quarantine = _reasons(spark, AccelerometerReading, *lines, GOOD + "   ", GOOD)
+    assert quarantine == lines
+
+
 def test_blank_lines_are_not_records(spark):
     lines = _lines(spark, GOOD, "", "   ", "\t ", " {", "x")
     validated = validate(lines, contract=AccelerometerReading)

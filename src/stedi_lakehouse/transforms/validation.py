@@ -4,7 +4,8 @@ Each line is parsed once with the typed schema derived from the contract. Only w
 came out null (absent, null, wrong type) is the line parsed again as a map of raw values to
 say why, so valid records pay for one parse. No line can fail the run: every parse here turns
 malformed input into null (a reason), never into an exception. A record naming a field twice is
-ambiguous (parsers differ on which value wins): quarantined, whatever either value says.
+ambiguous (parsers differ on which value wins): quarantined, whatever either value says. So is
+a line with text after its object (a second record), which the parser would drop unread.
 """
 
 import operator
@@ -31,6 +32,7 @@ REASON = "reason"
 NOT_AN_OBJECT = "not a JSON object"
 NOT_UTF8 = "not valid UTF-8"
 NAMED_TWICE = "is named more than once"
+TEXT_AFTER = "text after the JSON object (a line holds one record)"
 NAMES = "_names"  # the contract's names a record gives, where they are listed (`names_given`)
 SHOWN_CHARS = 40  # how much of an offending value a reason quotes
 KEPT_CHARS = 64 * 1024  # how much of a quarantined line the quarantine keeps
@@ -156,6 +158,18 @@ def _may_hold(rule: FieldRule, typed: Column) -> Column:
     return reduce(operator.and_, conditions, F.lit(True))
 
 
+def _text_after_the_object() -> Column:
+    """Whether the line holds more than its JSON object (a second record, or anything else),
+    which the parser would drop unread. Looked at only where it may be: a line that ends with
+    something other than "}", or whose names were listed (`names_given`: more colons than the
+    contract has fields, as a second record gives); those are read again as the elements of a
+    JSON array, which must be exactly one."""
+    value = F.col("value")
+    may = F.col(NAMES).isNotNull() | ~F.rtrim(value).endswith("}")
+    elements = F.from_json(F.concat(F.lit("["), value, F.lit("]")), "array<string>", JSON_OPTIONS)
+    return may & F.coalesce(F.size(elements) != 1, F.lit(True))
+
+
 def reason_column(rules: list[FieldRule]) -> Column:
     """Every rule a record breaks, '; '-separated; null for a valid record. The record's names
     are listed in column NAMES (`names_given`)."""
@@ -180,7 +194,10 @@ def reason_column(rules: list[FieldRule]) -> Column:
         )
     )
     all_hold = reduce(operator.and_, [_may_hold(rule, typed[rule.name]) for rule in rules])
-    return F.when(_any_null(typed) | _any_repeated(), full).when(~all_hold, _joined(value_reasons))
+    broken = F.when(_any_null(typed) | _any_repeated(), full).when(
+        ~all_hold, _joined(value_reasons)
+    )
+    return F.coalesce(broken, F.when(_text_after_the_object(), F.lit(TEXT_AFTER)))
 
 
 def validate(
