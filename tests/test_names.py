@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.lake.layout import NAMES_A_PERSON
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
 from stedi_lakehouse.presets import Rules
@@ -36,6 +37,8 @@ SKIPPED = {
     "upload.json.tmp": "a hidden or temporary name (a file being written)",
     "copy.json._COPYING_": "a hidden or temporary name (a file being written)",
     "_tmp/inside.json": "a hidden or temporary name (a file being written)",
+    "kim@test.com.json": NAMES_A_PERSON,
+    "kim@test.com/readings.json.gz": NAMES_A_PERSON,
 }
 
 

@@ -37,16 +37,25 @@ def local_path(lake_root: str) -> Path:
 LANDING_SUFFIXES = (".json", ".json.gz")
 NOT_LANDING = "not *.json or *.json.gz"
 BEING_WRITTEN = "a hidden or temporary name (a file being written)"
+# A name is every row's lineage (`source_file`) and a bookmark: no erasure reaches it, so no
+# name read may hold an address (as the contracts take one: something@something).
+ADDRESS_IN_NAME = re.compile(r"[^/@\s]+@[^/@\s]+")
+NAMES_A_PERSON = "an e-mail address in its name, which would outlive an erasure: rename it"
 
 
 def skipped_because(name: str) -> str | None:
     """Why a file under a landing folder (`name`: its path below the dataset's folder) is not
     read; None for a landing file. Names that tools give files while they write them (hidden,
-    `_` first, `*.tmp`, `*._COPYING_`), in any folder of the path, are left until renamed."""
+    `_` first, `*.tmp`, `*._COPYING_`), in any folder of the path, are left until renamed, as
+    are names holding an address."""
     parts = name.split("/")
     if any(p.startswith((".", "_")) for p in parts) or name.endswith((".tmp", "._COPYING_")):
         return BEING_WRITTEN
-    return None if name.endswith(LANDING_SUFFIXES) else NOT_LANDING
+    if not name.endswith(LANDING_SUFFIXES):
+        return NOT_LANDING
+    if ADDRESS_IN_NAME.search(name.removesuffix(".gz").removesuffix(".json")):
+        return NAMES_A_PERSON
+    return None
 
 
 def normalise_root(lake_root: str) -> str:
