@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
-from tests.helpers import ROOT, SHARED_METASTORE, land_sample
+from tests.helpers import ROOT, SAMPLE, SHARED_METASTORE, land_sample
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -60,6 +60,12 @@ def test_unknown_rules_preset_is_rejected():
         (["land", "/no/such/folder", "--lake-root", "/tmp/x"], {}, "error: source folder"),
         (["land", __file__, "--lake-root", "/tmp/x"], {}, f"error: source folder {__file__} is a"),
         (["status", "--lake-root", "/tmp"], {"STEDI_SPARK__CONF": "{"}, "error: bad configuration"),
+        (["land", str(SAMPLE), "--lake-root", __file__], {}, f"error: File exists: {__file__}"),
+        (
+            ["report", "--out", "/no/such/folder/r.html", "--lake-root", "/tmp"],
+            {},
+            "error: No such file or directory: /no/such/folder/r.html",
+        ),
         (
             ["watch", "--lake-root", "/no/such/lake"],
             {},

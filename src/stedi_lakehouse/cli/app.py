@@ -84,6 +84,8 @@ def user_errors() -> Iterator[None]:
             # the session's open results then fail to close as Python exits: known, and noise
             sys.unraisablehook = lambda unraisable: None
             raise fail(ENDPOINT_LOST) from None
+        if isinstance(exc, OSError) and exc.filename:  # a path given that cannot be used
+            raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
         # a failure in the JVM: here (py4j), or in a Spark Connect server
         served = type(exc).__module__ == "pyspark.errors.exceptions.connect"
         if getattr(exc, "java_exception", None) is None and not served:
