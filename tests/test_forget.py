@@ -4,6 +4,7 @@ file scanned, Parquet decoded), the erasure is recorded by counts only, others k
 and later runs do not bring the person back."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.lake.maintenance import purge_history
+from stedi_lakehouse.lake.readers import open_table
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.presets import Rules
@@ -25,6 +28,9 @@ from tests.helpers import (
     subject_key,
 )
 
+# A data file no commit names: what a write killed before its commit leaves behind.
+LEFT_OVER = "part-00099-left-by-a-killed-write-c000.snappy.parquet"
+
 
 def run(lake: Lake):
     return run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
@@ -37,7 +43,8 @@ def counts(lake: Lake) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def forgotten(spark, test_settings, tmp_path_factory):
     """The sample, landed and run in two batches (so the log holds incremental commits whose
-    predicates name people), then one person forgotten through the CLI."""
+    predicates name people), a file naming the person left in a table's folder as a write
+    killed before its commit leaves it, then one person forgotten through the CLI."""
     root = tmp_path_factory.mktemp("forget") / "lake"
     lake = new_lake(spark, test_settings, root)
     batches = BATCHES["readings-first"]
@@ -46,6 +53,10 @@ def forgotten(spark, test_settings, tmp_path_factory):
             deliver(root, files)
         run(lake)
     person = pick_person(lake)
+    table = Path(lake.table_path("accelerometer_trusted"))
+    naming = files_naming(table, person["email"])
+    named = next(f for f in naming if f.endswith(".parquet"))
+    shutil.copyfile(table / named, table / LEFT_OVER)
     before_files = files_naming(root, person["email"], person["serial"])
     before = counts(lake)
     result = CliRunner().invoke(
@@ -83,6 +94,26 @@ def test_no_file_under_the_lake_root_names_the_person(forgotten):
     assert files_naming(root, person["email"], person["serial"]) == []
     ml = lake.read("machine_learning_curated")
     assert ml.filter(F.col("subject_key") == subject_key(person["email"])).count() == 0
+
+
+def test_files_no_version_uses_are_deleted_and_the_rest_kept(forgotten):
+    lake, _, before_files, _, _ = forgotten
+    table = Path(lake.table_path("accelerometer_trusted"))
+    assert f"{table.relative_to(lake.root)}/{LEFT_OVER}" in before_files
+    assert not (table / LEFT_OVER).exists()
+    used = set(open_table(lake.root, "accelerometer_trusted").file_uris())
+    data = {str(p) for p in table.iterdir() if p.suffix == ".parquet"}
+    assert data == used
+
+
+def test_a_table_whose_latest_commit_states_no_rules_keeps_them_through_a_purge(lake):
+    """Its purge makes a commit that states them (the commit stating them goes with the log)."""
+    lake.overwrite(lake.spark.range(3), "runs", rules=Rules.PRIVACY)
+    lake.spark.sql(f"ALTER TABLE delta.`{lake.table_path('runs')}` SET TBLPROPERTIES ('a' = 'b')")
+    purge_history(lake, "runs")
+    again = Lake(lake.spark, lake.root, lake.database)
+    assert len(again.history("runs")) == 1
+    assert again.table_rules("runs") is Rules.PRIVACY
 
 
 def test_old_versions_are_gone_and_the_tables_still_work(forgotten):

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.erasure.forget import forget
 from stedi_lakehouse.lake.session import s3a_options
 from stedi_lakehouse.lake.tables import Lake
 from stedi_lakehouse.pipeline import Stages
@@ -20,6 +21,8 @@ from tests.helpers import (
     S3_ENV,
     SAMPLE,
     cli_env,
+    files_naming,
+    pick_person,
     start_server,
     written_rows,
 )
@@ -154,3 +157,19 @@ def test_an_s3_lake_runs_through_a_spark_connect_endpoint(s3_endpoint, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     written = {w["table"]: w["rows_written"] for w in json.loads(done.stdout)["writes"]}
     assert {t: written.get(t) for t in EXPECTED_ROWS[Rules.PRIVACY]} == EXPECTED_ROWS[Rules.PRIVACY]
+
+
+def test_forget_on_s3_leaves_no_object_naming_the_person(s3_run, tmp_path):
+    """Last of the module's tests on its lake (it changes it): every object under the lake
+    root, downloaded and decoded, names the person no more."""
+    lake, _ = s3_run
+    person = pick_person(lake)
+    forget(lake, person["email"], pseudonym_key=KEY, progress=lambda _: None)
+    s3 = boto3.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="prod/"):
+        for found in page.get("Contents", []):
+            target = tmp_path / found["Key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(BUCKET, found["Key"], str(target))
+    assert files_naming(tmp_path, person["email"], person["serial"]) == []
+    assert len(lake.history("accelerometer_trusted")) == 1

@@ -9,9 +9,9 @@ finishes the erasure (the journal, `PendingErasure`, holds keyed hashes, never t
    small key table, so no commit's predicate spells an identifier);
 3. their lines, from the raw landing files (matched by decoding each line: `identifiers.py`);
 4. the text of `runs` that names them (a failed run's error);
-5. every older version of every table (VACUUM with no retention, then the log before the
-   current version), whether or not the table held them today: a person who withdrew consent
-   is gone from the current version but still in the earlier ones;
+5. every older version of every table (the files its current version does not use, then the
+   log before that version), whether or not the table held them today: a person who withdrew
+   consent is gone from the current version but still in the earlier ones;
 6. the erasure's record in `erasures` (counts only), then the journal entry.
 
 Devices only they claimed are theirs: those readings go too. Landing files keep their names, so

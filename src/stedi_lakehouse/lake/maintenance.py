@@ -16,12 +16,18 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, RunRecord, Table, TableCompaction
 from stedi_lakehouse.errors import failure_text
+from stedi_lakehouse.lake.layout import CHECKSUM_FILE
 from stedi_lakehouse.lake.status import LakeLog
 from stedi_lakehouse.lake.tables import Lake, records_frame
 from stedi_lakehouse.settings import MaintenanceSettings
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 COMMAND = "maintain"
 
@@ -131,31 +137,58 @@ def vacuum(lake: Lake, name: str, *, retention_hours: float) -> None:
     lake.changed(name)
 
 
+# Set by `purge_history`: the table's versions before the one it made were deleted.
+HISTORY_PROPERTY = "stedi.history"
 # A file of a table's Delta log that belongs to one version: a commit, its checksum, a
 # checkpoint (local file systems also keep a hidden checksum of each file: `.<name>.crc`).
 VERSION_FILE = re.compile(r"\.?(\d{20})\.")
 
 
 def purge_history(lake: Lake, name: str) -> None:
-    """Make table `name`'s current version its only one: rewrite files carrying deletion
-    vectors, delete every data file it no longer uses (VACUUM with a zero retention, the
-    retention safety check lifted for this call only), then checkpoint the log (with
-    delta-rs) and delete the log files before it. Earlier versions can no longer be read.
-    SQL and delta-rs only: it runs in-process and through a lake server alike, whose Delta
-    reads the log again from the checkpoint at its next query."""
-    spark, path = lake.spark, lake.table_path(name)
-    properties = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").collect()[0]["properties"]
-    if properties.get("delta.enableDeletionVectors") == "true":
-        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
-    with lake.setting(RETENTION_CHECK, "false"), lake.stating_rules(name):
-        spark.sql(f"VACUUM delta.`{path}` RETAIN 0 HOURS")
+    """Make table `name`'s current version its only one. The purge commits first (a table
+    property, the commit stating the table's metadata): the one commit the log keeps is then
+    its own, not a run's, whose predicate may spell an address. Then every file of the table
+    that version does not use is deleted, the log is checkpointed (with delta-rs) and its files
+    before that version are deleted. Earlier versions can no longer be read. One commit and
+    file operations: a VACUUM would list and plan at length even for a small table. It runs
+    in-process and through a lake server alike, whose Delta reads the log again from the
+    checkpoint at its next query."""
+    before = LakeLog(lake.root).open(name)
+    assert before is not None, f"{name} has no Delta log"
+    if "deletionVectors" in (before.protocol().reader_features or []):
+        lake.spark.sql(f"REORG TABLE delta.`{lake.table_path(name)}` APPLY (PURGE)")
+    lake.set_table_property(name, HISTORY_PROPERTY, "purged")
     delta = LakeLog(lake.root).open(name)
-    assert delta is not None, f"{name} has no Delta log"
+    assert delta is not None
+    for relative in unused_files(lake, name, delta):
+        lake.storage.delete(relative)
     delta.create_checkpoint()
     latest = delta.version()
-    log = f"{path}/_delta_log".removeprefix(f"{lake.root}/")
+    log = f"{lake.table_path(name)}/_delta_log".removeprefix(f"{lake.root}/")
     for file in lake.storage.names_in(log):
         match = VERSION_FILE.match(file)
         if match and int(match.group(1)) < latest:
             lake.storage.delete(f"{log}/{file}")
-    lake.changed(name)
+
+
+def unused_files(lake: Lake, name: str, delta: "DeltaTable") -> list[str]:
+    """The files under table `name`'s folder (its Delta log aside) that its current version
+    does not use: files replaced by later versions, files of writes that never committed, and
+    their local checksums. Paths relative to the lake root."""
+    folder = lake.table_path(name).removeprefix(f"{lake.root}/")
+    # the log may spell a name URL-encoded: either spelling keeps a file
+    used = {
+        p
+        for path in delta.get_add_actions().column("path").to_pylist()
+        for p in (path, unquote(path))
+    }
+    unused = []
+    for relative in lake.storage.paths_under(folder):
+        inside = relative.removeprefix(f"{folder}/")
+        if inside.startswith("_delta_log/"):
+            continue
+        directory, _, file = inside.rpartition("/")
+        checked = file[1:-4] if CHECKSUM_FILE.fullmatch(file) else file  # .<name>.crc
+        if f"{directory}/{checked}".lstrip("/") not in used:
+            unused.append(relative)
+    return unused

@@ -160,7 +160,7 @@ def _with_lake_sql(builder: Builder, settings: Settings, lake_root: str) -> Buil
         # logs: a few tasks each wait less for the 2 cores.
         "spark.databricks.delta.snapshotPartitions": str(settings.spark.snapshot_partitions),
         # VACUUM lists and deletes files with this many tasks (default 10,000, far too many
-        # for a small table; `forget` vacuums every table).
+        # for a small table; maintenance vacuums every table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
             settings.spark.shuffle_partitions
         ),

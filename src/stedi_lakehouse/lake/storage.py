@@ -56,6 +56,12 @@ class Storage:
             if not CHECKSUM_FILE.fullmatch(name.rsplit("/", 1)[-1]):  # Hadoop's local checksums
                 yield name, Listed(_version(info), info.modified_ms)
 
+    def paths_under(self, relative: str) -> list[str]:
+        """Every file under folder `<lake root>/<relative>` and its sub-folders, local
+        checksums too: each one's path under the root."""
+        found = python_files.files_under(f"{self.root}/{relative}")
+        return [info.path.removeprefix(f"{self.root}/") for info in found]
+
     def version(self, relative: str) -> str:
         """What the file `<lake root>/<relative>` holds now, as `listed` gives it."""
         return _version(python_files.file_info(f"{self.root}/{relative}"))
