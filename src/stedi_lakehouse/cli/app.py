@@ -622,9 +622,15 @@ def land(
     with user_errors():
         settings = _settings(profile, lake_root)
         root = settings.require_lake_root()
-        copied = land_files(source, root)
+        copied, left = land_files(source, root)
     for dataset, files in copied.items():
         out.print(f"landed {files} file(s) into {root}/landing/{dataset}/")
+    if left:
+        out.print(
+            f"not landed: {len(left):,} file(s) of {source}:", highlight=False, soft_wrap=True
+        )
+        for name, why in left.items():
+            out.print(Text(f"  {name}: {why}"), soft_wrap=True)
 
 
 @app.command()

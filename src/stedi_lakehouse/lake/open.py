@@ -194,34 +194,36 @@ def open_lake(
     return lake
 
 
-def files_to_land(source: Path) -> dict[Dataset, list[Path]]:
+def files_to_land(source: Path) -> tuple[dict[Dataset, list[Path]], dict[str, str]]:
     """The landing files under `source/<dataset>/` (what a run reads: see `skipped_because`),
-    per dataset found."""
+    per dataset found; and the other files there (`<dataset>/<path>`), with why each is left."""
     if not source.is_dir():
         said = (
             "is a file: give the folder holding <dataset>/" if source.exists() else "does not exist"
         )
         raise LakeError(f"source folder {source} {said}")
-    found = {
-        d: sorted(
-            f
-            for f in (source / d).rglob("*")
-            if f.is_file() and not skipped_because(f.relative_to(source / d).as_posix())
-        )
-        for d in Dataset
-        if (source / d).is_dir()
-    }
+    found: dict[Dataset, list[Path]] = {}
+    skipped: dict[str, str] = {}
+    for d in (d for d in Dataset if (source / d).is_dir()):
+        found[d] = []
+        for file in sorted(f for f in (source / d).rglob("*") if f.is_file()):
+            name = file.relative_to(source / d).as_posix()
+            if why := skipped_because(name):
+                skipped[f"{d}/{name}"] = why
+            else:
+                found[d].append(file)
     if not found:
         names = ", ".join(f"{d}/" for d in Dataset)
         raise LakeError(f"{source} has none of the dataset folders {names}")
-    return found
+    return found, skipped
 
 
-def land_files(source: Path, lake_root: str) -> dict[str, int]:
+def land_files(source: Path, lake_root: str) -> tuple[dict[str, int], dict[str, str]]:
     """Deliver JSON-lines files from `source/<dataset>/` into `<lake root>/landing/<dataset>/`,
-    keeping sub-folders; returns the number of files per dataset. A local lake gets file copies,
-    each renamed into place once whole; an S3 lake gets objects, each whole once uploaded."""
-    found = files_to_land(source)
+    keeping sub-folders; returns the number of files per dataset, and the files left with why
+    (`files_to_land`). A local lake gets file copies, each renamed into place once whole; an S3
+    lake gets objects, each whole once uploaded."""
+    found, skipped = files_to_land(source)
     storage = Storage(normalise_root(lake_root))
     if storage.local:
         make_private_folder(local_path(lake_root))
@@ -237,7 +239,7 @@ def land_files(source: Path, lake_root: str) -> dict[str, int]:
                 os.replace(partial, target)
             else:
                 storage.put(file, relative)
-    return {str(d): len(files) for d, files in found.items()}
+    return {str(d): len(files) for d, files in found.items()}, skipped
 
 
 def _settle_lease(spark, root: str, url: str) -> None:
