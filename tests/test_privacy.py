@@ -391,6 +391,32 @@ def test_a_malformed_record_naming_a_person_is_erased_and_stays_erased(
     assert files_naming(root, email, serial, hidden) == []
 
 
+def test_a_file_named_after_a_person_is_renamed_by_forget_and_read_then(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """A run leaves such a file unread; `forget` takes their lines out and the address out of
+    its name (a folder of theirs with nothing else goes), and the next run reads the rest."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    reading = {"timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    mixed = root / "landing" / "accelerometer" / "by person" / f"{email}.json"
+    mixed.parent.mkdir()
+    lines = [{"user": email, **reading}, {"user": "Somebody.Else@test.com", **reading}]
+    mixed.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    theirs = root / "landing" / "accelerometer" / email.upper() / "readings.json"
+    theirs.parent.mkdir()
+    theirs.write_text(json.dumps(lines[0]) + "\n")
+    assert set(run(lake).skipped) == {str(f.relative_to(root)) for f in (mixed, theirs)}
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email) == []
+    assert [p for p in root.rglob("*") if email.lower() in str(p).lower()] == []
+    assert not theirs.parent.exists()
+    (moved,) = mixed.parent.iterdir()
+    assert moved.read_text() == json.dumps(lines[1]) + "\n"
+    assert run(lake).datasets["accelerometer"].read == 1  # the rest, under its new name
+
+
 def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
     sample_lake, spark, test_settings, tmp_path
 ):

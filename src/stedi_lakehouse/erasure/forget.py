@@ -8,6 +8,8 @@ finishes the erasure (the journal, `PendingErasure`, holds keyed hashes, never t
 2. their rows, from every landing, quarantine, trusted and curated table (a MERGE against a
    small key table, so no commit's predicate spells an identifier);
 3. their lines, from the raw landing files (matched by decoding each line: `identifiers.py`);
+   a file left unread because its name holds their address moves to a name without it (none
+   if nothing else is left of it);
 4. the text of `runs` that names them (a failed run's error);
 5. every older version of every table (the files its current version does not use, then the
    log before that version), whether or not the table held them today: a person who withdrew
@@ -41,7 +43,7 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
-from stedi_lakehouse.erasure.identifiers import Subject, fields_of, normalised
+from stedi_lakehouse.erasure.identifiers import Subject, fields_of, normalised, visible
 from stedi_lakehouse.erasure.suppression import SHARED_SERIAL, field_values
 from stedi_lakehouse.errors import ConfigError, LakeError
 from stedi_lakehouse.keys import (
@@ -51,6 +53,7 @@ from stedi_lakehouse.keys import (
     fingerprint_record,
     keyed_hash,
 )
+from stedi_lakehouse.lake.layout import ADDRESS_IN_NAME, NAMES_A_PERSON
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
 from stedi_lakehouse.presets import Rules
@@ -116,6 +119,26 @@ def _landing_files_naming(lake: Lake, dataset: Dataset, subject: Subject) -> lis
     """The landing files of `dataset` holding a line of the subject's."""
     candidates = _candidate_files(lake, dataset, subject)
     return [f for f in candidates if any(subject.names(line) for line in lake.landing.lines(f))]
+
+
+def _named_after(lake: Lake, dataset: Dataset, email: str, key: bytes) -> dict[str, str]:
+    """The files of landing/<dataset>/ left unread because their name holds an address, where
+    the address is theirs -> the name to move each to: each such address made a keyed hash
+    (runs then read what is left of it, as delivered under that name)."""
+    if not lake.landing.exists(dataset):
+        return {}
+    moved = {}
+    for relative, why in lake.landing.listing(dataset)[1].items():
+        if why != NAMES_A_PERSON:
+            continue
+        named = relative.removesuffix(".gz").removesuffix(".json")
+        to = relative
+        for address in ADDRESS_IN_NAME.findall(named):
+            if normalised(visible(address)) == email:
+                to = to.replace(address, f"erased-{keyed_hash(key, 'email', address)[:16]}")
+        if to != relative:
+            moved[relative] = to
+    return moved
 
 
 def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
@@ -338,10 +361,14 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
                 report.rows_removed[table] = report.rows_removed.get(table, 0) + removed
                 save()
 
-    progress("rewriting landing files")  # 3. raw lines
+    progress("rewriting landing files")  # 3. raw lines (and names)
     for dataset in Dataset:
         for relative in _landing_files_naming(lake, dataset, subject):
             lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
+            report.landing_files_rewritten += 1
+            save()
+        for relative, moved_to in _named_after(lake, dataset, target, pseudonym_key).items():
+            lake.landing.move_unread(relative, moved_to, keep=lambda line: not subject.names(line))
             report.landing_files_rewritten += 1
             save()
 

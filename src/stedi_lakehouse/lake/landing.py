@@ -10,7 +10,13 @@ from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
 from stedi_lakehouse.errors import LakeError
-from stedi_lakehouse.lake.layout import GLOB_CHARACTERS, Listed, landing_dir, skipped_because
+from stedi_lakehouse.lake.layout import (
+    GLOB_CHARACTERS,
+    Listed,
+    landing_dir,
+    local_path,
+    skipped_because,
+)
 
 if TYPE_CHECKING:
     from stedi_lakehouse.lake.tables import Lake
@@ -101,6 +107,24 @@ class Landing:
         version = self.storage.version(relative)
         self._rebookmark(relative, version)
         return version
+
+    def move_unread(self, relative: str, target: str, keep: Callable[[bytes], bool]) -> None:
+        """Move a file the lake leaves unread (`skipped_because`) to `target`, with only the
+        lines `keep` keeps; none kept: the file is deleted. No bookmark names it. A local
+        folder the move leaves empty goes too (a name may be all that is left of someone)."""
+        kept = b"".join(line for line in self._bytes(relative).splitlines(True) if keep(line))
+        if kept:
+            self.storage.write(target, gzip.compress(kept) if target.endswith(".gz") else kept)
+        self.storage.delete(relative)
+        if self.storage.local:
+            root = local_path(self.lake.root)
+            dataset = root / "/".join(relative.split("/")[:2])  # landing/<dataset>: kept
+            folder = (root / relative).parent
+            while (
+                folder != dataset and folder.is_relative_to(dataset) and not any(folder.iterdir())
+            ):
+                folder.rmdir()
+                folder = folder.parent
 
     def _rebookmark(self, relative: str, version: str) -> None:
         """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
