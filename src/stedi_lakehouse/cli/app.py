@@ -172,10 +172,13 @@ def show(renderable) -> None:
     out.print(fitted(renderable, out.width))
 
 
-def _say_skipped(skipped: dict[str, str]) -> None:
-    """Files in a landing folder that a run does not read, by name, never in silence."""
+def _say_skipped(
+    skipped: dict[str, str], said: str = "not read", where: str = "in the landing folders"
+) -> None:
+    """Files left (a run does not read them, `land` does not copy them), by name, with why:
+    never in silence."""
     if skipped:
-        out.print(f"not read: {len(skipped):,} file(s) in the landing folders:", highlight=False)
+        out.print(f"{said}: {len(skipped):,} file(s) {where}:", highlight=False, soft_wrap=True)
         for name, why in skipped.items():
             out.print(Text(f"  {name}: {why}"), soft_wrap=True)
 
@@ -625,12 +628,7 @@ def land(
         copied, left = land_files(source, root)
     for dataset, files in copied.items():
         out.print(f"landed {files} file(s) into {root}/landing/{dataset}/")
-    if left:
-        out.print(
-            f"not landed: {len(left):,} file(s) of {source}:", highlight=False, soft_wrap=True
-        )
-        for name, why in left.items():
-            out.print(Text(f"  {name}: {why}"), soft_wrap=True)
+    _say_skipped(left, "not landed", f"of {source}")
 
 
 @app.command()

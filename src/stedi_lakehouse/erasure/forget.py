@@ -53,7 +53,7 @@ from stedi_lakehouse.keys import (
     fingerprint_record,
     keyed_hash,
 )
-from stedi_lakehouse.lake.layout import ADDRESS_IN_NAME, NAMES_A_PERSON
+from stedi_lakehouse.lake.layout import NAMES_A_PERSON, addresses_in
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
 from stedi_lakehouse.presets import Rules
@@ -131,9 +131,8 @@ def _named_after(lake: Lake, dataset: Dataset, email: str, key: bytes) -> dict[s
     for relative, why in lake.landing.listing(dataset)[1].items():
         if why != NAMES_A_PERSON:
             continue
-        named = relative.removesuffix(".gz").removesuffix(".json")
         to = relative
-        for address in ADDRESS_IN_NAME.findall(named):
+        for address in addresses_in(relative):
             if normalised(visible(address)) == email:
                 to = to.replace(address, f"erased-{keyed_hash(key, 'email', address)[:16]}")
         if to != relative:

@@ -101,9 +101,7 @@ class Landing:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
         (lines as bytes, with their line ends); its new version. Its bookmarks follow it
         (`_rebookmark`): a rewrite is not a new delivery."""
-        lines = self._bytes(relative).splitlines(True)
-        kept = b"".join(line for line in lines if keep(line))
-        self.storage.write(relative, gzip.compress(kept) if relative.endswith(".gz") else kept)
+        self._write(relative, self._kept(relative, keep))
         version = self.storage.version(relative)
         self._rebookmark(relative, version)
         return version
@@ -112,9 +110,8 @@ class Landing:
         """Move a file the lake leaves unread (`skipped_because`) to `target`, with only the
         lines `keep` keeps; none kept: the file is deleted. No bookmark names it. A local
         folder the move leaves empty goes too (a name may be all that is left of someone)."""
-        kept = b"".join(line for line in self._bytes(relative).splitlines(True) if keep(line))
-        if kept:
-            self.storage.write(target, gzip.compress(kept) if target.endswith(".gz") else kept)
+        if kept := self._kept(relative, keep):
+            self._write(target, kept)
         self.storage.delete(relative)
         if self.storage.local:
             root = local_path(self.lake.root)
@@ -125,6 +122,13 @@ class Landing:
             ):
                 folder.rmdir()
                 folder = folder.parent
+
+    def _kept(self, relative: str, keep: Callable[[bytes], bool]) -> bytes:
+        """The file's lines (with their line ends) that `keep` keeps."""
+        return b"".join(line for line in self._bytes(relative).splitlines(True) if keep(line))
+
+    def _write(self, relative: str, lines: bytes) -> None:
+        self.storage.write(relative, gzip.compress(lines) if relative.endswith(".gz") else lines)
 
     def _rebookmark(self, relative: str, version: str) -> None:
         """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as

@@ -39,7 +39,7 @@ NOT_LANDING = "not *.json or *.json.gz"
 BEING_WRITTEN = "a hidden or temporary name (a file being written)"
 # A name is every row's lineage (`source_file`) and a bookmark: no erasure reaches it, so no
 # name read may hold an address (as the contracts take one: something@something).
-ADDRESS_IN_NAME = re.compile(r"[^/@\s]+@[^/@\s]+")
+_ADDRESS = re.compile(r"[^/@\s]+@[^/@\s]+")
 NAMES_A_PERSON = "an e-mail address in its name, which would outlive an erasure: rename it"
 
 
@@ -53,9 +53,14 @@ def skipped_because(name: str) -> str | None:
         return BEING_WRITTEN
     if not name.endswith(LANDING_SUFFIXES):
         return NOT_LANDING
-    if ADDRESS_IN_NAME.search(name.removesuffix(".gz").removesuffix(".json")):
+    if addresses_in(name):
         return NAMES_A_PERSON
     return None
+
+
+def addresses_in(name: str) -> list[str]:
+    """The e-mail addresses a landing file's path holds, as spelt (its suffix aside)."""
+    return _ADDRESS.findall(name.removesuffix(".gz").removesuffix(".json"))
 
 
 def normalise_root(lake_root: str) -> str:
