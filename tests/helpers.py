@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from itertools import product
 from pathlib import Path
 
 import pyarrow as pa
@@ -205,9 +206,12 @@ def subject_key(email: str) -> str:
 
 
 def readable_text(path: Path) -> str:
-    """A file's content as a reader could get it: raw bytes, and decoded Parquet."""
+    """A file's content as a reader could get it: raw bytes (as UTF-8, and as UTF-16 at either
+    byte order and offset), and decoded Parquet."""
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace")
+    for codec, start in product(("utf-16-le", "utf-16-be"), (0, 1)):
+        text += raw[start:].decode(codec, errors="replace")
     if raw[:4] == b"PAR1":
         text += json.dumps(pq.read_table(path).to_pylist(), default=str)
     return text.lower()

@@ -3,6 +3,7 @@ interrupted after any step then run again, a forgotten person delivered again, a
 and `query` kept to reading. Every file under the lake root is scanned (Parquet decoded, the
 Delta log, checkpoints and .crc files included)."""
 
+import gzip
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -357,7 +358,10 @@ def malformed_lines(email: str, serial: str) -> dict[str, list[dict]]:
             {"user": f"{email}\u200b", **reading},
             {"user": f"{email[:2]}\u200b{email[2:]}", **reading},
         ],
-        "step_trainer": [{"serialNumber": [serial], **steps}, {"SerialNumber": serial, **steps}],
+        "step_trainer": [
+            {"serialNumber": [serial], **steps},
+            {"SerialNumber": serial, **steps},
+        ],
     }
 
 
@@ -415,6 +419,45 @@ def test_a_file_named_after_a_person_is_renamed_by_forget_and_read_then(
     (moved,) = mixed.parent.iterdir()
     assert moved.read_text() == json.dumps(lines[1]) + "\n"
     assert run(lake).datasets["accelerometer"].read == 1  # the rest, under its new name
+
+
+def test_forget_searches_the_landing_files_runs_do_not_read(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Files in UTF-16 and UTF-32 with a byte-order mark, one copied in by hand under another
+    suffix, and one being written: their lines leave each, which keeps its encoding. A file
+    that is not text and spells the address (a cut .json.gz) stops the erasure, named, until it
+    is removed and `forget` is run again. A UTF-16 file delivered later loses their line too."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    reading = {"timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    lines = [{"user": email.upper(), **reading}, {"user": "Somebody.Else@test.com", **reading}]
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    folder = root / "landing" / "accelerometer"
+    encoded = {
+        folder / "utf-16.json": "utf-16",
+        folder / "utf-32.json": "utf-32",
+        folder / "by hand.jsonl": "utf-8",
+        folder / "upload.json.tmp": "utf-8",
+    }
+    for path, codec in encoded.items():
+        path.write_bytes(text.encode(codec))
+    cut = folder / "cut.json.gz"
+    cut.write_bytes(gzip.compress(text.encode())[:-10])
+    run(lake)
+    with pytest.raises(LakeError, match=r"not text.*landing/accelerometer/cut\.json\.gz;"):
+        forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    cut.unlink()
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email) == []
+    for path, codec in encoded.items():
+        assert path.read_bytes().decode(codec) == json.dumps(lines[1]) + "\n", path.name
+    again = folder / "again in utf-16.json"  # delivered after the erasure
+    again.write_bytes(text.encode("utf-16"))
+    assert run(lake).datasets["accelerometer"].excluded.get("erased person") == 1
+    assert files_naming(root, email) == []
+    assert again.read_bytes().decode("utf-16") == json.dumps(lines[1]) + "\n"
 
 
 def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(

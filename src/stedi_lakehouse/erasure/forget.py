@@ -9,7 +9,9 @@ finishes the erasure (the journal, `PendingErasure`, holds keyed hashes, never t
    small key table, so no commit's predicate spells an identifier);
 3. their lines, from the raw landing files (matched by decoding each line: `identifiers.py`);
    a file left unread because its name holds their address moves to a name without it (none
-   if nothing else is left of it);
+   if nothing else is left of it); files runs do not read are searched too, text with a
+   byte-order mark decoded and rewritten in its encoding; one that is not text and spells
+   their address stops the erasure before step 6, naming the file;
 4. the text of `runs` that names them (a failed run's error);
 5. every older version of every table (the files its current version does not use, then the
    log before that version), whether or not the table held them today: a person who withdrew
@@ -138,6 +140,15 @@ def _named_after(lake: Lake, dataset: Dataset, email: str, key: bytes) -> dict[s
         if to != relative:
             moved[relative] = to
     return moved
+
+
+def _not_searched_yet(lake: Lake, dataset: Dataset) -> list[str]:
+    """The files under landing/<dataset>/ that `_candidate_files` does not read: those runs
+    leave (other suffixes, being written, named after someone) and those not UTF-8 text."""
+    if not lake.landing.exists(dataset):
+        return []
+    files, left = lake.landing.listing(dataset)
+    return sorted([*lake.landing.unreadable(list(files)), *left])
 
 
 def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
@@ -361,6 +372,7 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
                 save()
 
     progress("rewriting landing files")  # 3. raw lines (and names)
+    not_text: list[str] = []
     for dataset in Dataset:
         for relative in _landing_files_naming(lake, dataset, subject):
             lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
@@ -370,6 +382,14 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
             lake.landing.move_unread(relative, moved_to, keep=lambda line: not subject.names(line))
             report.landing_files_rewritten += 1
             save()
+        for relative in _not_searched_yet(lake, dataset):
+            if not lake.landing.is_text(relative):
+                if lake.landing.mentions(relative, subject.emails | subject.serials):
+                    not_text.append(relative)
+            elif any(subject.names(line) for line in lake.landing.lines(relative)):
+                lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
+                report.landing_files_rewritten += 1
+                save()
 
     if lake.exists(Table.RUNS):  # 4. what runs said of them
         keys, matching = _lines_of(lake, Table.RUNS, "error", subject)
@@ -385,6 +405,12 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
             purge_history(lake, table)
             report.tables_purged.append(table)
 
+    if not_text:  # the journal stays: runs wait, and `forget` again finishes
+        raise LakeError(
+            f"the erasure is not finished: {len(not_text)} landing file(s) that are not text "
+            f"spell the address or a device of theirs: {', '.join(not_text)}; delete or "
+            "replace them, then run the same `stedi-lake forget --email ...` again"
+        )
     _record(lake, entry, report)  # 6.
     progress("finishing")
     lake.storage.delete(journal_file)

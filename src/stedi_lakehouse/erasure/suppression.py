@@ -6,6 +6,8 @@ hashed on the driver: no key in any plan), then drops those rows and quarantined
 the exclusion `erased person`, and removes the lines from the raw landing files.
 """
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -15,7 +17,13 @@ from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.spark import with_identifiers
 from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
-from stedi_lakehouse.erasure.identifiers import Subject, normalised, visible
+from stedi_lakehouse.erasure.identifiers import (
+    Subject,
+    fields_of,
+    loose_text,
+    normalised,
+    visible,
+)
 from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.keys import fingerprint_record, keyed_hash
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
@@ -78,9 +86,16 @@ class Suppressed:
         read = {normalised(visible(v)) for v in values}
         return {v for v in read if listed(v)} | {normalised(v) for v in values if listed(v.strip())}
 
-    def subject(self, dataset: Dataset, delivered: DataFrame, quarantined: DataFrame) -> Subject:
-        """Whose records, among these new ones (accepted, as `delivered`; quarantined), are of
-        erased people."""
+    def subject(
+        self,
+        dataset: Dataset,
+        delivered: DataFrame,
+        quarantined: DataFrame,
+        *,
+        lines: Iterable[bytes] = (),
+    ) -> Subject:
+        """Whose records, among these new ones (accepted, as `delivered`; quarantined; `lines`
+        of files Spark cannot read, in Python), are of erased people."""
         if not self.hashes:
             return Subject()
         column, kind = IDENTIFIER[dataset]
@@ -90,11 +105,24 @@ class Suppressed:
             values |= distinct_values(quarantined, F.explode(field_values(raw, name)))
         tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
         values |= distinct_values(quarantined, tokens)
+        for line in lines:
+            values |= set(identifiers_in(line))
         emails, serials = self._erased("email", values), self._erased("serial", values)
         subject = Subject(frozenset(emails), frozenset(serials))
         if subject:
             self.found[dataset] = subject
         return subject
+
+
+def identifiers_in(line: bytes | str | None) -> list[str]:
+    """What may name someone in a raw line, read as `forget` reads it: its identifier fields
+    in any shape and letter case (`fields_of`), and each word of its text shaped like an
+    address."""
+    if line is None:
+        return []
+    fields = fields_of(line) or {}
+    words = re.findall(_EMAIL_LIKE, loose_text(line))
+    return [*words, *(value for values in fields.values() for value in values)]
 
 
 def field_values(raw: Column, name: str) -> Column:

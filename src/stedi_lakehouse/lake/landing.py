@@ -1,8 +1,12 @@
 """The landing zone: which files a feed has delivered, their lines as Spark reads them, and
 rewriting a file without some of its lines (an erasure) while it stays processed."""
 
+import codecs
 import gzip
-from collections.abc import Callable
+import io
+import zlib
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
@@ -12,14 +16,37 @@ from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import (
     GLOB_CHARACTERS,
+    SNIFFED_BYTES,
     Listed,
     landing_dir,
     local_path,
+    looks_binary,
     skipped_because,
 )
 
 if TYPE_CHECKING:
     from stedi_lakehouse.lake.tables import Lake
+
+# Text that starts with a byte-order mark is decoded as it says (UTF-32 first: its
+# little-endian mark starts with UTF-16's); other text is taken as UTF-8 bytes, as Spark reads it.
+_MARKED = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_SPELLINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
+def marked_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of `data` names, if any."""
+    return next((codec for mark, codec in _MARKED if data.startswith(mark)), None)
+
+
+def _lines_of(text: str) -> list[str]:
+    """Lines with their ends, split where `bytes.splitlines` splits (not at U+2028 and such)."""
+    return list(io.StringIO(text, newline=""))
 
 
 class Landing:
@@ -84,9 +111,30 @@ class Landing:
         return lines.select("value", relative.alias("source_file"))
 
     def lines(self, relative: str) -> list[bytes]:
-        """The lines of a landing file (its path under the root), as bytes (a .gz file's
-        decompressed; one that does not decompress has none)."""
-        return self._bytes(relative).splitlines()
+        """The lines of a landing file (its path under the root), as UTF-8 bytes (a .gz file's
+        decompressed, one that does not decompress has none; text with a byte-order mark
+        decoded)."""
+        data = self._bytes(relative)
+        if (codec := marked_encoding(data)) is None:
+            return data.splitlines()
+        return [line.encode() for line in _lines_of(data.decode(codec, errors="replace"))]
+
+    def is_text(self, relative: str) -> bool:
+        """Whether `lines` gives the file's whole content: it decompresses to its end, and is
+        text with a byte-order mark or does not look binary."""
+        data = self._bytes(relative)
+        if relative.endswith(".gz") and not data and self.storage.read(relative):
+            return False
+        return marked_encoding(data) is not None or not looks_binary(data[:SNIFFED_BYTES])
+
+    def mentions(self, relative: str, words: Iterable[str]) -> bool:
+        """Whether a file's bytes, or what of them decompresses, spell one of the (lower-case)
+        `words` in UTF-8, UTF-16 or UTF-32, in any case of its ASCII letters."""
+        raw = self.storage.read(relative) or b""
+        with suppress(zlib.error):  # as much as decompresses of a gzip stream, even a cut one
+            raw += zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw)
+        found = raw.lower()
+        return any(w.encode(codec) in found for w in words if w for codec in _SPELLINGS)
 
     def _bytes(self, relative: str) -> bytes:
         data = self.storage.read(relative) or b""
@@ -124,8 +172,14 @@ class Landing:
                 folder = folder.parent
 
     def _kept(self, relative: str, keep: Callable[[bytes], bool]) -> bytes:
-        """The file's lines (with their line ends) that `keep` keeps."""
-        return b"".join(line for line in self._bytes(relative).splitlines(True) if keep(line))
+        """The file's lines (with their line ends) that `keep` keeps (given as UTF-8 bytes),
+        in the file's own encoding."""
+        data = self._bytes(relative)
+        if (codec := marked_encoding(data)) is None:
+            return b"".join(line for line in data.splitlines(True) if keep(line))
+        lines = _lines_of(data.decode(codec, errors="replace"))
+        kept = "".join(line for line in lines if keep(line.encode()))
+        return kept.encode(codec) if kept else b""
 
     def _write(self, relative: str, lines: bytes) -> None:
         self.storage.write(relative, gzip.compress(lines) if relative.endswith(".gz") else lines)

@@ -127,11 +127,19 @@ def ingest(
     quarantined = val.quarantined(validated)
     try:
         delivered = val.accepted(validated, contract=contract, as_delivered=True)
-        erased = stages.suppressed.subject(dataset, delivered, quarantined)
+        # lines of the unreadable files that are text with a byte-order mark (UTF-16, UTF-32)
+        marked = [
+            line
+            for f in (batch.unreadable if stages.suppressed.hashes else ())
+            if lake.landing.is_text(f)
+            for line in lake.landing.lines(f)
+        ]
+        erased = stages.suppressed.subject(dataset, delivered, quarantined, lines=marked)
         if erased:  # lines of people erased before: counted, never kept
             kept = sup.not_erased(lake, accepted, dataset, erased)
             kept_lines = sup.lines_not_erased(quarantined, erased)
             dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
+            dropped += sum(erased.names(line) for line in marked)
             accepted, quarantined = kept, kept_lines
             counts.excluded[sup.ERASED] = dropped
             stages.scrub[dataset] = (batch.files, erased)
