@@ -361,6 +361,7 @@ def malformed_lines(email: str, serial: str) -> dict[str, list[dict]]:
         "step_trainer": [
             {"serialNumber": [serial], **steps},
             {"SerialNumber": serial, **steps},
+            {"serialNumber": {"device": serial.upper()}, **steps},
         ],
     }
 
@@ -392,6 +393,11 @@ def test_a_malformed_record_naming_a_person_is_erased_and_stays_erased(
     delivered = deliver_malformed("malformed-again")
     again = run(lake).datasets
     assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
+    assert files_naming(root, email, serial, hidden) == []
+    # alone in its run: no other line of the batch names the device
+    lone = malformed_lines(email, serial)["step_trainer"][-1]
+    (root / "landing" / "step_trainer" / "lone.json").write_text(json.dumps(lone) + "\n")
+    assert run(lake).datasets["step_trainer"].excluded.get("erased person") == 1
     assert files_naming(root, email, serial, hidden) == []
 
 

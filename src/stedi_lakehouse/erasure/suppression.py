@@ -101,10 +101,12 @@ class Suppressed:
         column, kind = IDENTIFIER[dataset]
         values = distinct_values(delivered, F.col(column))
         raw = F.col("raw_line")
-        for name in ("email", "user", "serialNumber"):
-            values |= distinct_values(quarantined, F.explode(field_values(raw, name)))
-        tokens = F.explode(F.regexp_extract_all(F.lower(raw), F.lit(_EMAIL_LIKE), 0))
-        values |= distinct_values(quarantined, tokens)
+        as_forget_reads = F.udf(identifiers_in, _TEXTS)
+        found = F.concat(
+            *(field_values(raw, name) for name in ("email", "user", "serialNumber")),
+            as_forget_reads(raw),
+        )
+        values |= distinct_values(quarantined, F.explode(found))
         for line in lines:
             values |= set(identifiers_in(line))
         emails, serials = self._erased("email", values), self._erased("serial", values)
