@@ -146,4 +146,5 @@ def test_forgetting_nobody_is_one_clear_line(forgotten):
     )
     assert result.exit_code == 1
     assert result.output.startswith("error: nobody with that e-mail address is in the lake")
+    assert "--before-delivery" in result.output
     assert len(result.output.strip().splitlines()) == 1

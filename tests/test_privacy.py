@@ -466,6 +466,31 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
     assert again.read_bytes().decode("utf-16") == json.dumps(lines[1]) + "\n"
 
 
+def test_a_person_forgotten_before_their_data_arrives_is_kept_out(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Refused as nobody unless said to come before the delivery; then their records,
+    delivered later, are dropped and leave the landing files."""
+    source, _ = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), "Not.Yet@test.com"
+    with pytest.raises(LakeError, match="--before-delivery"):
+        forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None, before_delivery=True)
+    customer = {
+        "customerName": "Not Yet", "email": email.lower(), "serialNumber": "not-yet-device",
+        "registrationDate": 1655564000000, "lastUpdateDate": 1655564000000,
+        "shareWithResearchAsOfDate": 1655564000000,
+    }  # fmt: skip
+    reading = {"user": email, "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    for dataset, record in (("customer", customer), ("accelerometer", reading)):
+        (root / "landing" / dataset / "later.json").write_text(json.dumps(record) + "\n")
+    datasets = run(lake).datasets
+    for dataset in ("customer", "accelerometer"):
+        assert datasets[dataset].excluded.get("erased person") == 1, dataset
+    assert files_naming(root, email) == []
+
+
 def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(
     sample_lake, spark, test_settings, tmp_path
 ):

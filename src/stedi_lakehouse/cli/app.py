@@ -543,12 +543,20 @@ def report(
 @app.command()
 def forget(
     email: Annotated[str, typer.Option("--email", help="The person's e-mail address.")],
+    before_delivery: Annotated[
+        bool,
+        typer.Option(
+            "--before-delivery",
+            help="Someone the lake holds nothing of yet: keep every later delivery of them out.",
+        ),
+    ] = False,
     lake_root: LakeRoot = None,
     profile: Profile = None,
 ) -> None:
     """Erase a person from every zone and file of the lake (right to erasure): their customer
     records, accelerometer readings and the step-trainer readings of devices only they claimed,
-    landing files and quarantine included; old table versions are purged. Irreversible."""
+    landing files and quarantine included; old table versions are purged; later deliveries of
+    them are kept out. Irreversible."""
     from stedi_lakehouse.cli.render import erasure_table
     from stedi_lakehouse.erasure.forget import forget as erase
     from stedi_lakehouse.erasure.forget import person_to_forget
@@ -559,7 +567,13 @@ def forget(
         person_to_forget(email)  # no address: nothing starts, no key is made
         with err.status("starting Spark") as status:
             lake = open_lake(settings)
-            report = erase(lake, email, pseudonym_key=_key(settings), progress=status.update)
+            report = erase(
+                lake,
+                email,
+                pseudonym_key=_key(settings),
+                progress=status.update,
+                before_delivery=before_delivery,
+            )
     out.print(erasure_table(report))
 
 

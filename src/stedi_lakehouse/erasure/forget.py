@@ -219,6 +219,12 @@ def _find(lake: Lake, email: str, key: bytes) -> PendingErasure | None:
         spellings |= distinct_values(theirs, F.col("user"))
     if not spellings and not claimed and not _only_in_lines(lake, email):
         return None
+    return _entry(email, key, spellings=spellings, claimed=claimed, shared=shared)
+
+
+def _entry(
+    email: str, key: bytes, *, spellings: set[str], claimed: set[str], shared: set[str]
+) -> PendingErasure:
     return PendingErasure(
         person=keyed_hash(key, "email", email),
         devices=sorted(keyed_hash(key, "serial", s) for s in claimed),
@@ -327,8 +333,17 @@ def person_to_forget(email: str) -> str:
     return target
 
 
-def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=print) -> ErasureReport:
-    """Erase the person with this e-mail address from the lake (see the module's docstring)."""
+def forget(
+    lake: Lake,
+    email: str,
+    *,
+    pseudonym_key: bytes | None,
+    progress=print,
+    before_delivery: bool = False,
+) -> ErasureReport:
+    """Erase the person with this e-mail address from the lake (see the module's docstring).
+    Someone the lake holds nothing of is refused (a mistyped address is said, not listed),
+    unless `before_delivery`: their address is listed all the same."""
     target = person_to_forget(email)
     if not pseudonym_key:
         raise ConfigError(
@@ -346,9 +361,15 @@ def forget(lake: Lake, email: str, *, pseudonym_key: bytes | None, progress=prin
         progress("finishing an erasure that did not finish")
     else:
         found = _find(lake, target, pseudonym_key)
-        if found is None:
-            raise LakeError("nobody with that e-mail address is in the lake: nothing was changed")
-        entry = found
+        if found is None and not before_delivery:
+            raise LakeError(
+                "nobody with that e-mail address is in the lake: nothing was changed (if their "
+                "data has not arrived yet, --before-delivery keeps every later delivery of it out)"
+            )
+        nobody: set[str] = set()
+        entry = found or _entry(
+            target, pseudonym_key, spellings={target}, claimed=nobody, shared=nobody
+        )
 
     def save() -> None:
         entry.rows_removed = report.rows_removed
