@@ -466,6 +466,26 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
     assert again.read_bytes().decode("utf-16") == json.dumps(lines[1]) + "\n"
 
 
+def test_a_file_changed_after_its_run_stays_new_when_forget_rewrites_it(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Lines added to a processed file holding the person's line are a new delivery: the
+    rewrite by `forget` must not bookmark them as processed."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    found = files_naming(root / "landing", email)
+    theirs = next(f for f in found if f.startswith("accelerometer/") and f.endswith(".json"))
+    added = {"user": "Somebody.Later@test.com", "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    with (root / "landing" / theirs).open("a") as landing_file:
+        landing_file.write("\n" + json.dumps(added) + "\n")  # a blank line is no record
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    report = run(lake)
+    assert report.changed == [f"landing/{theirs}"]
+    landing = lake.read("accelerometer_landing")
+    assert landing.filter(F.col("user") == "somebody.later@test.com").count() == 1
+
+
 def test_a_person_forgotten_before_their_data_arrives_is_kept_out(
     sample_lake, spark, test_settings, tmp_path
 ):

@@ -147,11 +147,13 @@ class Landing:
 
     def rewrite(self, relative: str, keep: Callable[[bytes], bool]) -> str:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
-        (lines as bytes, with their line ends); its new version. Its bookmarks follow it
-        (`_rebookmark`): a rewrite is not a new delivery."""
+        (lines as bytes, with their line ends); its new version. Its bookmarks of the version
+        rewritten follow it (`_rebookmark`): a rewrite is not a new delivery, but a file that
+        changed after its run stays one."""
+        before = self.storage.version(relative)
         self._write(relative, self._kept(relative, keep))
         version = self.storage.version(relative)
-        self._rebookmark(relative, version)
+        self._rebookmark(relative, before, version)
         return version
 
     def move_unread(self, relative: str, target: str, keep: Callable[[bytes], bool]) -> None:
@@ -184,14 +186,16 @@ class Landing:
     def _write(self, relative: str, lines: bytes) -> None:
         self.storage.write(relative, gzip.compress(lines) if relative.endswith(".gz") else lines)
 
-    def _rebookmark(self, relative: str, version: str) -> None:
-        """Bookmark the file's new `version` wherever the file is bookmarked (each stage, as
-        the run that processed it), so later runs keep taking it as processed."""
+    def _rebookmark(self, relative: str, before: str, version: str) -> None:
+        """Bookmark the file's new `version` wherever the version `before` is bookmarked (each
+        stage, as the run that processed it), so later runs keep taking it as processed."""
         from stedi_lakehouse.lake.tables import records_frame
 
         if not self.lake.exists(Table.PROCESSED_FILES):
             return
-        marks = self.lake.read(Table.PROCESSED_FILES).filter(F.col("path") == relative)
+        marks = self.lake.read(Table.PROCESSED_FILES).filter(
+            (F.col("path") == relative) & (F.col("version") == before)
+        )
         rows = [ProcessedFile(**row.asDict() | {"version": version}) for row in marks.collect()]
         unique = list({(r.stage, r.run_id): r for r in rows}.values())
         if unique:
