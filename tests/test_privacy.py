@@ -4,8 +4,10 @@ and `query` kept to reading. Every file under the lake root is scanned (Parquet 
 Delta log, checkpoints and .crc files included)."""
 
 import gzip
+import io
 import json
 import shutil
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -432,8 +434,9 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
 ):
     """Files in UTF-16 and UTF-32 with a byte-order mark, one copied in by hand under another
     suffix, and one being written: their lines leave each, which keeps its encoding. A file
-    that is not text and spells the address (a cut .json.gz) stops the erasure, named, until it
-    is removed and `forget` is run again. A UTF-16 file delivered later loses their line too."""
+    that is not text and spells the address (a cut .json.gz, a gzip file compressed twice, a
+    zip) stops the erasure, named, until it is removed and `forget` is run again. A UTF-16
+    file delivered later loses their line too."""
     source, person = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
     root, email = Path(lake.root), person["email"]
@@ -449,12 +452,22 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
     }
     for path, codec in encoded.items():
         path.write_bytes(text.encode(codec))
-    cut = folder / "cut.json.gz"
-    cut.write_bytes(gzip.compress(text.encode())[:-10])
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("readings.json", text)
+    not_text = {
+        folder / "cut.json.gz": gzip.compress(text.encode())[:-10],
+        folder / "twice.json.gz": gzip.compress(gzip.compress(text.encode())),
+        folder / "readings.zip": packed.getvalue(),
+    }
+    for path, data in not_text.items():
+        path.write_bytes(data)
     run(lake)
-    with pytest.raises(LakeError, match=r"not text.*landing/accelerometer/cut\.json\.gz;"):
+    with pytest.raises(LakeError, match=r"not text") as stopped:
         forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
-    cut.unlink()
+    for path in not_text:
+        assert str(path.relative_to(root)) in str(stopped.value)
+        path.unlink()
     forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
     assert files_naming(root, email) == []
     for path, codec in encoded.items():

@@ -1,9 +1,12 @@
 """The landing zone: which files a feed has delivered, their lines as Spark reads them, and
 rewriting a file without some of its lines (an erasure) while it stays processed."""
 
+import bz2
 import codecs
 import gzip
 import io
+import lzma
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -47,6 +50,27 @@ def marked_encoding(data: bytes) -> str | None:
 def _lines_of(text: str) -> list[str]:
     """Lines with their ends, split where `bytes.splitlines` splits (not at U+2028 and such)."""
     return list(io.StringIO(text, newline=""))
+
+
+def _unpacked(data: bytes, depth: int = 3) -> list[bytes]:
+    """The bytes, and what they unpack to as gzip, zlib, bzip2, xz or zip, as far as they do
+    (a cut stream too), nested `depth` deep."""
+    found = [data]
+    if depth == 0:
+        return found
+    inner: list[bytes] = []
+    with suppress(zlib.error):
+        inner.append(zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(data))
+    for unpack in (bz2.BZ2Decompressor, lzma.LZMADecompressor):
+        with suppress(OSError, EOFError, lzma.LZMAError, ValueError):
+            inner.append(unpack().decompress(data))
+    broken = (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError)
+    with suppress(*broken), zipfile.ZipFile(io.BytesIO(data)) as packed:
+        inner += [packed.read(name) for name in packed.namelist()]
+    for unpacked in inner:
+        if unpacked:
+            found += _unpacked(unpacked, depth - 1)
+    return found
 
 
 class Landing:
@@ -128,13 +152,12 @@ class Landing:
         return marked_encoding(data) is not None or not looks_binary(data[:SNIFFED_BYTES])
 
     def mentions(self, relative: str, words: Iterable[str]) -> bool:
-        """Whether a file's bytes, or what of them decompresses, spell one of the (lower-case)
+        """Whether a file's bytes, or what they unpack to, spell one of the (lower-case)
         `words` in UTF-8, UTF-16 or UTF-32, in any case of its ASCII letters."""
-        raw = self.storage.read(relative) or b""
-        with suppress(zlib.error):  # as much as decompresses of a gzip stream, even a cut one
-            raw += zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw)
-        found = raw.lower()
-        return any(w.encode(codec) in found for w in words if w for codec in _SPELLINGS)
+        found = [data.lower() for data in _unpacked(self.storage.read(relative) or b"")]
+        return any(
+            w.encode(codec) in data for data in found for w in words if w for codec in _SPELLINGS
+        )
 
     def _bytes(self, relative: str) -> bytes:
         data = self.storage.read(relative) or b""
