@@ -479,6 +479,54 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
     assert again.read_bytes().decode("utf-16") == json.dumps(lines[1]) + "\n"
 
 
+def wrapped_addresses(email: str) -> list[str]:
+    """Their address as no valid record spells it, yet anyone reads as theirs."""
+    full_width = chr(ord(email[0]) + 0xFEE0) + email[1:]  # `ａ` for `a`
+    percent = email.replace("@", "%40")
+    return [f"mailto:{email}", f"{email}.", full_width, f"Them <{email}>", percent]
+
+
+def test_an_address_wrapped_or_out_of_its_field_is_theirs_and_stays_out(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Records that spell the address with more around it, or give it under another field,
+    are quarantined (no table holds them), erased with the person, and kept out later."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    reading = {"timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
+    customer = {
+        "customerName": "Them", "serialNumber": "wrapped-device", "registrationDate": 1655564000000,
+        "lastUpdateDate": 1655564000000, "shareWithResearchAsOfDate": 1655564000000,
+    }  # fmt: skip
+    spelt = wrapped_addresses(email)
+    records = {
+        "customer": [{"email": address, **customer} for address in spelt],
+        "accelerometer": [
+            *({"user": address, **reading} for address in spelt),
+            {"user ": email, **reading},
+            {"userEmail": email, **reading},
+            {"reading": {"user": email, **reading}},
+        ],
+    }
+
+    def deliver_wrapped(name: str) -> dict[str, int]:
+        for dataset, lines in records.items():
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines)
+            (root / "landing" / dataset / f"{name}.json").write_text(text)
+        return {dataset: len(lines) for dataset, lines in records.items()}
+
+    delivered = deliver_wrapped("wrapped")
+    first = run(lake).datasets
+    assert {d: first[d].quarantined for d in delivered} == delivered
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email, *spelt) == []
+    delivered = deliver_wrapped("wrapped-again")
+    again = run(lake).datasets
+    assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
+    assert files_naming(root, email, *spelt) == []
+
+
 def test_a_file_changed_after_its_run_stays_new_when_forget_rewrites_it(
     sample_lake, spark, test_settings, tmp_path
 ):

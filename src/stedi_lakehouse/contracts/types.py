@@ -9,8 +9,12 @@ from pydantic import AfterValidator, Field, StrictInt, StringConstraints
 MIN_EPOCH_MS = 946_684_800_000
 MAX_EPOCH_MS = 4_102_444_800_000
 # No control or invisible format character (U+200B, U+202E, ...): a value that looks like
-# another but is not. No white space in an address.
-EMAIL_PATTERN = r"^[^@\s\p{Cc}\p{Cf}]+@[^@\s\p{Cc}\p{Cf}]+$"
+# another but is not. An address holds no white space, none of the punctuation that wraps or
+# lists addresses (`Kim <kim@x.io>`, `mailto:kim@x.io`, `a@x.io, b@x.io`), and no full-width
+# form of a letter (`ａ`); its domain is labels between single dots, with no `%` or `/`.
+_NOT_IN_ADDRESS = r'@\s\p{Cc}\p{Cf}:;,<>()\[\]"\\\x{FF00}-\x{FFEF}'
+_LABEL = "[^" + _NOT_IN_ADDRESS + ".%/]+"
+EMAIL_PATTERN = "^[^" + _NOT_IN_ADDRESS + "]+@" + _LABEL + "(\\." + _LABEL + ")*$"
 SERIAL_PATTERN = r"^[^\p{Cc}\p{Cf}]*$"
 MAX_INT64 = 2**63 - 1  # integers are stored as Spark LongType
 

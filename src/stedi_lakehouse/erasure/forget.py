@@ -164,7 +164,10 @@ def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str
     # selected first: identifiers are composed by reflection, which a join condition refuses
     lines = raw.select(
         "source_file",
-        F.contains(value, F.lit("\\u")).alias("escaped"),
+        # escapes, `%40` and full-width letters: `Subject.names` reads what they spell
+        (F.contains(value, F.lit("\\u")) | value.rlike(r"%40|[\x{FF00}-\x{FFEF}]")).alias(
+            "escaped"
+        ),
         in_composed_form(F.lower(F.regexp_replace(value, INVISIBLE, ""))).alias("text"),
         *(identifier(F.get_json_object(value, f"$.{f}")).alias(f) for f in fields),
     ).alias("l")

@@ -4,9 +4,11 @@ A line is matched on what it says, not on how its bytes spell it: JSON escapes (
 letter case beyond ASCII and invalid UTF-8 all decode first. An identifier field is read in any
 letter case of its name, every string or number inside an array or object given as its value,
 and without invisible characters (such records are quarantined, and still name whom they look
-like). A line that names an address only inside another field (another person's line) is not
-theirs. A line that is not a JSON object
-(a broken delivery) is theirs if its decoded text holds the address or serial as a whole word.
+like), and an identifier field holding the address inside more text (`Kim <kim@x.io>`,
+`mailto:kim@x.io`) is theirs too. A line that names an address only inside another field
+(another person's line) is not theirs. A line that is not a JSON object (a broken delivery),
+or is one without an identifier of its own (`"user "`, `{"reading": {"user": ...}}`), is
+theirs if its decoded text holds the address or serial as a whole word.
 """
 
 import json
@@ -21,7 +23,10 @@ from stedi_lakehouse.contracts.types import WHITE_SPACE, composed
 IDENTIFIER_FIELDS = {"email": "email", "user": "email", "serialNumber": "serial"}
 _KIND_OF = {name.lower(): kind for name, kind in IDENTIFIER_FIELDS.items()}
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
-_WORD = r"[\w.%+\-@]"  # what may continue an address or serial inside a longer word
+# What continues an address or serial inside a longer word: a dot only before more of it (a
+# sentence's full stop, or an address written with its root dot, `kim@x.io.`, ends it).
+_BEFORE = r"[\w.%+\-@]"
+_AFTER = r"[\w%+\-@]|\.\w"
 
 
 def decoded(line: bytes | str) -> str:
@@ -79,8 +84,11 @@ def _texts(value: object) -> Iterator[str]:
 
 
 def loose_text(line: bytes | str) -> str:
-    """A broken line's text as a reader would see it: escapes decoded, in lower case, composed."""
-    return composed(_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), decoded(line)).lower())
+    """A broken line's text as a reader would see it: escapes decoded (JSON's, and `%40` for
+    `@`), in lower case, letters that look like others read as those (Unicode NFKC: a
+    full-width `ａ` is an `a`)."""
+    text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), decoded(line)).replace("%40", "@")
+    return unicodedata.normalize("NFKC", text.lower()).lower()
 
 
 @dataclass(frozen=True)
@@ -97,10 +105,18 @@ class Subject:
     def names(self, line: bytes | str) -> bool:
         """Whether the line is a record of theirs (see the module's docstring)."""
         found = fields_of(line)
-        if found is not None:
-            return bool(found["email"] & self.emails or found["serial"] & self.serials)
-        text = loose_text(line)
-        words = self.emails | self.serials
+        if found is None or not any(found.values()):  # no record, or no identifier of its own
+            return self._in_text(loose_text(line), self.emails | self.serials)
+        if found["email"] & self.emails or found["serial"] & self.serials:
+            return True
+        # their address wrapped in an identifier field: `Kim <kim@x.io>`, `mailto:kim@x.io`
+        return any(self._in_text(loose_text(value), self.emails) for value in found["email"])
+
+    @staticmethod
+    def _in_text(text: str, words: frozenset[str]) -> bool:
+        """Whether one of `words` is in `text` as a whole word."""
         return any(
-            re.search(rf"(?<!{_WORD}){re.escape(word)}(?!{_WORD})", text) for word in words if word
+            re.search(rf"(?<!{_BEFORE}){re.escape(word)}(?!{_AFTER})", text)
+            for word in words
+            if word
         )

@@ -123,7 +123,7 @@ def identifiers_in(line: bytes | str | None) -> list[str]:
     if line is None:
         return []
     fields = fields_of(line) or {}
-    words = re.findall(_EMAIL_LIKE, loose_text(line))
+    words = [w.rstrip(".") for w in re.findall(_EMAIL_LIKE, loose_text(line))]
     return [*words, *(value for values in fields.values() for value in values)]
 
 
