@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -67,21 +66,30 @@ def people(sets: dict[str, pa.Table]) -> set[str]:
     return {k for rows in sets.values() for k in rows.column("subject_key").to_pylist()}
 
 
+def moments_of(rows: pa.Table) -> tuple[list, list]:
+    return rows.column("subject_key").to_pylist(), rows.column("reading_time_ms").to_pylist()
+
+
+def moments(sets: dict[str, pa.Table]) -> set[tuple[str, int]]:
+    """(person, reading time) of every row."""
+    return {m for rows in sets.values() for m in zip(*moments_of(rows), strict=True)}
+
+
 def test_an_as_of_export_is_the_export_made_before_a_later_run_less_who_left(lake_over_time):
-    """Everyone still in the table keeps their rows and split; the people the later run took
-    out (their consent withdrawn) are not exported again."""
+    """Every row whose person and moment are still in the table keeps its split; the rows the
+    later run took out (consent withdrawn, or moved later) are not exported again."""
     root, base, first_version, before = lake_over_time
     assert before.exit_code == 0, before.output
     latest = export(root, base / "latest", "--seed", "7")
     as_of = export(root, base / "as-of", "--seed", "7", "--as-of", str(first_version))
     assert latest.exit_code == 0 and as_of.exit_code == 0, (latest.output, as_of.output)
     assert exported(base / "latest") != exported(base / "before")  # the later run changed it
-    still = people(exported(base / "latest"))
-    left = people(exported(base / "before")) - still
-    assert left, "the later run should take somebody out"
+    still = moments(exported(base / "latest"))
+    left = {key for key, _ in moments(exported(base / "before")) - still}
+    assert left - people(exported(base / "latest")), "the later run should take somebody out"
     for name, rows in exported(base / "before").items():
-        kept = pc.is_in(rows.column("subject_key"), value_set=pa.array(sorted(still)))
-        assert exported(base / "as-of")[name] == rows.filter(kept)
+        kept = [moment in still for moment in zip(*moments_of(rows), strict=True)]
+        assert exported(base / "as-of")[name] == rows.filter(pa.array(kept))
     cards = [json.loads((base / d / "card.json").read_text()) for d in ("before", "as-of")]
     assert cards[1].pop("people_left_out") == len(left) and cards[0].pop("people_left_out") == 0
     assert {k: v for k, v in cards[1].items() if k != "splits"} == {
@@ -162,10 +170,40 @@ def test_an_as_of_export_leaves_out_who_withdrew_since(
     assert all(theirs not in rows.column("subject_key").to_pylist() for rows in sets.values())
     assert sum(t.num_rows for t in sets.values()) < sum(t.num_rows for t in before.values())
     card = json.loads((tmp_path / "sets" / "card.json").read_text())
-    left_before = people(before) - people(exported(base / "latest"))  # the fixture's later run
-    assert card["people_left_out"] == len(left_before) + 1
+    # with rows the fixture's later run took out, and now theirs
+    left_before = {key for key, _ in moments(before) - moments(exported(base / "latest"))}
+    assert card["people_left_out"] == len(left_before | {theirs})
     old = training_set(lake.root, split="train", seed=7, as_of=first_version)
     assert theirs not in old.column("subject_key").to_pylist()
+
+
+def test_an_as_of_export_leaves_out_the_moments_a_later_consent_does_not_cover(
+    lake_over_time, spark, test_settings, tmp_path
+):
+    """Research consent moved later after a version: exported as of it, the person's rows
+    before the new date are left out, and those after it stay."""
+    root, _, first_version, _ = lake_over_time
+    lake = copy_lake(root, tmp_path / "lake", spark, test_settings)
+    person = pick_person(lake)
+    theirs = subject_key(person["email"])
+
+    def their_moments() -> list[int]:
+        sets = exported(tmp_path / "sets")
+        return sorted(t for key, t in moments(sets) if key == theirs)
+
+    assert export(lake.root, tmp_path / "sets", "--as-of", str(first_version)).exit_code == 0
+    before = their_moments()
+    assert len(before) >= 2, "the person needs pairs at two moments"
+    later = {**withdrawal(lake, person["email"]), "shareWithResearchAsOfDate": before[-1]}
+    update = tmp_path / "lake" / "landing" / "customer" / "consent-later.json"
+    update.write_text(json.dumps(later) + "\n")
+    run_stages(Stages(lake, rules=Rules.PRIVACY), "all", pseudonym_key=KEY)
+    shutil.rmtree(tmp_path / "sets")
+    result = export(lake.root, tmp_path / "sets", "--as-of", str(first_version))
+    assert result.exit_code == 0, result.output
+    assert their_moments() == [t for t in before if t >= before[-1]]
+    card = json.loads((tmp_path / "sets" / "card.json").read_text())
+    assert card["people_left_out"] >= 1
 
 
 def test_training_set_gives_the_exported_rows(lake_over_time, tmp_path):

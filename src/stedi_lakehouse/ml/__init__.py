@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ML_TABLE = Table.MACHINE_LEARNING_CURATED
 SUBJECT = "subject_key"
+MOMENT = "reading_time_ms"  # with SUBJECT, what a row of the privacy table is about
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Snapshot:
     rules: str | None
     key_fingerprint: str | None
     rows: "pa.Table"
-    left_out: int = 0  # people of this version no longer in the table's latest one
+    left_out: int = 0  # people of this version with rows the table's latest one no longer holds
 
 
 def _rules_at(history: list[dict], version: int) -> str | None:
@@ -76,17 +77,17 @@ def read_snapshot(lake_root: str, table: str = ML_TABLE, as_of: int | None = Non
 
 
 def _of_people_still_in(latest: "DeltaTable", version: int, rows: "pa.Table"):
-    """An earlier version's rows of the people still in the latest version, and how many
-    people were left out: one who withdrew consent since stays in earlier versions until
-    maintenance, and is not exported again."""
+    """An earlier version's rows at the moments the latest version still holds for the same
+    person, and how many people lost rows: one who withdrew consent since, or moved its date
+    later, stays in earlier versions until maintenance, and is not exported again."""
     import pyarrow.compute as pc
 
     if latest.version() == version:
         return rows, 0
-    now = pc.unique(latest.to_pyarrow_table(columns=[SUBJECT]).column(SUBJECT))
-    kept = pc.is_in(rows.column(SUBJECT), value_set=now)
-    gone = pc.count_distinct(rows.column(SUBJECT).filter(pc.invert(kept))).as_py()
-    return rows.filter(kept), gone
+    keys = [c for c in (SUBJECT, MOMENT) if c in rows.column_names]
+    now = latest.to_pyarrow_table(columns=keys).group_by(keys).aggregate([])
+    gone = rows.join(now, keys=keys, join_type="left anti").column(SUBJECT)
+    return rows.join(now, keys=keys, join_type="left semi"), pc.count_distinct(gone).as_py()
 
 
 def split_rows(rows: "pa.Table", *, seed: int, splits: dict[str, float]) -> dict[str, "pa.Table"]:

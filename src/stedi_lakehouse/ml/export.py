@@ -92,7 +92,8 @@ def card_markdown(data: dict[str, Any]) -> str:
         f"- rules preset: `{data['rules']}`",
         f"- pseudonym key fingerprint: `{data['pseudonym_key_fingerprint'] or 'not recorded'}`",
         f"- seed: {data['seed']}; split by `{data['split_by']}`: nobody is in two splits",
-        f"- people of this version left out, no longer in the table: {data['people_left_out']}",
+        f"- people of this version with rows left out, no longer in the table: "
+        f"{data['people_left_out']}",
         f"- exported with {data['exported_with']}",
         "",
         "| split | fraction | rows | people | files |",
