@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -368,6 +369,23 @@ def malformed_lines(email: str, serial: str) -> dict[str, list[dict]]:
     }
 
 
+def erased_and_kept_out(
+    lake: Lake, email: str, deliver_records: Callable[[str], dict[str, int]], *spellings: str
+) -> None:
+    """Records `deliver_records(name)` writes (their count per dataset) are each quarantined;
+    after `forget`, no file spells them; delivered again, each is dropped as theirs."""
+    root = Path(lake.root)
+    delivered = deliver_records("first")
+    first = run(lake).datasets
+    assert {d: first[d].quarantined for d in delivered} == delivered
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, *spellings) == []
+    delivered = deliver_records("again")
+    again = run(lake).datasets
+    assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
+    assert files_naming(root, *spellings) == []
+
+
 def test_a_malformed_record_naming_a_person_is_erased_and_stays_erased(
     sample_lake, spark, test_settings, tmp_path
 ):
@@ -387,15 +405,7 @@ def test_a_malformed_record_naming_a_person_is_erased_and_stays_erased(
                 (root / "landing" / dataset / f"{name}-{n}.json").write_text(text)
         return {dataset: len(records) for dataset, records in lines.items()}
 
-    delivered = deliver_malformed("malformed")
-    first = run(lake).datasets
-    assert {d: first[d].quarantined for d in delivered} == delivered
-    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
-    assert files_naming(root, email, serial, hidden) == []
-    delivered = deliver_malformed("malformed-again")
-    again = run(lake).datasets
-    assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
-    assert files_naming(root, email, serial, hidden) == []
+    erased_and_kept_out(lake, email, deliver_malformed, email, serial, hidden)
     # alone in its run: no other line of the batch names the device
     lone = malformed_lines(email, serial)["step_trainer"][-1]
     (root / "landing" / "step_trainer" / "lone.json").write_text(json.dumps(lone) + "\n")
@@ -516,15 +526,7 @@ def test_an_address_wrapped_or_out_of_its_field_is_theirs_and_stays_out(
             (root / "landing" / dataset / f"{name}.json").write_text(text)
         return {dataset: len(lines) for dataset, lines in records.items()}
 
-    delivered = deliver_wrapped("wrapped")
-    first = run(lake).datasets
-    assert {d: first[d].quarantined for d in delivered} == delivered
-    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
-    assert files_naming(root, email, *spelt) == []
-    delivered = deliver_wrapped("wrapped-again")
-    again = run(lake).datasets
-    assert {d: again[d].excluded.get("erased person") for d in delivered} == delivered
-    assert files_naming(root, email, *spelt) == []
+    erased_and_kept_out(lake, email, deliver_wrapped, email, *spelt)
 
 
 def test_a_file_changed_after_its_run_stays_new_when_forget_rewrites_it(
