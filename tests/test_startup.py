@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 
@@ -15,7 +16,7 @@ from stedi_lakehouse.lake.open import (
     with_jit_for,
 )
 from stedi_lakehouse.lake.session import session_options
-from tests.helpers import cli_env
+from tests.helpers import ROOT, cli_env
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
 
@@ -26,6 +27,26 @@ def _with_spark(settings, **update):
 
 def _java_options(settings) -> str:
     return session_options(settings, "/tmp/lake", submitted=False)["spark.driver.extraJavaOptions"]
+
+
+@pytest.mark.parametrize(("args", "code"), [(["--help"], 0), (["no-such-command"], 2)])
+def test_the_script_keeps_the_exit_code_and_runs_the_exit_handlers(args, code):
+    """`stedi-lake` ends its process itself (a native library's teardown can abort it after
+    the command has finished): the exit handlers run first, and the command's code stays."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["stedi-lake"] == "stedi_lakehouse.cli:main"
+    program = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handlers ran', file=sys.stderr))\n"
+        f"sys.argv = ['stedi-lake', *{args!r}]\n"
+        "from stedi_lakehouse.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=cli_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stderr.rstrip().endswith("exit handlers ran"), done.stderr
 
 
 def test_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
