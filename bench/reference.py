@@ -47,8 +47,11 @@ WHITE_SPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_NOT_IN_ADDRESS = f"[^@{WHITE_SPACE}\\p{{Cc}}\\p{{Cf}}]+"
-EMAIL_PATTERN = f"^{_NOT_IN_ADDRESS}@{_NOT_IN_ADDRESS}$"
+# As contracts/types.py: nothing that wraps or lists addresses, no full-width form, and a
+# domain of labels between single dots.
+_NOT_IN_ADDRESS = f'@{WHITE_SPACE}\\p{{Cc}}\\p{{Cf}}:;,<>()\\[\\]"\\\\\\x{{FF00}}-\\x{{FFEF}}'
+_LABEL = f"[^{_NOT_IN_ADDRESS}.%/]+"
+EMAIL_PATTERN = f"^[^{_NOT_IN_ADDRESS}]+@{_LABEL}(\\.{_LABEL})*$"
 INVISIBLE = r"[\p{Cc}\p{Cf}]"
 BLANK = " \t\r\n"
 BATCH_ROWS = 1_000_000

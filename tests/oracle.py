@@ -69,7 +69,12 @@ REASONS = {
 EPOCH_MIN_MS = 946_684_800_000  # inclusive
 EPOCH_END_MS = 4_102_444_800_000  # exclusive
 INT64_MAX = 2**63 - 1  # epoch and distance ranges lie inside signed 64 bits
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# no white space, nothing that wraps or lists addresses, no full-width form; a domain of
+# labels between single dots
+_NOT_IN_ADDRESS = r'@\s:;,<>()\[\]"\\\uff00-\uffef'
+EMAIL = re.compile(
+    rf"[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}.%/]+(?:\.[^{_NOT_IN_ADDRESS}.%/]+)*"
+)
 INVISIBLE = {"Cc", "Cf"}  # control and format characters, refused in an address
 BLANK = " \t\r\n"
 
