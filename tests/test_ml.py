@@ -171,7 +171,8 @@ def test_an_as_of_export_leaves_out_who_withdrew_since(
     assert sum(t.num_rows for t in sets.values()) < sum(t.num_rows for t in before.values())
     card = json.loads((tmp_path / "sets" / "card.json").read_text())
     # with rows the fixture's later run took out, and now theirs
-    left_before = {key for key, _ in moments(before) - moments(exported(base / "latest"))}
+    assert export(root, tmp_path / "latest", "--seed", "7").exit_code == 0
+    left_before = {key for key, _ in moments(before) - moments(exported(tmp_path / "latest"))}
     assert card["people_left_out"] == len(left_before | {theirs})
     old = training_set(lake.root, split="train", seed=7, as_of=first_version)
     assert theirs not in old.column("subject_key").to_pylist()
