@@ -146,8 +146,8 @@ class Landing:
     def is_text(self, relative: str) -> bool:
         """Whether `lines` gives the file's whole content: it decompresses to its end, and is
         text with a byte-order mark or does not look binary."""
-        data = self._bytes(relative)
-        if relative.endswith(".gz") and not data and self.storage.read(relative):
+        data = self._decompressed(relative)
+        if data is None:
             return False
         return marked_encoding(data) is not None or not looks_binary(data[:SNIFFED_BYTES])
 
@@ -160,13 +160,17 @@ class Landing:
         )
 
     def _bytes(self, relative: str) -> bytes:
+        return self._decompressed(relative) or b""
+
+    def _decompressed(self, relative: str) -> bytes | None:
+        """The file's bytes, a .gz file's decompressed; None if it does not decompress."""
         data = self.storage.read(relative) or b""
         if not relative.endswith(".gz"):
             return data
         try:
             return gzip.decompress(data)
         except (OSError, EOFError):
-            return b""
+            return None
 
     def rewrite(self, relative: str, keep: Callable[[bytes], bool]) -> str:
         """Rewrite a landing file (its path under the root) with only the lines `keep` keeps
