@@ -49,6 +49,25 @@ def test_the_script_keeps_the_exit_code_and_runs_the_exit_handlers(args, code):
     assert done.stderr.rstrip().endswith("exit handlers ran"), done.stderr
 
 
+def test_a_jvm_of_ours_keeps_the_code_of_more_queries_than_a_run_sends(spark):
+    """Queries sent again (a watch's or a server's next run, the suite's) reuse their compiled
+    code: a query made again after more distinct ones than Spark keeps by default (100) is not
+    compiled again."""
+    from pyspark.sql import functions as F
+
+    compiled = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME
+
+    def query(n: int) -> None:  # a class of its own: the constant is in the generated code
+        spark.range(1).select((F.col("id") * 7 + n).alias("x")).collect()
+
+    query(0)
+    for n in range(1, 120):
+        query(n)
+    before = compiled().getCount()
+    query(0)
+    assert compiled().getCount() == before
+
+
 def test_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
     archive = tmp_path / "spark.jsa"
     settings = _with_spark(test_settings, class_archive=archive)

@@ -56,11 +56,17 @@ def metastore_dir(settings: Settings, lake_root: str) -> Path:
     return Path(".metastore").resolve()
 
 
+# Classes of generated code a JVM of ours keeps compiled (Spark's default: 100). A `watch`, a
+# server or the test suite sends the pipeline's queries again run after run, about 500 classes.
+CODE_CACHE_ENTRIES = 4096
+
+
 def _with_master(builder: Builder, settings: Settings, lake_root: str) -> Builder:
     return (
         builder.master(settings.spark.master)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.codegen.cache.maxEntries", str(CODE_CACHE_ENTRIES))
     )
 
 
