@@ -94,7 +94,11 @@ def test_settings(tmp_path_factory):
 def spark(test_settings, tmp_path_factory):
     from stedi_lakehouse.lake.session import build_session
 
-    session = build_session(test_settings, str(tmp_path_factory.mktemp("lake")))
+    # The suite's session lives as long as the suite: the optimising compiler pays off there (a
+    # CLI process of the test profile starts quick instead).
+    spark_settings = test_settings.spark.model_copy(update={"jit": "full"})
+    settings = test_settings.model_copy(update={"spark": spark_settings})
+    session = build_session(settings, str(tmp_path_factory.mktemp("lake")))
     yield session
     session.stop()
 
