@@ -16,7 +16,16 @@ import pytest
 from stedi_lakehouse.contracts.tables import CATALOGUE
 from stedi_lakehouse.pipeline import StageReport
 from stedi_lakehouse.presets import Rules
-from tests.helpers import KEY, ROOT, S3_ENV, SHARED_METASTORE, copy_lake, land_sample, start_server
+from tests.helpers import (
+    KEY,
+    ROOT,
+    S3_ENV,
+    SHARED_METASTORE,
+    copy_lake,
+    land_sample,
+    start_server,
+    with_spark,
+)
 
 os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
 # A pseudonym key a test makes (the local profile has none) goes here, not to the user's config.
@@ -96,8 +105,7 @@ def spark(test_settings, tmp_path_factory):
 
     # The suite's session lives as long as the suite: the optimising compiler pays off there (a
     # CLI process of the test profile starts quick instead).
-    spark_settings = test_settings.spark.model_copy(update={"jit": "full"})
-    settings = test_settings.model_copy(update={"spark": spark_settings})
+    settings = with_spark(test_settings, jit="full")
     session = build_session(settings, str(tmp_path_factory.mktemp("lake")))
     yield session
     session.stop()

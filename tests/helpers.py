@@ -178,6 +178,11 @@ def deliver(root: Path, files: list[str], source: Path = SAMPLE) -> None:
         shutil.copyfile(source / name, target)
 
 
+def with_spark(settings, **update):
+    """`settings` with these `spark` settings changed."""
+    return settings.model_copy(update={"spark": settings.spark.model_copy(update=update)})
+
+
 def new_lake(spark, settings, root: Path) -> Lake:
     for dataset in ("customer", "accelerometer", "step_trainer"):
         (root / "landing" / dataset).mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from stedi_lakehouse.errors import ConfigError
 from stedi_lakehouse.lake.session import build_session
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.settings import load_settings
-from tests.helpers import ROOT
+from tests.helpers import ROOT, with_spark
 
 
 @pytest.fixture
@@ -92,8 +92,6 @@ def test_outside_the_project_the_checkouts_profiles_are_found(monkeypatch, tmp_p
 
 def test_a_jvm_without_the_delta_jars_is_refused_before_it_starts(test_settings, monkeypatch):
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
-    bare = test_settings.model_copy(
-        update={"spark": test_settings.spark.model_copy(update={"jars_dir": None})}
-    )
+    bare = with_spark(test_settings, jars_dir=None)
     with pytest.raises(ConfigError, match=r"no Delta jars \(spark.jars_dir\)"):
         build_session(bare, "/tmp/lake")

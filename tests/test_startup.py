@@ -16,13 +16,9 @@ from stedi_lakehouse.lake.open import (
     with_jit_for,
 )
 from stedi_lakehouse.lake.session import session_options
-from tests.helpers import ROOT, cli_env
+from tests.helpers import ROOT, cli_env, with_spark
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
-
-
-def _with_spark(settings, **update):
-    return settings.model_copy(update={"spark": settings.spark.model_copy(update=update)})
 
 
 def _java_options(settings) -> str:
@@ -70,25 +66,25 @@ def test_a_jvm_of_ours_keeps_the_code_of_more_queries_than_a_run_sends(spark):
 
 def test_jvm_starts_from_the_class_archive_only_if_there_is_one(test_settings, tmp_path):
     archive = tmp_path / "spark.jsa"
-    settings = _with_spark(test_settings, class_archive=archive)
+    settings = with_spark(test_settings, class_archive=archive)
     assert "SharedArchiveFile" not in _java_options(settings)
     archive.write_bytes(b"")
     assert f"-XX:SharedArchiveFile={archive}" in _java_options(settings)
 
 
 def test_quick_compiler_only_when_chosen(test_settings):
-    assert "-XX:TieredStopAtLevel=1" in _java_options(_with_spark(test_settings, jit="quick"))
+    assert "-XX:TieredStopAtLevel=1" in _java_options(with_spark(test_settings, jit="quick"))
     for jit in ("full", "auto"):
-        assert "TieredStopAtLevel" not in _java_options(_with_spark(test_settings, jit=jit))
+        assert "TieredStopAtLevel" not in _java_options(with_spark(test_settings, jit=jit))
 
 
 def test_auto_is_quick_for_known_small_work_only(test_settings):
-    auto = _with_spark(test_settings, jit="auto")
+    auto = with_spark(test_settings, jit="auto")
     assert with_jit_for(auto, 0).spark.jit == "quick"
     assert with_jit_for(auto, QUICK_RUN_BYTES - 1).spark.jit == "quick"
     assert with_jit_for(auto, QUICK_RUN_BYTES).spark.jit == "full"
     assert with_jit_for(auto, None).spark.jit == "full"  # unknown: a cold run, an S3 lake
-    assert with_jit_for(_with_spark(test_settings, jit="full"), 0).spark.jit == "full"
+    assert with_jit_for(with_spark(test_settings, jit="full"), 0).spark.jit == "full"
 
 
 def test_new_landing_bytes_are_those_that_arrived_after_the_last_bookmark(tmp_path):
@@ -198,6 +194,6 @@ def test_a_jvm_under_a_turkish_locale_lowers_identifiers_as_forget_does(tmp_path
 
 
 def test_no_java_option_undoes_the_lakes_locale(test_settings):
-    turkish = _with_spark(test_settings, java_options="-Duser.language=tr -Duser.country=TR")
+    turkish = with_spark(test_settings, java_options="-Duser.language=tr -Duser.country=TR")
     options = _java_options(turkish)
     assert options.endswith("-Duser.language=en -Duser.country=US"), options
