@@ -56,8 +56,8 @@ def metastore_dir(settings: Settings, lake_root: str) -> Path:
     return Path(".metastore").resolve()
 
 
-# Classes of generated code a JVM of ours keeps compiled (Spark's default: 100). A `watch`, a
-# server or the test suite sends the pipeline's queries again run after run, about 500 classes.
+# Classes of generated code a JVM of ours keeps compiled (Spark's default, 100, is fewer than
+# one run makes): a `watch`, a server or the test suite sends the same queries run after run.
 CODE_CACHE_ENTRIES = 4096
 
 
