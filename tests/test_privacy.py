@@ -549,6 +549,56 @@ def test_a_file_changed_after_its_run_stays_new_when_forget_rewrites_it(
     assert landing.filter(F.col("user") == "somebody.later@test.com").count() == 1
 
 
+def test_the_devices_a_forgotten_person_claims_later_are_theirs_whenever_their_readings_come(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """A forgotten person, still using the app, delivers records again: one claims a device
+    whose readings arrived a run before (kept then as an unknown device's), one a device whose
+    readings come with it. Both are theirs: listed, their readings gone from every table,
+    version and landing file, and dropped when delivered again."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    record = withdrawal(lake, email) | {"shareWithResearchAsOfDate": 1655564000000}
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    listed = lake.read("suppressions").count()
+    devices = ["Their-Later-Device", "their-newest-device"]
+
+    def readings(name: str, serial: str) -> None:
+        rows = [
+            {"sensorReadingTime": 1655564000000 + n, "serialNumber": serial}
+            | {"distanceFromObject": n}
+            for n in range(3)
+        ]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (root / "landing" / "step_trainer" / f"{name}.json").write_text(text)
+
+    readings("before", devices[0])
+    assert run(lake).datasets["step_trainer"].accepted == 3  # nobody's device, yet
+    trusted = lake.read("step_trainer_trusted")
+    another = trusted.select("serialNumber").orderBy("serialNumber").first()[0]  # someone's
+    of_another = trusted.filter(F.col("serialNumber") == another).count()
+    claims = [
+        record | {"serialNumber": devices[0].upper()},
+        record | {"serialNumber": devices[1], "lastUpdateDate": record["lastUpdateDate"] + 1},
+        record | {"serialNumber": another, "lastUpdateDate": record["lastUpdateDate"] + 2},
+    ]
+    lines = "".join(json.dumps(c) + "\n" for c in claims)
+    (root / "landing" / "customer" / "again.json").write_text(lines)
+    readings("with", devices[1])
+    counts = run(lake).datasets
+    assert counts["customer"].excluded.get("erased person") == 3
+    assert counts["step_trainer"].excluded.get("erased person") == 3
+    assert lake.read("suppressions").count() == listed + 2  # another's device stays theirs
+    assert lake.read("step_trainer_trusted").filter(F.col("serialNumber") == another).count() == (
+        of_another
+    )
+    assert files_naming(root, email, *devices) == []
+    readings("after", f" {devices[0].upper()}")
+    assert run(lake).datasets["step_trainer"].excluded.get("erased person") == 3
+    assert files_naming(root, *devices) == []
+
+
 def test_a_person_forgotten_before_their_data_arrives_is_kept_out(
     sample_lake, spark, test_settings, tmp_path
 ):
@@ -566,12 +616,18 @@ def test_a_person_forgotten_before_their_data_arrives_is_kept_out(
         "shareWithResearchAsOfDate": 1655564000000,
     }  # fmt: skip
     reading = {"user": email, "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3}
-    for dataset, record in (("customer", customer), ("accelerometer", reading)):
+    step = {"sensorReadingTime": 1655564444103, "serialNumber": "not-yet-device"}
+    step |= {"distanceFromObject": 1}
+    for dataset, record in (
+        ("customer", customer),
+        ("accelerometer", reading),
+        ("step_trainer", step),
+    ):
         (root / "landing" / dataset / "later.json").write_text(json.dumps(record) + "\n")
     datasets = run(lake).datasets
-    for dataset in ("customer", "accelerometer"):
+    for dataset in ("customer", "accelerometer", "step_trainer"):
         assert datasets[dataset].excluded.get("erased person") == 1, dataset
-    assert files_naming(root, email) == []
+    assert files_naming(root, email, "not-yet-device") == []
 
 
 def test_a_forgotten_address_delivered_again_padded_with_spaces_is_not_kept(

@@ -435,11 +435,39 @@ def forget(
             f"spell the address or a device of theirs: {', '.join(not_text)}; delete or "
             "replace them, then run the same `stedi-lake forget --email ...` again"
         )
-    _record(lake, entry, report)  # 6.
+    _record(lake, entry.started_at, report)  # 6.
     progress("finishing")
     lake.storage.delete(journal_file)
     lake.catalog.registered()
     return report
+
+
+def erase_devices(lake: Lake, serials: set[str], *, leave: set[str]) -> None:
+    """Erase the readings runs kept of these devices (serial numbers, normalised) as an unknown
+    device's, before an erased person's later record claimed them: their rows and quarantined
+    lines with every older version of both tables, and their lines in the landing files other
+    than `leave`; recorded in `erasures`."""
+    subject, report = Subject(serials=frozenset(serials)), ErasureReport()
+    landing, quarantine = (
+        landing_table(Dataset.STEP_TRAINER),
+        quarantine_table(Dataset.STEP_TRAINER),
+    )
+    for table in (landing, quarantine):
+        if not lake.exists(table):
+            continue
+        if table == landing:
+            keys, matching = _spelt_as(lake, table, "serialNumber", serials)
+        else:
+            keys, matching = _lines_of(lake, table, "raw_line", subject)
+        if removed := lake.delete_rows(table, keys, matching):
+            report.rows_removed[table] = removed
+        purge_history(lake, table)  # also when a run stopped after the removal did it
+    for relative in _landing_files_naming(lake, Dataset.STEP_TRAINER, subject):
+        if relative not in leave:
+            lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
+            report.landing_files_rewritten += 1
+    if report.rows_removed or report.landing_files_rewritten:
+        _record(lake, datetime.now(UTC), report)
 
 
 def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
@@ -465,14 +493,14 @@ def _suppress(lake: Lake, entry: PendingErasure, key: bytes) -> None:
         lake.set_table_property(SUPPRESSIONS, FINGERPRINT_PROPERTY, fingerprint(key))
 
 
-def _record(lake: Lake, entry: PendingErasure, report: ErasureReport) -> None:
+def _record(lake: Lake, erased_at: datetime, report: ErasureReport) -> None:
     """The erasure's row in `erasures`, once: a rerun after it was written adds none."""
     if lake.exists(Table.ERASURES):
-        recorded = lake.read(Table.ERASURES).filter(F.col("erased_at") == F.lit(entry.started_at))
+        recorded = lake.read(Table.ERASURES).filter(F.col("erased_at") == F.lit(erased_at))
         if recorded.limit(1).count():
             return
     record = Erasure(
-        erased_at=entry.started_at,
+        erased_at=erased_at,
         rows_removed=report.rows_removed,
         landing_files_rewritten=report.landing_files_rewritten,
     )

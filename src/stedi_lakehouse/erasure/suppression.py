@@ -9,6 +9,7 @@ the exclusion `erased person`, and removes the lines from the raw landing files.
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import product
 
 from pyspark.sql import Column, DataFrame
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from stedi_lakehouse.contracts.spark import with_identifiers
-from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table
+from stedi_lakehouse.contracts.tables import Dataset, Suppression, Table, landing_table
 from stedi_lakehouse.erasure.identifiers import (
     Subject,
     fields_of,
@@ -72,6 +73,14 @@ class Suppressed:
         assert self.key is not None
         values = distinct_values(serials, F.col(serials.columns[0]))
         return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
+
+    def listed(self, serials: set[str]) -> set[str]:
+        """Those of these serial numbers (normalised) listed as an erased person's own."""
+        if not serials:
+            return set()
+        key = self.key
+        assert key is not None
+        return {s for s in serials if keyed_hash(key, "serial", s) in self.hashes}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
         """Those of `values` (as delivered) listed, normalised (an invisible character in one
@@ -174,11 +183,72 @@ def not_erased(lake: Lake, df: DataFrame, dataset: Dataset, subject: Subject) ->
         return df
     column, kind = IDENTIFIER[dataset]
     values = subject.emails if kind == "email" else subject.serials
-    schema = T.StructType([T.StructField("erased", T.StringType())])
-    keys = local_frame(lake.spark, [{"erased": v} for v in sorted(values)], schema)
     identified = with_identifiers(df, column)
-    kept = identified.join(F.broadcast(keys), F.col(f"{column}_id") == F.col("erased"), "left_anti")
+    kept = identified.join(_values(lake, values), _is_one_of(column), "left_anti")
     return kept.drop(f"{column}_id")
+
+
+def devices_claimed(
+    lake: Lake, delivered: DataFrame, quarantined: DataFrame, subject: Subject
+) -> set[str]:
+    """The serial numbers (normalised) the subject's customer records claim: accepted (as
+    `delivered`) or quarantined."""
+    records = with_identifiers(delivered, "email", "serialNumber")
+    theirs = records.join(_values(lake, subject.emails), _is_one_of("email"), "left_semi")
+    claimed = distinct_values(theirs, F.col("serialNumber_id"))
+    names = F.udf(lambda line: line is not None and subject.names(line), T.BooleanType())
+    lines = quarantined.filter(names(F.col("raw_line"))).select("raw_line").collect()
+    for (line,) in lines:
+        claimed |= {normalised(visible(s)) for s in (fields_of(line) or {}).get("serial", ())}
+    return {s for s in claimed if s}
+
+
+def claimed_by_others(
+    lake: Lake, delivered: DataFrame, serials: set[str], subject: Subject
+) -> set[str]:
+    """Those of `serials` another customer claims: in `customer_landing`, or in a record of
+    `delivered` (accepted, as delivered) not the subject's."""
+    if not serials:
+        return set()
+    devices = _values(lake, serials)
+    others = with_identifiers(delivered, "email", "serialNumber")
+    others = others.join(_values(lake, subject.emails), _is_one_of("email"), "left_anti")
+    claims = [others.select("serialNumber_id")]
+    landing = landing_table(Dataset.CUSTOMER)
+    if lake.exists(landing):
+        claims.append(
+            with_identifiers(lake.read(landing), "serialNumber").select("serialNumber_id")
+        )
+    claimed = claims[0].unionByName(claims[-1]) if len(claims) > 1 else claims[0]
+    claimed = claimed.join(devices, _is_one_of("serialNumber"), "left_semi")
+    return distinct_values(claimed, F.col("serialNumber_id"))
+
+
+def list_devices(lake: Lake, key: bytes | None, serials: set[str]) -> None:
+    """Put these devices (serial numbers, normalised) on the list as an erased person's own."""
+    if not serials:
+        return
+    assert key is not None
+    now = datetime.now(UTC)
+    rows = [
+        Suppression(identifier_hash=h, kind="serial", erased_at=now)
+        for h in sorted(keyed_hash(key, "serial", s) for s in serials)
+    ]
+    lake.append(
+        records_frame(lake.spark, Suppression, rows), SUPPRESSIONS, metadata=fingerprint_record(key)
+    )
+
+
+def _values(lake: Lake, values: Iterable[str]) -> DataFrame:
+    """The values as a one-column table, broadcast: joined as data, never spelt in a plan."""
+    schema = T.StructType([T.StructField("_key", T.StringType())])
+    keys = local_frame(lake.spark, [{"_key": v} for v in sorted(values)], schema)
+    return F.broadcast(keys)
+
+
+def _is_one_of(column: str) -> Column:
+    """`<column>_id` (`with_identifiers`) equals the `_values` row's value."""
+    return F.col(f"{column}_id") == F.col("_key")
 
 
 def lines_not_erased(quarantined: DataFrame, subject: Subject) -> DataFrame:

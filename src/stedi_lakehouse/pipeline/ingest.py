@@ -25,7 +25,9 @@ from stedi_lakehouse.contracts.tables import (
     landing_table,
     quarantine_table,
 )
+from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.erasure import suppression as sup
+from stedi_lakehouse.erasure.identifiers import Subject
 from stedi_lakehouse.lake.tables import distinct_values, local_frame
 from stedi_lakehouse.pipeline.bookmarks import IDENTIFIERS_KEY, LOWER_CASE
 from stedi_lakehouse.pipeline.quality import quarantine_counts
@@ -52,6 +54,7 @@ class Batch:
     unreadable: dict[str, str]
     validated: DataFrame
     new_counts: tuple[int, int]
+    erased: Subject | None = None  # whose records among these are erased people's, once known
 
     def release(self) -> None:
         self.validated.unpersist()
@@ -126,20 +129,12 @@ def ingest(
     accepted = val.accepted(validated, contract=contract)
     quarantined = val.quarantined(validated)
     try:
-        delivered = val.accepted(validated, contract=contract, as_delivered=True)
-        # lines of the unreadable files that are text with a byte-order mark (UTF-16, UTF-32)
-        marked = [
-            line
-            for f in (batch.unreadable if stages.suppressed.hashes else ())
-            if lake.landing.is_text(f)
-            for line in lake.landing.lines(f)
-        ]
-        erased = stages.suppressed.subject(dataset, delivered, quarantined, lines=marked)
+        erased = erased_in(stages, batch)
         if erased:  # lines of people erased before: counted, never kept
             kept = sup.not_erased(lake, accepted, dataset, erased)
             kept_lines = sup.lines_not_erased(quarantined, erased)
             dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
-            dropped += sum(erased.names(line) for line in marked)
+            dropped += sum(erased.names(line) for line in _marked_lines(stages, batch))
             accepted, quarantined = kept, kept_lines
             counts.excluded[sup.ERASED] = dropped
             stages.scrub[dataset] = (batch.files, erased)
@@ -161,6 +156,53 @@ def ingest(
         quarantine()
         return None
     return background.submit(quarantine)
+
+
+def erased_in(stages: Stages, batch: Batch) -> Subject:
+    """Whose records in the batch (accepted, quarantined, or lines of files Spark cannot
+    read) are of people erased before; found once per batch."""
+    if batch.erased is None:
+        contract = RECORD_CONTRACTS[batch.dataset]
+        delivered = val.accepted(batch.validated, contract=contract, as_delivered=True)
+        batch.erased = stages.suppressed.subject(
+            batch.dataset,
+            delivered,
+            val.quarantined(batch.validated),
+            lines=_marked_lines(stages, batch),
+        )
+    return batch.erased
+
+
+def _marked_lines(stages: Stages, batch: Batch) -> list[bytes]:
+    """The lines of the batch's unreadable files that are text with a byte-order mark (UTF-16,
+    UTF-32), once anyone is erased."""
+    landing = stages.lake.landing
+    if not stages.suppressed.hashes:
+        return []
+    return [line for f in batch.unreadable if landing.is_text(f) for line in landing.lines(f)]
+
+
+def devices_of_the_erased(stages: Stages, batches: list[Batch]) -> None:
+    """A forgotten person's later customer records are dropped; the devices they claim that
+    no other customer claims are theirs too, as `forget` makes the devices only they claimed:
+    their readings earlier runs kept as an unknown device's are erased, then the devices are
+    listed, so that this run and later ones drop their readings."""
+    customers = next((b for b in batches if b.dataset is Dataset.CUSTOMER), None)
+    if customers is None or not (erased := erased_in(stages, customers)).emails:
+        return
+    lake, contract = stages.lake, RECORD_CONTRACTS[Dataset.CUSTOMER]
+    delivered = val.accepted(customers.validated, contract=contract, as_delivered=True)
+    devices = sup.devices_claimed(lake, delivered, val.quarantined(customers.validated), erased)
+    devices -= sup.claimed_by_others(lake, delivered, devices, erased)
+    # listed ones were erased before: they are listed last (a run stopped sooner does it again)
+    if not (devices := devices - stages.suppressed.listed(devices)):
+        return
+    stages.progress(f"{len(devices):,} device(s) an erased person claims: erasing their readings")
+    steps = next((b for b in batches if b.dataset is Dataset.STEP_TRAINER), None)
+    reading = set(steps.files) if steps else set()  # this run drops those lines as it reads them
+    erasure.erase_devices(lake, devices, leave=reading)
+    sup.list_devices(lake, stages.pseudonym_key, devices)
+    stages.suppressions_changed()
 
 
 def _not_after(stages: Stages, dataset: Dataset) -> dict[str, int]:

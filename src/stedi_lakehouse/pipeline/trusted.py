@@ -22,7 +22,12 @@ from stedi_lakehouse.contracts.tables import (
     tables_in,
 )
 from stedi_lakehouse.erasure import suppression as sup
-from stedi_lakehouse.pipeline.ingest import identifiers_in_lower_case, ingest, read_batch
+from stedi_lakehouse.pipeline.ingest import (
+    devices_of_the_erased,
+    identifiers_in_lower_case,
+    ingest,
+    read_batch,
+)
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
@@ -61,6 +66,7 @@ def trusted(stages: Stages) -> StageReport:
     try:
         landing = {b.dataset: b.new_counts for b in batches if new[b.dataset]}
         stages.expect(When.BEFORE_TRUSTED, landing=landing)
+        devices_of_the_erased(stages, batches)
     except BaseException:
         for batch in batches:
             batch.release()
