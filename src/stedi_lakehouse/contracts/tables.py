@@ -184,8 +184,9 @@ class RunRecord(BaseModel):
 
 
 class Erasure(BaseModel):
-    """One row per erasure (`stedi-lake forget`): when, and how much it removed where. Never
-    who: no e-mail, serial number or pseudonym is recorded."""
+    """One row per erasure (`stedi-lake forget`, or a run erasing the readings of a device an
+    erased person claims later): when, and how much it removed where. Never who: no e-mail,
+    serial number or pseudonym is recorded."""
 
     erased_at: datetime = Field(description="When (UTC).")
     rows_removed: dict[str, int] = Field(description="Rows removed, per table.")
