@@ -213,13 +213,10 @@ def claimed_by_others(
     devices = _values(lake, serials)
     others = with_identifiers(delivered, "email", "serialNumber")
     others = others.join(_values(lake, subject.emails), _is_one_of("email"), "left_anti")
-    claims = [others.select("serialNumber_id")]
-    landing = landing_table(Dataset.CUSTOMER)
-    if lake.exists(landing):
-        claims.append(
-            with_identifiers(lake.read(landing), "serialNumber").select("serialNumber_id")
-        )
-    claimed = claims[0].unionByName(claims[-1]) if len(claims) > 1 else claims[0]
+    claimed = others.select("serialNumber_id")
+    if lake.exists(landing := landing_table(Dataset.CUSTOMER)):
+        stored = with_identifiers(lake.read(landing), "serialNumber")
+        claimed = claimed.unionByName(stored.select("serialNumber_id"))
     claimed = claimed.join(devices, _is_one_of("serialNumber"), "left_semi")
     return distinct_values(claimed, F.col("serialNumber_id"))
 

@@ -4,7 +4,7 @@ is either accepted or quarantined with its reason, and counted."""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
@@ -55,6 +55,7 @@ class Batch:
     validated: DataFrame
     new_counts: tuple[int, int]
     erased: Subject | None = None  # whose records among these are erased people's, once known
+    marked: list[bytes] = field(default_factory=list)  # its unreadable text files' lines
 
     def release(self) -> None:
         self.validated.unpersist()
@@ -134,7 +135,7 @@ def ingest(
             kept = sup.not_erased(lake, accepted, dataset, erased)
             kept_lines = sup.lines_not_erased(quarantined, erased)
             dropped = accepted.count() - kept.count() + quarantined.count() - kept_lines.count()
-            dropped += sum(erased.names(line) for line in _marked_lines(stages, batch))
+            dropped += sum(erased.names(line) for line in batch.marked)
             accepted, quarantined = kept, kept_lines
             counts.excluded[sup.ERASED] = dropped
             stages.scrub[dataset] = (batch.files, erased)
@@ -164,11 +165,9 @@ def erased_in(stages: Stages, batch: Batch) -> Subject:
     if batch.erased is None:
         contract = RECORD_CONTRACTS[batch.dataset]
         delivered = val.accepted(batch.validated, contract=contract, as_delivered=True)
+        batch.marked = _marked_lines(stages, batch)
         batch.erased = stages.suppressed.subject(
-            batch.dataset,
-            delivered,
-            val.quarantined(batch.validated),
-            lines=_marked_lines(stages, batch),
+            batch.dataset, delivered, val.quarantined(batch.validated), lines=batch.marked
         )
     return batch.erased
 
