@@ -34,6 +34,7 @@ from stedi_lakehouse.settings import MaintenanceSettings
 from tests.helpers import (
     DATA_TABLES,
     KEY,
+    copy_files_as_a_kill_leaves_them,
     copy_lake,
     files_naming,
     land_sample,
@@ -555,7 +556,9 @@ def test_the_devices_a_forgotten_person_claims_later_are_theirs_whenever_their_r
     """A forgotten person, still using the app, delivers records again: one claims a device
     whose readings arrived a run before (kept then as an unknown device's), one a device whose
     readings come with it. Both are theirs: listed, their readings gone from every table,
-    version and landing file, and dropped when delivered again."""
+    version and landing file, and dropped when delivered again. One claims another customer's
+    device: it is then nobody's, as had they claimed it before `forget`, also when the run
+    that lists it stops right after."""
     source, person = sample_lake
     lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
     root, email = Path(lake.root), person["email"]
@@ -577,7 +580,14 @@ def test_the_devices_a_forgotten_person_claims_later_are_theirs_whenever_their_r
     assert run(lake).datasets["step_trainer"].accepted == 3  # nobody's device, yet
     trusted = lake.read("step_trainer_trusted")
     another = trusted.select("serialNumber").orderBy("serialNumber").first()[0]  # someone's
-    of_another = trusted.filter(F.col("serialNumber") == another).count()
+    of_another = F.col("serialNumber") == another
+    times = [r[0] for r in trusted.filter(of_another).select("sensorReadingTime").collect()]
+    owner = lake.read("customer_landing").filter(of_another).select("email").first()[0]
+    owners_pairs = (F.col("subject_key") == subject_key(owner)) & F.col("reading_time_ms").isin(
+        times
+    )
+    assert lake.read("machine_learning_curated").filter(owners_pairs).count() > 0
+    in_landing = lake.read("step_trainer_landing").filter(of_another).count()
     claims = [
         record | {"serialNumber": devices[0].upper()},
         record | {"serialNumber": devices[1], "lastUpdateDate": record["lastUpdateDate"] + 1},
@@ -586,14 +596,25 @@ def test_the_devices_a_forgotten_person_claims_later_are_theirs_whenever_their_r
     lines = "".join(json.dumps(c) + "\n" for c in claims)
     (root / "landing" / "customer" / "again.json").write_text(lines)
     readings("with", devices[1])
-    counts = run(lake).datasets
+    stopped_at = tmp_path / "stopped" / "lake"  # the files a run stopped after its 1st commit
+
+    def after_commit(commits: int) -> None:
+        if commits == 1:
+            copy_files_as_a_kill_leaves_them(root, stopped_at)
+
+    counts = run(Lake(spark, str(root), lake.database, after_commit=after_commit)).datasets
     assert counts["customer"].excluded.get("erased person") == 3
     assert counts["step_trainer"].excluded.get("erased person") == 3
-    assert lake.read("suppressions").count() == listed + 2  # another's device stays theirs
-    assert lake.read("step_trainer_trusted").filter(F.col("serialNumber") == another).count() == (
-        of_another
-    )
+    assert counts["step_trainer"].excluded.get("ambiguous device", 0) > 0
+    assert lake.read("suppressions").count() == listed + 3  # theirs, and another's as shared
     assert files_naming(root, email, *devices) == []
+    stopped = Lake(spark, str(stopped_at), test_settings.catalog.database)
+    assert stopped.read("suppressions").count() == listed + 1  # the run stopped once it listed
+    run(stopped)
+    for after in (lake, stopped):  # another's device is nobody's; its readings are kept
+        assert after.read("step_trainer_trusted").filter(of_another).count() == 0
+        assert after.read("machine_learning_curated").filter(owners_pairs).count() == 0
+        assert after.read("step_trainer_landing").filter(of_another).count() == in_landing
     readings("after", f" {devices[0].upper()}")
     assert run(lake).datasets["step_trainer"].excluded.get("erased person") == 3
     assert files_naming(root, *devices) == []

@@ -74,13 +74,15 @@ class Suppressed:
         values = distinct_values(serials, F.col(serials.columns[0]))
         return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
 
-    def listed(self, serials: set[str]) -> set[str]:
-        """Those of these serial numbers (normalised) listed as an erased person's own."""
+    def listed(self, serials: set[str], *, kind: str = "serial") -> set[str]:
+        """Those of these serial numbers (normalised) listed as an erased person's own (or,
+        kind=SHARED_SERIAL, as one they shared)."""
         if not serials:
             return set()
         key = self.key
         assert key is not None
-        return {s for s in serials if keyed_hash(key, "serial", s) in self.hashes}
+        hashes = self.shared if kind == SHARED_SERIAL else self.hashes
+        return {s for s in serials if keyed_hash(key, "serial", s) in hashes}
 
     def _erased(self, kind: str, values: set[str]) -> set[str]:
         """Those of `values` (as delivered) listed, normalised (an invisible character in one
@@ -221,14 +223,15 @@ def claimed_by_others(
     return distinct_values(claimed, F.col("serialNumber_id"))
 
 
-def list_devices(lake: Lake, key: bytes | None, serials: set[str]) -> None:
-    """Put these devices (serial numbers, normalised) on the list as an erased person's own."""
+def list_devices(lake: Lake, key: bytes | None, serials: set[str], *, kind: str = "serial") -> None:
+    """Put these devices (serial numbers, normalised) on the list as an erased person's own
+    (or, kind=SHARED_SERIAL, as one they shared with others)."""
     if not serials:
         return
     assert key is not None
     now = datetime.now(UTC)
     rows = [
-        Suppression(identifier_hash=h, kind="serial", erased_at=now)
+        Suppression(identifier_hash=h, kind=kind, erased_at=now)
         for h in sorted(keyed_hash(key, "serial", s) for s in serials)
     ]
     lake.append(

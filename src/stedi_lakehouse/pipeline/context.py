@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, Observation
 
 from stedi_lakehouse.contracts.expectations import When, expectations
-from stedi_lakehouse.contracts.tables import Dataset
+from stedi_lakehouse.contracts.tables import Dataset, landing_table
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.erasure import suppression as sup
 from stedi_lakehouse.erasure.identifiers import Subject
@@ -68,6 +68,7 @@ class Stages:
         self.lookups = Lookups(lake)
         self.record: dict[str, object] | None = None  # the run's `runs` row, once run
         self._suppressed: sup.Suppressed | None = None
+        self._kept_ambiguous: set[str] | None = None
         self._checked_key: bytes | None = None
 
     def trusted(self) -> StageReport:
@@ -96,7 +97,19 @@ class Stages:
         return self._suppressed
 
     def suppressions_changed(self) -> None:
-        self._suppressed = None  # read again when next used
+        self._suppressed = self._kept_ambiguous = None  # read again when next used
+
+    def kept_ambiguous(self) -> set[str]:
+        """The devices customers claim that an erased person claimed too (`privacy`: a device
+        with two owners is nobody's), found once per run. Every run recomputes their rows: a
+        device listed so after its readings were trusted (a forgotten person's later claim)
+        loses them, also when the run that listed it stopped before it could."""
+        if self.rules is not Rules.PRIVACY or not self.suppressed.shared:
+            return set()
+        if self._kept_ambiguous is None:
+            claims = self.lake.read(landing_table(Dataset.CUSTOMER)).select("serialNumber")
+            self._kept_ambiguous = self.suppressed.shared_devices(claims)
+        return self._kept_ambiguous
 
     def expect(
         self,

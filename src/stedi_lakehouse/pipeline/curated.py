@@ -124,7 +124,9 @@ def _plan(stages: Stages, pending: dict[Dataset, list[str]]) -> _Plan:
         # the new readings make for everybody else are added
         return _Plan(
             people=people_scope,
-            subjects=frozenset(people | lookups.claimants_of(lookups.serials_of(people))),
+            subjects=frozenset(
+                people | lookups.claimants_of(lookups.serials_of(people) | stages.kept_ambiguous())
+            ),
             added=Added(pending[Dataset.ACCELEROMETER], pending[Dataset.STEP_TRAINER]),
         )
     # every pair of anybody the new files touch is replaced

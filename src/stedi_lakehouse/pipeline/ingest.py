@@ -182,26 +182,30 @@ def _marked_lines(stages: Stages, batch: Batch) -> list[bytes]:
 
 
 def devices_of_the_erased(stages: Stages, batches: list[Batch]) -> None:
-    """A forgotten person's later customer records are dropped; the devices they claim that
-    no other customer claims are theirs too, as `forget` makes the devices only they claimed:
-    their readings earlier runs kept as an unknown device's are erased, then the devices are
-    listed, so that this run and later ones drop their readings."""
+    """A forgotten person's later customer records are dropped; the devices they claim are
+    theirs too, as `forget` makes the devices they claimed. One no other customer claims is
+    theirs alone: its readings earlier runs kept as an unknown device's are erased, then it is
+    listed, so that this run and later ones drop its readings. One another customer claims is
+    listed as shared: nobody's from then on, its readings kept (`Stages.kept_ambiguous`)."""
     customers = next((b for b in batches if b.dataset is Dataset.CUSTOMER), None)
     if customers is None or not (erased := erased_in(stages, customers)).emails:
         return
-    lake, contract = stages.lake, RECORD_CONTRACTS[Dataset.CUSTOMER]
+    lake, contract, key = stages.lake, RECORD_CONTRACTS[Dataset.CUSTOMER], stages.pseudonym_key
     delivered = val.accepted(customers.validated, contract=contract, as_delivered=True)
     devices = sup.devices_claimed(lake, delivered, val.quarantined(customers.validated), erased)
-    devices -= sup.claimed_by_others(lake, delivered, devices, erased)
+    others = sup.claimed_by_others(lake, delivered, devices, erased)
+    shared = others - stages.suppressed.listed(others, kind=sup.SHARED_SERIAL)
+    sup.list_devices(lake, key, shared, kind=sup.SHARED_SERIAL)
     # listed ones were erased before: they are listed last (a run stopped sooner does it again)
-    if not (devices := devices - stages.suppressed.listed(devices)):
-        return
-    stages.progress(f"{len(devices):,} device(s) an erased person claims: erasing their readings")
-    steps = next((b for b in batches if b.dataset is Dataset.STEP_TRAINER), None)
-    reading = set(steps.files) if steps else set()  # this run drops those lines as it reads them
-    erasure.erase_devices(lake, devices, leave=reading)
-    sup.list_devices(lake, stages.pseudonym_key, devices)
-    stages.suppressions_changed()
+    own = devices - others - stages.suppressed.listed(devices - others)
+    if own:
+        stages.progress(f"{len(own):,} device(s) an erased person claims: erasing their readings")
+        steps = next((b for b in batches if b.dataset is Dataset.STEP_TRAINER), None)
+        reading = set(steps.files) if steps else set()  # this run drops those lines as read
+        erasure.erase_devices(lake, own, leave=reading)
+        sup.list_devices(lake, key, own)
+    if shared or own:
+        stages.suppressions_changed()
 
 
 def _not_after(stages: Stages, dataset: Dataset) -> dict[str, int]:

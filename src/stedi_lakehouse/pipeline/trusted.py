@@ -31,7 +31,6 @@ from stedi_lakehouse.pipeline.ingest import (
 from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
-from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms import curated as cur
 from stedi_lakehouse.transforms import trusted as tr
 
@@ -125,10 +124,11 @@ def _classify(
 
         def step_scope() -> Scope:
             """A device's readings change status when any claimant changes or becomes
-            curated (known once accelerometer_trusted has the new readings)."""
+            curated (known once accelerometer_trusted has the new readings), or when an
+            erased person is found to have claimed it too."""
             first = lookups.first_readers(readers, new[Dataset.ACCELEROMETER])
             return Scope.of(
-                serialNumber=lookups.serials_of(changed | first),
+                serialNumber=lookups.serials_of(changed | first) | stages.kept_ambiguous(),
                 source_file=new[Dataset.STEP_TRAINER],
             )
 
@@ -187,7 +187,7 @@ def _trusted_tables(
                 persons,
                 curated=curated,
                 claims=customer_landing.select("email", "serialNumber"),
-                shared=_kept_ambiguous(stages, persons),
+                shared=stages.kept_ambiguous(),
             ),
             rules=rules,
         ),
@@ -204,14 +204,6 @@ def _trusted_tables(
         scope=steps_in,
     )
     persons.unpersist()
-
-
-def _kept_ambiguous(stages: Stages, persons: DataFrame) -> set[str]:
-    """The claimed devices an erased person shared (`privacy`: a device with two owners is
-    nobody's)."""
-    if stages.rules is not Rules.PRIVACY:
-        return set()
-    return stages.suppressed.shared_devices(persons.select("serialNumber"))
 
 
 def _once(
