@@ -70,9 +70,8 @@ class Suppressed:
         claimant's, the erased person's use of the device included)."""
         if not self.shared:
             return set()
-        assert self.key is not None
         values = distinct_values(serials, F.col(serials.columns[0]))
-        return {v for v in values if keyed_hash(self.key, "serial", v) in self.shared}
+        return self.listed(values, kind=SHARED_SERIAL)
 
     def listed(self, serials: set[str], *, kind: str = "serial") -> set[str]:
         """Those of these serial numbers (normalised) listed as an erased person's own (or,
