@@ -375,6 +375,8 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
     from pyspark.sql.connect.client.retries import DefaultPolicy
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+    from stedi_lakehouse.lake.retries import UntilLost
+
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
         client = cast(ConnectSession, spark).client
@@ -384,7 +386,7 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
         _ = spark.version
         # later calls ride out a blip of about half a minute; an endpoint stopped while the
         # command runs (`server stop`) ends it then, with one line, not ten minutes later
-        client.set_retry_policies([DefaultPolicy(max_retries=6, max_backoff=10_000)])
+        client.set_retry_policies([UntilLost(max_retries=6, max_backoff=10_000)])
     except (PySparkException, ValueError) as exc:  # ValueError: a URL urllib cannot parse
         said = first_line(exc)
         raise ConfigError(
