@@ -14,9 +14,10 @@ class Unavailable(grpc.RpcError):
         return grpc.StatusCode.UNAVAILABLE
 
 
-def call(policy: UntilLost, failures: int) -> list[float]:
-    """One client call whose endpoint fails `failures` times before it answers; the waits."""
-    waits: list[float] = []
+def call(policy: UntilLost, failures: int, waits: list[float] | None = None) -> list[float]:
+    """One client call whose endpoint fails `failures` times before it answers; the waits
+    (appended to `waits` as they come, when given)."""
+    waits = [] if waits is None else waits
     left = failures
     for attempt in Retrying([policy], sleep=waits.append):
         with attempt:
@@ -41,7 +42,5 @@ def test_once_a_call_has_used_every_retry_the_later_ones_give_up_at_once():
     for _ in range(3):
         waits: list[float] = []
         with pytest.raises(RetriesExceeded):
-            for attempt in Retrying([policy], sleep=waits.append):
-                with attempt:
-                    raise Unavailable()
+            call(policy, failures=99, waits=waits)
         assert waits == []
