@@ -101,6 +101,27 @@ def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypat
     assert asked == ["processed_files"]
 
 
+@pytest.mark.parametrize("folder", ["lakes", "lakes with 50% odd #names"])
+def test_a_table_written_whole_elsewhere_is_registered_there(
+    folder, spark, test_settings, tmp_path
+):
+    """The catalog names one lake's table: a lake that writes it whole moves the name to its
+    own, and one written whole again where the name points keeps it."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    for root in [tmp_path / folder / "a", tmp_path / folder / "b"] * 2:
+        root.mkdir(parents=True, exist_ok=True)
+        lake = Lake(spark, str(root), test_settings.catalog.database)
+        lake.overwrite(bookmark, "processed_files", rules=None)
+        lake.catalog.registered()
+        path = Path(lake.table_path("processed_files"))
+        detail = spark.sql("DESCRIBE DETAIL stedi.processed_files").collect()[0]
+        assert Path(detail["location"].removeprefix("file:")) == path
+        # read from the metastore's entry, as registering does
+        location = lake.catalog.location("stedi", "processed_files")
+        assert location is not None and Path(location.removeprefix("file:")) == path
+
+
 def test_curated_refuses_trusted_tables_of_another_preset(sample_run):
     lake, _, rules = sample_run
     other = Rules.UDACITY if rules is Rules.PRIVACY else Rules.PRIVACY

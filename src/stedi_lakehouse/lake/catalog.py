@@ -13,6 +13,8 @@ from stedi_lakehouse.contracts.tables import CATALOGUE, Table, Zone
 from stedi_lakehouse.lake.layout import normalise_root, table_path
 from stedi_lakehouse.lake.session import METASTORE_URL
 
+LOCATION_LINE = "Location: "  # in the information SHOW TABLE EXTENDED gives
+
 
 class Catalog:
     def __init__(self, spark: SparkSession, root: str, database: str):
@@ -72,8 +74,19 @@ class Catalog:
         if self.spark.catalog.tableExists(qualified):
             if not check_location:
                 return
-            location = self.spark.sql(f"DESCRIBE DETAIL {qualified}").collect()[0]["location"]
-            if normalise_root(location) == normalise_root(path):
+            location = self.location(database, name)
+            if location is not None and normalise_root(location) == normalise_root(path):
                 return
             self.spark.sql(f"DROP TABLE {qualified}")  # external: drops the name, not the data
         self.spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
+
+    def location(self, database: str, name: str) -> str | None:
+        """Where the catalog's entry for `database.name` points, as the metastore holds it
+        (DESCRIBE DETAIL would load the table's Delta log there first); None if not said."""
+        shown = self.spark.sql(f"SHOW TABLE EXTENDED IN {database} LIKE '{name}'").collect()
+        for row in shown:
+            if row["tableName"] == name:
+                for line in row["information"].splitlines():
+                    if line.startswith(LOCATION_LINE):
+                        return line.removeprefix(LOCATION_LINE)
+        return None
