@@ -22,8 +22,10 @@ Devices only they claimed are theirs: those readings go too. Landing files keep 
 runs treat them as processed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from pydantic import BaseModel, ValidationError
 from pyspark.sql import DataFrame
@@ -58,6 +60,7 @@ from stedi_lakehouse.keys import (
 from stedi_lakehouse.lake.layout import NAMES_A_PERSON, addresses_in
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
+from stedi_lakehouse.parallel import together
 from stedi_lakehouse.presets import Rules
 from stedi_lakehouse.transforms.pseudonym import subject_keys
 
@@ -305,27 +308,34 @@ def _lines_of(lake: Lake, table: str, column: str, subject: Subject) -> Match:
 
 
 def _matches(lake: Lake, subject: Subject, entry: PendingErasure) -> dict[str, Match]:
+    """Each table's rows of the subject's, looked up side by side (each lookup is a few small
+    Spark jobs, and they are independent)."""
     emails, serials = set(subject.emails), set(subject.serials)
-    matches: dict[str, Match] = {}
+    lookups: dict[str, Callable[[], Match]] = {}
     for prefix, column in (("customer", "email"), ("accelerometer", "user")):
         for zone in ("landing", "trusted", "curated"):
             if f"{prefix}_{zone}" in CATALOGUE:
                 table = f"{prefix}_{zone}"
-                matches[table] = _spelt_as(lake, table, column, emails)
+                lookups[table] = partial(_spelt_as, lake, table, column, emails)
     for zone in ("landing", "trusted"):
         table = f"step_trainer_{zone}"
-        matches[table] = _spelt_as(lake, table, "serialNumber", serials)
+        lookups[table] = partial(_spelt_as, lake, table, "serialNumber", serials)
     for dataset in Dataset:
         table = quarantine_table(dataset)
         if lake.exists(table):
-            matches[table] = _lines_of(lake, table, "raw_line", subject)
+            lookups[table] = partial(_lines_of, lake, table, "raw_line", subject)
     if lake.exists(ML) and lake.table_rules(ML) is Rules.UDACITY:
-        users = _spelt_as(lake, ML, "user", emails)
-        devices = _spelt_as(lake, ML, "serialNumber", serials)
-        matches[ML] = (users[0] + devices[0], f"({users[1]}) OR ({devices[1]})")
+        lookups[ML] = partial(_user_or_device, lake, emails, serials)
     else:
-        matches[ML] = _column_is("subject_key", set(entry.subject_keys))
-    return matches
+        lookups[ML] = partial(_column_is, "subject_key", set(entry.subject_keys))
+    return dict(zip(lookups, together(*lookups.values()), strict=True))
+
+
+def _user_or_device(lake: Lake, emails: set[str], serials: set[str]) -> Match:
+    """The rows of an ML table built under the udacity rules (no pseudonyms) of the subject."""
+    users = _spelt_as(lake, ML, "user", emails)
+    devices = _spelt_as(lake, ML, "serialNumber", serials)
+    return users[0] + devices[0], f"({users[1]}) OR ({devices[1]})"
 
 
 def person_to_forget(email: str) -> str:

@@ -21,7 +21,6 @@ dataset, records read = accepted + quarantined, and rows evaluated = trusted + e
     bookmarks  processed_files: what each stage has processed, by which run
     lookups    whose status new files may change, looked up once per run
     context    Stages: one run's context, and the writes every stage makes
-    parallel   independent Spark work side by side
     ingest     new landing files -> landing and quarantine tables
     trusted    the trusted stage
     curated    the curated stage

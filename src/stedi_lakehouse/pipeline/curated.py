@@ -14,8 +14,8 @@ from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import Dataset, Table, Zone, tables_in
 from stedi_lakehouse.errors import ConfigError, RulesMismatchError
 from stedi_lakehouse.keys import FINGERPRINT_PROPERTY, fingerprint, fingerprint_record
+from stedi_lakehouse.parallel import together
 from stedi_lakehouse.pipeline.bookmarks import ADDS_KEY
-from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Added, Scope
 from stedi_lakehouse.presets import Rules

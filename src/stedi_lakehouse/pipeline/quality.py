@@ -24,7 +24,7 @@ from stedi_lakehouse.contracts.tables import (
 )
 from stedi_lakehouse.errors import StediError
 from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
-from stedi_lakehouse.pipeline.parallel import together
+from stedi_lakehouse.parallel import together
 from stedi_lakehouse.transforms import validation as val
 from stedi_lakehouse.transforms.pseudonym import hmac_sha256_hex
 

@@ -22,13 +22,13 @@ from stedi_lakehouse.contracts.tables import (
     tables_in,
 )
 from stedi_lakehouse.erasure import suppression as sup
+from stedi_lakehouse.parallel import together
 from stedi_lakehouse.pipeline.ingest import (
     devices_of_the_erased,
     identifiers_in_lower_case,
     ingest,
     read_batch,
 )
-from stedi_lakehouse.pipeline.parallel import together
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.transforms import curated as cur
