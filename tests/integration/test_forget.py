@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from typer.testing import CliRunner
 
 from stedi_lakehouse.cli import app
+from stedi_lakehouse.erasure.forget import forget
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.readers import open_table
 from stedi_lakehouse.lake.tables import Lake
@@ -21,6 +22,7 @@ from tests.helpers import (
     BATCHES,
     DATA_TABLES,
     KEY,
+    copy_lake,
     deliver,
     files_naming,
     new_lake,
@@ -148,3 +150,21 @@ def test_forgetting_nobody_is_one_clear_line(forgotten):
     assert result.output.startswith("error: nobody with that e-mail address is in the lake")
     assert "--before-delivery" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_forget_on_a_lake_under_the_udacity_rules_takes_their_pairs_out(
+    sample_runs, spark, test_settings, tmp_path
+):
+    """Pairs made under the udacity rules keep the address and serial number, no pseudonym:
+    the person's are found by either."""
+    lake = copy_lake(sample_runs(Rules.UDACITY).root, tmp_path / "lake", spark, test_settings)
+    pairs = lake.read("machine_learning_curated")
+    email = pairs.select("user").orderBy("user").first()[0]
+    theirs = F.lower("user") == email.lower()
+    assert pairs.filter(theirs).count() > 0
+    others = pairs.filter(~theirs).count()
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    pairs = lake.read("machine_learning_curated")
+    assert pairs.filter(theirs).count() == 0
+    assert pairs.count() == others
+    assert files_naming(Path(lake.root), email) == []
