@@ -1,12 +1,18 @@
 """A Spark Connect client's retries (lake/retries.py), driven by pyspark's own retry loop with
 an endpoint that answers, blinks or is gone; the waits are recorded, not slept."""
 
+import socket
+import time
+import uuid
+
 import grpc
 import pytest
 from pyspark.errors import RetriesExceeded
 from pyspark.sql.connect.client.retries import Retrying
 
+from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.retries import UntilLost
+from stedi_lakehouse.lake.session import stop_session
 
 
 class Unavailable(grpc.RpcError):
@@ -44,3 +50,15 @@ def test_once_a_call_has_used_every_retry_the_later_ones_give_up_at_once():
         with pytest.raises(RetriesExceeded):
             call(policy, failures=99, waits=waits)
         assert waits == []
+
+
+def test_stopping_a_killed_writers_session_where_nothing_answers_is_one_error():
+    """The endpoint a writer reached is gone when it stops what a killed writer left there:
+    one error, in about a second (the client's own policy retries for ten minutes)."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(LakeError, match="stopped answering.*run the command again"):
+        stop_session(f"sc://127.0.0.1:{port}", str(uuid.uuid4()))
+    assert time.monotonic() - started < 60

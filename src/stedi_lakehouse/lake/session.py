@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import cast
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
+from pyspark.errors import PySparkException, RetriesExceeded
 from pyspark.sql import SparkSession
 
 from stedi_lakehouse.errors import ConfigError, LakeError, first_line
@@ -409,9 +409,13 @@ def stop_session(url: str, session_id: str) -> None:
     """Stop every operation of another client's session at the Spark Connect endpoint `url`
     (a writer killed while they ran), wait until none is left, then release the session."""
     from pyspark.sql.connect.client import SparkConnectClient
+    from pyspark.sql.connect.client.retries import DefaultPolicy
 
     joined = f"{url.rstrip('/')}{'' if ';' in url else '/'};session_id={session_id}"
     client = SparkConnectClient(connection=joined)
+    # an endpoint gone since this writer reached it fails in about a second, not after ten
+    # minutes of retrying; what is left to stop is stopped by the next writer
+    client.set_retry_policies([DefaultPolicy(max_retries=3)])
     try:
         deadline = time.monotonic() + STOP_SESSION_SECONDS
         while client.interrupt_all():  # the ids it interrupted; none: nothing is left
@@ -422,6 +426,11 @@ def stop_session(url: str, session_id: str) -> None:
                 )
             time.sleep(0.5)
         client.release_session()
+    except RetriesExceeded:
+        raise LakeError(
+            f"the Spark Connect endpoint {_without_token(url)} stopped answering while a killed "
+            f"writer's session {session_id} was being stopped there: run the command again"
+        ) from None
     except PySparkException as exc:
         if "SESSION_CLOSED" not in str(exc):  # released already: nothing of it runs
             raise
