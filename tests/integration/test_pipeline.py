@@ -1,6 +1,7 @@
 """End to end on data/sample/: both presets, exact counts, nothing lost, catalog registered."""
 
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,6 +121,21 @@ def test_a_table_written_whole_elsewhere_is_registered_there(
         # read from the metastore's entry, as registering does
         location = lake.catalog.location("stedi", "processed_files")
         assert location is not None and Path(location.removeprefix("file:")) == path
+
+
+def test_a_table_whose_registered_lake_was_deleted_is_registered_again(spark, lake, tmp_path):
+    """The catalog's name points at a lake deleted since (a shared or external metastore
+    outlives it): the next lake to write the table whole takes the name."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    gone = Lake(spark, str(tmp_path / "gone"), lake.catalog.database)
+    (tmp_path / "gone").mkdir()
+    gone.overwrite(bookmark, "processed_files", rules=None)
+    gone.catalog.registered()
+    shutil.rmtree(tmp_path / "gone")
+    lake.overwrite(bookmark, "processed_files", rules=None)
+    lake.catalog.registered()
+    assert spark.table("stedi.processed_files").count() == 1
 
 
 def test_curated_refuses_trusted_tables_of_another_preset(sample_run):

@@ -71,10 +71,13 @@ class Catalog:
     def _register_in(self, database: str, name: str, *, check_location: bool) -> None:
         path, qualified = table_path(self.root, name), f"{database}.{name}"
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-        if self.spark.catalog.tableExists(qualified):
+        # the metastore's entry alone: `tableExists` loads the Delta log where it points,
+        # and fails if that lake was deleted since
+        entry = self._entry(database, name)
+        if entry is not None:
             if not check_location:
                 return
-            location = self.location(database, name)
+            location = _location_in(entry)
             if location is not None and normalise_root(location) == normalise_root(path):
                 return
             self.spark.sql(f"DROP TABLE {qualified}")  # external: drops the name, not the data
@@ -83,10 +86,20 @@ class Catalog:
     def location(self, database: str, name: str) -> str | None:
         """Where the catalog's entry for `database.name` points, as the metastore holds it
         (DESCRIBE DETAIL would load the table's Delta log there first); None if not said."""
+        entry = self._entry(database, name)
+        return None if entry is None else _location_in(entry)
+
+    def _entry(self, database: str, name: str) -> list[str] | None:
+        """The lines SHOW TABLE EXTENDED gives of the entry `database.name`; None: no entry."""
         shown = self.spark.sql(f"SHOW TABLE EXTENDED IN {database} LIKE '{name}'").collect()
         for row in shown:
             if row["tableName"] == name:
-                for line in row["information"].splitlines():
-                    if line.startswith(LOCATION_LINE):
-                        return line.removeprefix(LOCATION_LINE)
+                return row["information"].splitlines()
         return None
+
+
+def _location_in(entry: list[str]) -> str | None:
+    for line in entry:
+        if line.startswith(LOCATION_LINE):
+            return line.removeprefix(LOCATION_LINE)
+    return None
