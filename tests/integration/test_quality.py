@@ -189,6 +189,9 @@ def test_the_measures_count_what_breaks(spark):
     assert missing_references(readings, "user", referenced=known).first()["missing"] == 2
     breaches = rule_breaches(readings, contract=AccelerometerTrusted, columns=["user", "timestamp"])
     assert breaches.first().asDict() == {"user": 1, "timestamp": 1}
+    no_key = spark.createDataFrame([(None, None), (None, None), (None, 1)], schema)
+    assert surplus_keys(no_key, ["user", "timestamp"]).first()["surplus"] == 1
+    assert surplus_keys(no_key.limit(0), ["user"]).first()["surplus"] == 0
 
 
 def test_a_run_shows_its_unmet_expectations():

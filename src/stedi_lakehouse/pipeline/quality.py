@@ -5,16 +5,16 @@ those of one moment of a run to the lake and returns the outcomes; `enforce` sto
 when an expectation at level `fail` is not met. Every outcome is appended to `quality`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from pydantic import BaseModel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.expectations import IDENTIFIERS, Check, Expectation, Level, When
-from stedi_lakehouse.contracts.spark import field_rules
+from stedi_lakehouse.contracts.spark import FieldRule, field_rules
 from stedi_lakehouse.contracts.tables import (
     CATALOGUE,
     Dataset,
@@ -47,7 +47,7 @@ class Outcome:
         return f"{e.table}: {e.name}: observed {self.observed:g}, threshold {e.threshold:g}"
 
 
-# -- measures: DataFrame -> one row ------------------------------------------------------------
+# -- measures: each a count over a frame; a table's are taken together, in one job ----------
 def quarantine_counts(validated: DataFrame) -> DataFrame:
     """(read, quarantined) of validated landing lines."""
     return validated.agg(
@@ -55,29 +55,47 @@ def quarantine_counts(validated: DataFrame) -> DataFrame:
     )
 
 
+def surplus(columns: list[str]) -> Column:
+    """Rows beyond the first per key (rows with the same null key alike)."""
+    return F.count(F.lit(1)) - F.count_distinct(F.struct(*columns))
+
+
+def breaches(rule: FieldRule) -> Column:
+    """Non-null values of the rule's column that break a rule of the contract."""
+    value = F.col(rule.name)
+    holds = F.lit(True)
+    for rule_check in rule.checks:
+        holds = holds & rule_check.holds(value)
+    return F.count(F.when(value.isNotNull() & ~holds, 1))
+
+
+def with_known(df: DataFrame, column: str, *, referenced: DataFrame, flag: str) -> DataFrame:
+    """`df` with `flag` true where its `column` value is in `referenced`'s one column, else
+    null: a left join on distinct values, so no row is repeated."""
+    known = referenced.select(F.col(referenced.columns[0]).alias(column)).distinct()
+    return df.join(known.withColumn(flag, F.lit(True)), on=column, how="left")
+
+
+def unknown(flag: str) -> Column:
+    """Rows whose value `with_known` did not find."""
+    return F.count(F.when(F.col(flag).isNull(), 1))
+
+
 def missing_references(df: DataFrame, column: str, *, referenced: DataFrame) -> DataFrame:
     """(missing): rows of `df` whose `column` value is not in `referenced`'s one column."""
-    known = referenced.select(F.col(referenced.columns[0]).alias(column)).distinct()
-    return df.join(known, on=column, how="left_anti").agg(F.count(F.lit(1)).alias("missing"))
+    known = with_known(df, column, referenced=referenced, flag="_known")
+    return known.agg(unknown("_known").alias("missing"))
 
 
 def surplus_keys(df: DataFrame, columns: list[str]) -> DataFrame:
     """(surplus): rows beyond the first per key."""
-    per_key = df.groupBy(*columns).count()
-    return per_key.agg(F.coalesce(F.sum(F.col("count") - 1), F.lit(0)).alias("surplus"))
+    return df.agg(surplus(columns).alias("surplus"))
 
 
 def rule_breaches(df: DataFrame, *, contract: type[BaseModel], columns: list[str]) -> DataFrame:
     """One count per column: its non-null values that break a rule of the contract."""
     rules = {r.name: r for r in field_rules(contract)}
-    counts = []
-    for name in columns:
-        value = F.col(name)
-        holds = F.lit(True)
-        for rule_check in rules[name].checks:
-            holds = holds & rule_check.holds(value)
-        counts.append(F.count(F.when(value.isNotNull() & ~holds, 1)).alias(name))
-    return df.agg(*counts)
+    return df.agg(*[breaches(rules[name]).alias(name) for name in columns])
 
 
 def latest_checks(quality: DataFrame) -> DataFrame:
@@ -100,24 +118,26 @@ def _landing(found: list[Expectation], counts: dict[Dataset, tuple[int, int]]):
                 yield Outcome(e, float(quarantined if e.check is Check.DROPPED else share))
 
 
-def _measures(lake: Lake, table: Table, expected: list[Expectation], pseudonym_key: bytes | None):
-    """One table's expectations as independent measures: each gives its outcomes."""
+def _measure(
+    lake: Lake, table: Table, expected: list[Expectation], pseudonym_key: bytes | None
+) -> Callable[[], list[Outcome]]:
+    """One table's expectations, measured in one job: a job per check would pay a query's
+    planning and scheduling for each."""
     df = lake.read(table)
-    ranged = [e for e in expected if e.check is Check.RANGE]
-    if ranged:
+    measured = df
+    counts: dict[int, Column] = {}
+    identifiers: list[Expectation] = []
+    rules: dict[str, FieldRule] = {}
+    if any(e.check is Check.RANGE for e in expected):
         contract = CATALOGUE[table].contract_for(lake.table_rules(table))
-
-        def ranges() -> list[Outcome]:
-            row = rule_breaches(df, contract=contract, columns=[e.columns[0] for e in ranged])
-            breaches = row.collect()[0].asDict()
-            return [Outcome(e, float(breaches[e.columns[0]])) for e in ranged]
-
-        yield ranges
-    for e in expected:
-        if e.check is Check.UNIQUE:
-            yield partial(_unique, df, e)
+        rules = {r.name: r for r in field_rules(contract)}
+    for i, e in enumerate(expected):
+        if e.check is Check.RANGE:
+            counts[i] = breaches(rules[e.columns[0]])
+        elif e.check is Check.UNIQUE:
+            counts[i] = surplus(list(e.columns))
         elif e.check is Check.NO_IDENTIFIER:
-            yield partial(lambda e: [Outcome(e, float(len(IDENTIFIERS & set(df.columns))))], e)
+            identifiers.append(e)
         elif e.check is Check.REFERENCES and e.references:
             ref_table, ref_column = e.references
             referenced = lake.read(ref_table)
@@ -127,28 +147,29 @@ def _measures(lake: Lake, table: Table, expected: list[Expectation], pseudonym_k
                 referenced = subjects_of(referenced, pseudonym_key=pseudonym_key)
             else:
                 referenced = referenced.select(ref_column)
-            yield partial(_references, df, e, referenced)
+            flag = f"_known_{i}"
+            measured = with_known(measured, e.columns[0], referenced=referenced, flag=flag)
+            counts[i] = unknown(flag)
 
+    def outcomes() -> list[Outcome]:
+        named = [Outcome(e, float(len(IDENTIFIERS & set(df.columns)))) for e in identifiers]
+        if not counts:
+            return named
+        row = measured.agg(*[c.alias(f"_{i}") for i, c in counts.items()]).collect()[0]
+        return named + [Outcome(expected[i], float(row[f"_{i}"])) for i in counts]
 
-def _unique(df: DataFrame, e: Expectation) -> list[Outcome]:
-    return [Outcome(e, float(surplus_keys(df, list(e.columns)).collect()[0]["surplus"]))]
-
-
-def _references(df: DataFrame, e: Expectation, referenced: DataFrame) -> list[Outcome]:
-    missing = missing_references(df, e.columns[0], referenced=referenced)
-    return [Outcome(e, float(missing.collect()[0]["missing"]))]
+    return outcomes
 
 
 def _table(lake: Lake, found: list[Expectation], pseudonym_key: bytes | None) -> list[Outcome]:
-    """Every table's measures, run side by side: each is a small job."""
+    """Every table's measures, the tables side by side: each is a small job."""
     by_table: dict[Table, list[Expectation]] = {}
     for e in found:
         by_table.setdefault(e.table, []).append(e)
     measures = [
-        measure
+        _measure(lake, table, expected, pseudonym_key)
         for table, expected in by_table.items()
         if lake.exists(table)
-        for measure in _measures(lake, table, expected, pseudonym_key)
     ]
     return [o for outcomes in together(*measures) for o in outcomes]
 
