@@ -4,13 +4,14 @@ many small files, recorded in `runs` (also when it fails), once or again and aga
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
-from stedi_lakehouse.contracts.expectations import When
 from stedi_lakehouse.contracts.tables import DatasetRun, RunRecord, Table, TableRun
 from stedi_lakehouse.erasure import forget as erasure
 from stedi_lakehouse.errors import ConfigError, LakeError, failure_text, lost_endpoint
 from stedi_lakehouse.lake.maintenance import compact_small_files
 from stedi_lakehouse.lake.tables import Lake, TableWrite, records_frame
+from stedi_lakehouse.parallel import together
 from stedi_lakehouse.pipeline import quality as q
 from stedi_lakehouse.pipeline.context import Progress, Stages, quiet
 from stedi_lakehouse.pipeline.results import StageReport
@@ -39,8 +40,6 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
             report = report.merge(stages.trusted())
         if command in ("curated", "all"):
             report = report.merge(stages.curated(pseudonym_key=pseudonym_key))
-        if any(o.expectation.when is When.BEFORE_CURATED for o in stages.outcomes):
-            stages.expect(When.AFTER_CURATED, pseudonym_key=pseudonym_key)  # can only warn
         stages.lake.catalog.registered()  # in the catalog (registered beside the stages' work)
         if report.writes:
             report.compactions = compact_small_files(
@@ -57,10 +56,12 @@ def run_stages(stages: Stages, command: str, *, pseudonym_key: bytes | None) -> 
         stages.record = record.model_dump()
         # an endpoint that went away cannot take the record either: no half-minute of retries
         if (report.writes or error) and not (error and lost_endpoint(error)):
+            records = [partial(record_run, stages.lake, record)]
+            if outcomes := stages.outcomes:
+                records.append(partial(q.record_quality, stages.lake, stages.run_id, outcomes))
             try:
-                if stages.outcomes:
-                    q.record_quality(stages.lake, stages.run_id, stages.outcomes)
-                record_run(stages.lake, record)
+                together(*records)  # two tables: neither commit waits for the other
+                stages.lake.catalog.registered()
             except Exception:
                 if error is None:
                     raise  # else the run's own failure is the one to show
@@ -171,6 +172,4 @@ def run_record(
 
 def record_run(lake: Lake, record: RunRecord) -> TableWrite:
     """Append the run's record to `runs`."""
-    written = lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
-    lake.catalog.registered()
-    return written
+    return lake.append(records_frame(lake.spark, RunRecord, [record]), Table.RUNS)
