@@ -10,7 +10,7 @@ file lacks them, delta-rs's query engine counts the table instead.
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -145,6 +145,16 @@ class LakeLog:
             f'SELECT q.* FROM quality q JOIN ({latest}) l ON q."table" = l."table" '
             "AND q.checked_at = l.at",
         )
+
+    def rows(self, name: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+        """Every row of table `name`, these columns of it (null where the table has no such
+        column: one written before the column was added); none if it was never written."""
+        delta = self.open(name)
+        if delta is None:
+            return []
+        have = {field.name for field in delta.schema().fields}
+        chosen = ", ".join(f'"{c}"' if c in have else f'NULL AS "{c}"' for c in columns)
+        return query_rows(delta, name, f"SELECT {chosen} FROM {name}")
 
     def query(self, name: str, sql: str) -> list[dict[str, Any]]:
         """The rows `sql` gives on table `name` (DataFusion, inside delta-rs; Arrow data

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from stedi_lakehouse.contracts.spark import columns, spark_schema
+from stedi_lakehouse.contracts.spark import columns
 from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
+from stedi_lakehouse.lake.status import LakeLog
 from stedi_lakehouse.lake.tables import Lake, local_frame, records_frame
 from stedi_lakehouse.pipeline.results import StageReport
 from stedi_lakehouse.transforms import trusted as tr
@@ -90,17 +90,9 @@ class Bookmarks:
         return [mark for mark in self._rows() if mark.stage == stage]
 
     def _rows(self) -> list[Mark]:
-        """The rows of `processed_files`, read once per run."""
+        """The rows of `processed_files`, read once per run from the table's Delta log and
+        files (delta-rs: no Spark query)."""
         if self._marks is None:
-            self._marks = []
-            if self.lake.exists(Table.PROCESSED_FILES):
-                table = self.lake.read(Table.PROCESSED_FILES)
-                kept = [
-                    F.col(f.name)
-                    if f.name in table.columns
-                    else F.lit(None).cast(f.dataType).alias(f.name)
-                    for f in spark_schema(ProcessedFile).fields
-                ]
-                with self.lake.described("read processed_files"):
-                    self._marks = [Mark(*r) for r in table.select(*kept).collect()]
+            rows = LakeLog(self.lake.root).rows(Table.PROCESSED_FILES, columns(ProcessedFile))
+            self._marks = [Mark(**row) for row in rows]
         return self._marks
