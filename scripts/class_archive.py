@@ -13,54 +13,24 @@ not fail setup: the lake simply starts without it.
 import contextlib
 import io
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# A JVM asked to write an archive may fail to start at all, now and then: it cannot when the
-# JDK's own archive was not mapped ("DynamicDumpSharedSpaces is unsupported when base CDS
-# archive is not loaded"). Each attempt is a new process.
-ATTEMPTS = 3
 
 
 def main(archive: Path) -> int:
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.unlink(missing_ok=True)  # the JVM that makes an archive must not start from one
     partial = archive.with_name(archive.name + ".partial")
-    said = ""
-    for _ in range(ATTEMPTS):
-        partial.unlink(missing_ok=True)
-        attempt = [sys.executable, __file__, "--once", str(partial)]
-        done = subprocess.run(attempt, capture_output=True, text=True)
-        if done.returncode == 0:
-            break
-        said = (done.stderr or done.stdout).strip()
-    else:
-        print(said, file=sys.stderr)
-        print(
-            f"note: the pipeline did not run under a JVM making a class-data archive ({ATTEMPTS}"
-            " tries, the last one's output above); the lake starts without one",
-            file=sys.stderr,
-        )
-        return 0
-    if not partial.is_file():
-        print(
-            "note: this JVM made no class-data archive (its log says why, setting"
-            " spark.jvm_log); the lake starts without one",
-            file=sys.stderr,
-        )
-        return 0
-    partial.rename(archive)
-    print(f"class-data archive: {archive} ({archive.stat().st_size / 2**20:.0f} MiB)")
-    return 0
-
-
-def once(partial: Path) -> int:
-    """The pipeline on the sample under a JVM that writes `partial` as it exits."""
+    partial.unlink(missing_ok=True)
+    # This checkout's settings, whatever the caller's environment names, and no archive to
+    # start from: a JVM asked to write one does not start from another (say, the archive of
+    # the checkout a STEDI_CONF_DIR names) but fails ("DynamicDumpSharedSpaces is unsupported").
+    os.environ["STEDI_CONF_DIR"] = str(ROOT / "conf")
+    os.environ["STEDI_SPARK__CLASS_ARCHIVE"] = ""
     os.environ["STEDI_SPARK__JAVA_OPTIONS"] = f"-XX:ArchiveClassesAtExit={partial}"
-    os.environ.setdefault("STEDI_CONF_DIR", str(ROOT / "conf"))
     with tempfile.TemporaryDirectory(prefix="stedi-class-archive-") as lake:
         from pyspark import SparkContext
 
@@ -79,10 +49,17 @@ def once(partial: Path) -> int:
         gateway.shutdown()
         gateway.proc.stdin.close()
         gateway.proc.wait(timeout=600)
+    if not partial.is_file():
+        print(
+            "note: this JVM made no class-data archive (its log says why, setting"
+            " spark.jvm_log); the lake starts without one",
+            file=sys.stderr,
+        )
+        return 0
+    partial.rename(archive)
+    print(f"class-data archive: {archive} ({archive.stat().st_size / 2**20:.0f} MiB)")
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--once":
-        sys.exit(once(Path(sys.argv[2])))
     sys.exit(main(Path(sys.argv[1]).resolve()))
