@@ -15,16 +15,17 @@ from typer.testing import CliRunner
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.cli.render import unmet_table
 from stedi_lakehouse.contracts.expectations import Check, Expectation, Level, When
-from stedi_lakehouse.contracts.spark import spark_schema
+from stedi_lakehouse.contracts.spark import field_rules, spark_schema
 from stedi_lakehouse.contracts.tables import AccelerometerTrusted, QualityOutcome
 from stedi_lakehouse.lake.tables import Lake, local_frame
 from stedi_lakehouse.pipeline import Stages, run_stages
 from stedi_lakehouse.pipeline.quality import (
     ExpectationFailed,
     Outcome,
-    missing_references,
-    rule_breaches,
-    surplus_keys,
+    breaches,
+    surplus,
+    unknown,
+    with_known,
 )
 from stedi_lakehouse.presets import Rules
 from tests.helpers import DATA_TABLES, KEY, land_sample, pick_person, withdrawal
@@ -185,13 +186,15 @@ def test_the_measures_count_what_breaks(spark):
         schema,
     )
     known = spark.createDataFrame([("a@x.io",)], "email string")
-    assert surplus_keys(readings, ["user", "timestamp"]).first()["surplus"] == 1
-    assert missing_references(readings, "user", referenced=known).first()["missing"] == 2
-    breaches = rule_breaches(readings, contract=AccelerometerTrusted, columns=["user", "timestamp"])
-    assert breaches.first().asDict() == {"user": 1, "timestamp": 1}
+    assert readings.agg(surplus(["user", "timestamp"])).first()[0] == 1
+    looked_up = with_known(readings, "user", referenced=known, flag="_known")
+    assert looked_up.agg(unknown("_known")).first()[0] == 2
+    rules = {r.name: r for r in field_rules(AccelerometerTrusted)}
+    counts = readings.agg(*[breaches(rules[c]).alias(c) for c in ("user", "timestamp")])
+    assert counts.first().asDict() == {"user": 1, "timestamp": 1}
     no_key = spark.createDataFrame([(None, None), (None, None), (None, 1)], schema)
-    assert surplus_keys(no_key, ["user", "timestamp"]).first()["surplus"] == 1
-    assert surplus_keys(no_key.limit(0), ["user"]).first()["surplus"] == 0
+    assert no_key.agg(surplus(["user", "timestamp"])).first()[0] == 1
+    assert no_key.limit(0).agg(surplus(["user"])).first()[0] == 0
 
 
 def test_a_run_shows_its_unmet_expectations():

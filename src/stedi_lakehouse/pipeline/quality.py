@@ -1,7 +1,8 @@
 """Checking the expectations of `contracts/expectations.py`.
 
-The measures are pure DataFrame functions, each giving one row of counts. `check` applies
-those of one moment of a run to the lake and returns the outcomes; `enforce` stops the stage
+The measures are pure functions giving count columns; a table's are aggregated together, in
+one job (the references joined in first, `with_known`). `check` applies those of one moment of
+a run to the lake and returns the outcomes; `enforce` stops the stage
 when an expectation at level `fail` is not met. Every outcome is appended to `quality`.
 """
 
@@ -9,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -79,23 +79,6 @@ def with_known(df: DataFrame, column: str, *, referenced: DataFrame, flag: str) 
 def unknown(flag: str) -> Column:
     """Rows whose value `with_known` did not find."""
     return F.count(F.when(F.col(flag).isNull(), 1))
-
-
-def missing_references(df: DataFrame, column: str, *, referenced: DataFrame) -> DataFrame:
-    """(missing): rows of `df` whose `column` value is not in `referenced`'s one column."""
-    known = with_known(df, column, referenced=referenced, flag="_known")
-    return known.agg(unknown("_known").alias("missing"))
-
-
-def surplus_keys(df: DataFrame, columns: list[str]) -> DataFrame:
-    """(surplus): rows beyond the first per key."""
-    return df.agg(surplus(columns).alias("surplus"))
-
-
-def rule_breaches(df: DataFrame, *, contract: type[BaseModel], columns: list[str]) -> DataFrame:
-    """One count per column: its non-null values that break a rule of the contract."""
-    rules = {r.name: r for r in field_rules(contract)}
-    return df.agg(*[breaches(rules[name]).alias(name) for name in columns])
 
 
 def latest_checks(quality: DataFrame) -> DataFrame:
