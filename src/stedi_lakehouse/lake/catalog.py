@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.utils import is_remote
 
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table, Zone
-from stedi_lakehouse.lake.layout import normalise_root, table_path
+from stedi_lakehouse.lake.layout import is_local_path, local_path, normalise_root, table_path
 from stedi_lakehouse.lake.session import METASTORE_URL
 
 LOCATION_LINE = "Location: "  # in the information SHOW TABLE EXTENDED gives
@@ -51,12 +51,8 @@ class Catalog:
     @cached_property
     def _derby_folder(self) -> Path | None:
         """The embedded metastore's folder, from the session's settings (read once: a
-        session's metastore does not change); None with an external metastore."""
-        if is_remote():
-            return None  # the server's catalog: every commit registers
-        url = self.spark.sparkContext.getConf().get(METASTORE_URL) or ""
-        derby = re.search(r"databaseName=([^;]+)", url)
-        return Path(derby.group(1)) if derby else None
+        session's metastore does not change)."""
+        return derby_folder(self.spark.conf.get(METASTORE_URL, None), self.root, is_remote())
 
     def register(self, name: str, *, check_location: bool = True) -> None:
         """Point `database.name` at the table's location (external table; idempotent), and a
@@ -96,6 +92,19 @@ class Catalog:
             if row["tableName"] == name:
                 return row["information"].splitlines()
         return None
+
+
+def derby_folder(url: str | None, root: str, remote: bool) -> Path | None:
+    """The folder of the embedded metastore `url` names; None with an external metastore, or
+    a Spark Connect endpoint's outside the lake's folder (perhaps on another machine: the
+    lake's own server keeps its metastore in the lake)."""
+    derby = re.search(r"databaseName=([^;]+)", url or "")
+    if derby is None:
+        return None
+    folder = Path(derby.group(1))
+    if remote and not (is_local_path(root) and folder.is_relative_to(local_path(root).resolve())):
+        return None
+    return folder
 
 
 def _location_in(entry: list[str]) -> str | None:
