@@ -6,6 +6,12 @@ import threading
 from pyspark.sql.connect.client.retries import DefaultPolicy, RetryPolicyState
 
 
+def quickly() -> list[DefaultPolicy]:
+    """A few quick retries: an endpoint that does not answer fails in about a second, not
+    after the client's ten minutes of retrying."""
+    return [DefaultPolicy(max_retries=3)]
+
+
 class UntilLost(DefaultPolicy):
     """Spark's default retries, capped; once one call has used them all, the endpoint is taken
     for lost and every later retry of this client (other threads' and the cleanup calls' too)

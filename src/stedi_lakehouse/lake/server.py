@@ -158,12 +158,13 @@ def ping(address: Address) -> float:
     that does not answer is a LakeError within seconds. The Connect session class itself:
     pyspark's builder would switch this whole process to Connect mode."""
     from pyspark.errors import PySparkException
-    from pyspark.sql.connect.client.retries import DefaultPolicy
     from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from stedi_lakehouse.lake.retries import quickly
 
     started = time.monotonic()
     spark = ConnectSession.builder.remote(address.url).create()
-    spark.client.set_retry_policies([DefaultPolicy(max_retries=3)])  # not ten minutes
+    spark.client.set_retry_policies(quickly())
     try:
         spark.range(1).collect()
     except PySparkException as exc:

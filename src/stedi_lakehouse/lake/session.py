@@ -372,17 +372,14 @@ def remote_session(url: str, settings: Settings, *, lake_sql: bool) -> SparkSess
     """A thin Spark Connect client session at `url` (no JVM here). `lake_sql`: give the
     session the lake's SQL settings a session may change, for an endpoint not started by
     `stedi-lake server` (which has them all)."""
-    from pyspark.sql.connect.client.retries import DefaultPolicy
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-    from stedi_lakehouse.lake.retries import UntilLost
+    from stedi_lakehouse.lake.retries import UntilLost, quickly
 
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
         client = cast(ConnectSession, spark).client
-        # the first call, with few retries: an endpoint that does not answer fails in about
-        # a second, not after the client's ten minutes of retrying
-        client.set_retry_policies([DefaultPolicy(max_retries=3)])
+        client.set_retry_policies(quickly())  # the first call: is anybody there?
         _ = spark.version
         # later calls ride out a blip of about half a minute; an endpoint stopped while the
         # command runs (`server stop`) ends it then, with one line, not ten minutes later
@@ -409,13 +406,14 @@ def stop_session(url: str, session_id: str) -> None:
     """Stop every operation of another client's session at the Spark Connect endpoint `url`
     (a writer killed while they ran), wait until none is left, then release the session."""
     from pyspark.sql.connect.client import SparkConnectClient
-    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    from stedi_lakehouse.lake.retries import quickly
 
     joined = f"{url.rstrip('/')}{'' if ';' in url else '/'};session_id={session_id}"
     client = SparkConnectClient(connection=joined)
-    # an endpoint gone since this writer reached it fails in about a second, not after ten
-    # minutes of retrying; what is left to stop is stopped by the next writer
-    client.set_retry_policies([DefaultPolicy(max_retries=3)])
+    # an endpoint gone since this writer reached it: what is left to stop is stopped by the
+    # next writer
+    client.set_retry_policies(quickly())
     try:
         deadline = time.monotonic() + STOP_SESSION_SECONDS
         while client.interrupt_all():  # the ids it interrupted; none: nothing is left
