@@ -144,9 +144,7 @@ def copy_lake(source: Path, target: Path, spark, settings) -> Lake:
     they would be had it been built there (the session's one catalog names one lake's)."""
     shutil.copytree(source, target)
     lake = Lake(spark, str(target), settings.catalog.database)
-    for name in CATALOGUE:
-        if lake.exists(name):
-            lake.catalog.register(name)
+    lake.register_tables()
     return lake
 
 

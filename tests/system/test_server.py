@@ -6,6 +6,7 @@ process plays a server that dies."""
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -192,6 +193,21 @@ def test_a_run_whose_server_stops_ends_with_one_line_and_the_next_run_finishes_i
         server.stop(str(root))
     for name in [name for name in CATALOGUE if name != "runs"]:
         assert _rows(root, name) == _rows(built[0], name), name
+
+
+def test_a_server_whose_metastore_is_new_registers_every_table(built, tmp_path):
+    """A lake whose `_metastore` is gone (deleted, or a lake copied without it): the server
+    registers every table as it starts, since commits that only add rows take the tables to
+    be in its metastore; a query by name finds them."""
+    root = tmp_path / "lake"
+    shutil.copytree(built[0], root)
+    shutil.rmtree(root / "_metastore", ignore_errors=True)
+    start_server(root)
+    try:
+        asked = _cli("query", SQL, "--lake-root", str(root), "--profile", "test")
+    finally:
+        server.stop(str(root))
+    assert asked.stdout == built[1]
 
 
 def test_status_names_the_running_server(served_root, served):

@@ -107,6 +107,13 @@ class Lake:
     def table_path(self, name: str) -> str:
         return table_path(self.root, name)
 
+    def register_tables(self) -> None:
+        """Register every table the lake holds in the catalog, here (an entry that points at
+        another lake is pointed here)."""
+        for name in CATALOGUE:
+            if self.exists(name):
+                self.catalog.register(name)
+
     def check_root(self) -> None:
         if not self.storage.exists(self.root):
             raise LakeError(f"lake root {self.root} does not exist")
