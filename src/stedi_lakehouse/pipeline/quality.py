@@ -2,8 +2,8 @@
 
 The measures are pure functions giving count columns; a table's are aggregated together, in
 one job (the references joined in first, `with_known`). `check` applies those of one moment of
-a run to the lake and returns the outcomes; `enforce` stops the stage
-when an expectation at level `fail` is not met. Every outcome is appended to `quality`.
+a run to the lake and returns the outcomes; `enforce` stops the stage when an expectation at
+level `fail` is not met. Every outcome is appended to `quality`.
 """
 
 from collections.abc import Callable
