@@ -123,6 +123,21 @@ def test_a_table_written_whole_elsewhere_is_registered_there(
         assert location is not None and Path(location.removeprefix("file:")) == path
 
 
+def test_a_table_a_first_append_makes_takes_its_name_from_another_lake(spark, lake, tmp_path):
+    """A table made by adding rows (the bookkeeping tables are) is registered where it is
+    made, even while the name points at another lake's table."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    other = Lake(spark, str(tmp_path / "other"), lake.catalog.database)
+    (tmp_path / "other").mkdir()
+    for each in (other, lake):
+        each.append(bookmark, "processed_files")
+        each.catalog.registered()
+    location = lake.catalog.location("stedi", "processed_files")
+    assert location is not None
+    assert Path(location.removeprefix("file:")) == Path(lake.table_path("processed_files"))
+
+
 def test_a_table_whose_registered_lake_was_deleted_is_registered_again(spark, lake, tmp_path):
     """The catalog's name points at a lake deleted since (a shared or external metastore
     outlives it): the next lake to write the table whole takes the name."""

@@ -210,6 +210,19 @@ def test_a_server_whose_metastore_is_new_registers_every_table(built, tmp_path):
     assert asked.stdout == built[1]
 
 
+def test_a_command_in_process_registers_every_table_its_metastore_lacks(built, tmp_path):
+    """In-process, the same: a lake copied without `_metastore` (or whose folder was deleted)
+    answers a query by name; and one moved with its `_metastore`, whose entries still point
+    where it was, answers from where it is now."""
+    root, moved = tmp_path / "lake", tmp_path / "moved"
+    shutil.copytree(built[0], root, ignore=shutil.ignore_patterns("_metastore"))
+    assert _cli("query", SQL, "--lake-root", str(root), "--profile", "test").stdout == built[1]
+    shutil.copytree(root, moved)
+    shutil.rmtree(root)
+    asked = _cli("query", SQL, "--lake-root", str(moved), "--profile", "test")
+    assert asked.stdout == built[1]
+
+
 def test_status_names_the_running_server(served_root, served):
     shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(served_root)])
     assert shown.exit_code == 0, shown.output

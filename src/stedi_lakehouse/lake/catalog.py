@@ -1,6 +1,7 @@
 """The catalog: each table registered by name (an external table at its location), in the
 lake's database, and the curated ones in the database data scientists are granted too."""
 
+import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
@@ -14,6 +15,9 @@ from stedi_lakehouse.lake.layout import is_local_path, local_path, normalise_roo
 from stedi_lakehouse.lake.session import METASTORE_URL
 
 LOCATION_LINE = "Location: "  # in the information SHOW TABLE EXTENDED gives
+# Beside an embedded metastore's Derby folder: the root of the lake its entries were last
+# all registered for (`Catalog.mark_kept`).
+KEPT_FOR = "registered-lake"
 
 
 class Catalog:
@@ -41,12 +45,38 @@ class Catalog:
         for registration in pending:
             registration.result()
 
+    @property
+    def embedded(self) -> bool:
+        """Whether the session's metastore is an embedded one this machine can see (in-process,
+        or the lake's own server): see `metastore_kept`."""
+        return self._derby_folder is not None
+
     def metastore_kept(self) -> bool:
-        """Whether the session's embedded metastore (its Derby folder) exists. A table that
-        existed before a commit was registered then when it was created or last written whole,
-        so a commit that adds to it need not ask the metastore again (its first use boots it).
-        With an external metastore (Glue), or once the folder is gone, every commit registers."""
+        """Whether the session's embedded metastore (its Derby folder) exists. It holds every
+        table the lake had when the command opened it (`Lake.adopt_metastore`), and each table
+        made or written whole since, so a commit that adds to a table need not ask the
+        metastore again (its first use boots it). With an external metastore (Glue), or once
+        the folder is gone, every commit registers."""
         return self._derby_folder is not None and self._derby_folder.is_dir()
+
+    def holds_every_table(self) -> bool:
+        """Whether the embedded metastore exists and was filled for this lake (`mark_kept`)."""
+        if not self.metastore_kept():
+            return False
+        assert self._derby_folder is not None
+        try:
+            return (self._derby_folder.parent / KEPT_FOR).read_text() == self.root
+        except OSError:
+            return False
+
+    def mark_kept(self) -> None:
+        """Note that every table the lake holds is registered in the embedded metastore."""
+        folder = self._derby_folder
+        if folder is None:
+            return
+        partial = folder.parent / f".{KEPT_FOR}.{os.getpid()}"
+        partial.write_text(self.root)
+        os.replace(partial, folder.parent / KEPT_FOR)  # never half written
 
     @cached_property
     def _derby_folder(self) -> Path | None:

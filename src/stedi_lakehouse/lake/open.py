@@ -191,6 +191,8 @@ def open_lake(
     lake = Lake(spark, root, settings.catalog.database)
     if must_exist:
         lake.check_root()
+    if not remote:
+        lake.adopt_metastore()  # before anything boots it
     return lake
 
 

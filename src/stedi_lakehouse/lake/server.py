@@ -287,10 +287,7 @@ def serve(lake_root: str, profile: str | None) -> bool:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    lake = open_lake(settings)
-    # Its metastore may be new (its folder deleted since the last server): every table is in
-    # it before any client commits, as commits that only add rows take them to be.
-    lake.register_tables()
+    lake = open_lake(settings)  # its metastore holds every table (`Lake.adopt_metastore`)
     # a writer killed while an earlier server ran has nothing left running in this one
     (state_dir(lake_root) / WRITER_LOCK).unlink(missing_ok=True)
     try:

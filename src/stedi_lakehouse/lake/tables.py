@@ -114,6 +114,16 @@ class Lake:
             if self.exists(name):
                 self.catalog.register(name)
 
+    def adopt_metastore(self) -> None:
+        """Register every table unless the session's embedded metastore holds them for this
+        lake already (`Catalog.holds_every_table`). It may be new (its folder deleted, or a half
+        made one removed), or hold another lake's entries (a lake copied or moved with its
+        metastore, two S3 lakes run from one folder). Call before the metastore's first use."""
+        if not self.catalog.embedded or self.catalog.holds_every_table():
+            return
+        self.register_tables()
+        self.catalog.mark_kept()
+
     def check_root(self) -> None:
         if not self.storage.exists(self.root):
             raise LakeError(f"lake root {self.root} does not exist")
@@ -180,7 +190,8 @@ class Lake:
         if self.after_commit is not None:
             self.after_commit(self._commits)
         if before is None or check_location or not self.catalog.metastore_kept():
-            self.catalog.register_soon(name, check_location=check_location)
+            # a new table's name may still point at a table of the same name elsewhere
+            self.catalog.register_soon(name, check_location=check_location or before is None)
         metrics = commit.get("operationMetrics") or {}
         # a replaceWhere without deletion vectors rewrites the files it touches: their other
         # rows are "copied", not written by this run
