@@ -1,6 +1,7 @@
 """The catalog: each table registered by name (an external table at its location), in the
 lake's database, and the curated ones in the database data scientists are granted too."""
 
+import contextlib
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -70,13 +71,15 @@ class Catalog:
             return False
 
     def mark_kept(self) -> None:
-        """Note that every table the lake holds is registered in the embedded metastore."""
+        """Note that every table the lake holds is registered in the embedded metastore (a
+        note that cannot be written only means the next command registers them again)."""
         folder = self._derby_folder
         if folder is None:
             return
         partial = folder.parent / f".{KEPT_FOR}.{os.getpid()}"
-        partial.write_text(self.root)
-        os.replace(partial, folder.parent / KEPT_FOR)  # never half written
+        with contextlib.suppress(OSError):
+            partial.write_text(self.root)
+            os.replace(partial, folder.parent / KEPT_FOR)  # never half written
 
     @cached_property
     def _derby_folder(self) -> Path | None:
