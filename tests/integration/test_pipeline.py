@@ -138,6 +138,22 @@ def test_a_table_a_first_append_makes_takes_its_name_from_another_lake(spark, la
     assert Path(location.removeprefix("file:")) == Path(lake.table_path("processed_files"))
 
 
+def test_opening_a_lake_registers_a_table_made_since_its_tables_were(spark, lake):
+    """A table made where no registration followed (a command killed right after making it,
+    another machine writing the same S3 lake) is registered when a command next opens the
+    lake, though the others need not be."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    lake.append(bookmark, "processed_files")
+    lake.catalog.registered()
+    lake.adopt_metastore()  # as a command opening the lake now would
+    bookmark.write.format("delta").save(lake.table_path("runs"))  # Lake's commits register
+    lake.adopt_metastore()
+    location = lake.catalog.location("stedi", "runs")
+    assert location is not None
+    assert Path(location.removeprefix("file:")) == Path(lake.table_path("runs"))
+
+
 def test_a_table_whose_registered_lake_was_deleted_is_registered_again(spark, lake, tmp_path):
     """The catalog's name points at a lake deleted since (a shared or external metastore
     outlives it): the next lake to write the table whole takes the name."""

@@ -155,6 +155,31 @@ def test_a_killed_run_is_completed_by_the_next_cli_run(reference, spark, test_se
     assert snapshot(Lake(spark, str(root), test_settings.catalog.database)) == expected
 
 
+def test_a_table_whose_registration_a_kill_cut_short_is_found_by_name(
+    spark, test_settings, tmp_path
+):
+    """A first run killed right after the commit that made the bookmarks table (the trusted
+    stage's bookmark), before registering it: the next run only adds to that table, and every
+    table still answers a query by name."""
+    root = tmp_path / "lake"
+    deliver_batches(root, FIRST)
+    assert stedi_run(root, killed_after=10).returncode == -9
+    killed = Lake(spark, str(root), test_settings.catalog.database)
+    assert killed.version("processed_files") == 0 and not killed.exists("runs")
+    again = stedi_run(root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in killed.tables())
+    asked = subprocess.run(
+        [CLI, "query", sql, "--profile", "test", "--lake-root", str(root)],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert asked.returncode == 0, asked.stderr[-2000:]
+
+
 def test_a_killed_incremental_cli_run_then_rerun_converges(
     reference, spark, test_settings, tmp_path
 ):

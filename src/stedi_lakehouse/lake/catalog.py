@@ -16,8 +16,8 @@ from stedi_lakehouse.lake.layout import is_local_path, local_path, normalise_roo
 from stedi_lakehouse.lake.session import METASTORE_URL
 
 LOCATION_LINE = "Location: "  # in the information SHOW TABLE EXTENDED gives
-# Beside an embedded metastore's Derby folder: the root of the lake its entries were last
-# all registered for (`Catalog.mark_kept`).
+# Beside an embedded metastore's Derby folder: the lake root its entries were last registered
+# for, and the tables registered then, one line each (`Catalog.mark_kept`).
 KEPT_FOR = "registered-lake"
 
 
@@ -60,25 +60,27 @@ class Catalog:
         the folder is gone, every commit registers."""
         return self._derby_folder is not None and self._derby_folder.is_dir()
 
-    def holds_every_table(self) -> bool:
-        """Whether the embedded metastore exists and was filled for this lake (`mark_kept`)."""
+    def unregistered(self, tables: list[str]) -> list[str]:
+        """Those of `tables` the embedded metastore may lack: all of them, unless it exists and
+        was filled for this lake (`mark_kept`); else those not noted as registered then."""
         if not self.metastore_kept():
-            return False
+            return tables
         assert self._derby_folder is not None
         try:
-            return (self._derby_folder.parent / KEPT_FOR).read_text() == self.root
-        except OSError:
-            return False
+            root, *noted = (self._derby_folder.parent / KEPT_FOR).read_text().splitlines()
+        except (OSError, ValueError):
+            return tables
+        return tables if root != self.root else [t for t in tables if t not in noted]
 
-    def mark_kept(self) -> None:
-        """Note that every table the lake holds is registered in the embedded metastore (a
-        note that cannot be written only means the next command registers them again)."""
+    def mark_kept(self, tables: list[str]) -> None:
+        """Note that `tables` are registered in the embedded metastore (a note that cannot be
+        written only means the next command registers them again)."""
         folder = self._derby_folder
         if folder is None:
             return
         partial = folder.parent / f".{KEPT_FOR}.{os.getpid()}"
         with contextlib.suppress(OSError):
-            partial.write_text(self.root)
+            partial.write_text("\n".join([self.root, *tables]) + "\n")
             os.replace(partial, folder.parent / KEPT_FOR)  # never half written
 
     @cached_property

@@ -107,22 +107,34 @@ class Lake:
     def table_path(self, name: str) -> str:
         return table_path(self.root, name)
 
+    def tables(self) -> list[str]:
+        """The names of the tables the lake holds."""
+        return [name for name in CATALOGUE if self.exists(name)]
+
     def register_tables(self) -> None:
         """Register every table the lake holds in the catalog, here (an entry that points at
         another lake is pointed here)."""
-        for name in CATALOGUE:
-            if self.exists(name):
-                self.catalog.register(name)
+        for name in self.tables():
+            self.catalog.register(name)
 
     def adopt_metastore(self) -> None:
-        """Register every table unless the session's embedded metastore holds them for this
-        lake already (`Catalog.holds_every_table`). It may be new (its folder deleted, or a half
-        made one removed), or hold another lake's entries (a lake copied or moved with its
-        metastore, two S3 lakes run from one folder). Call before the metastore's first use."""
-        if not self.catalog.embedded or self.catalog.holds_every_table():
+        """Register every table the session's embedded metastore may lack for this lake
+        (`Catalog.unregistered`). It may be new (its folder deleted, or a half made one
+        removed); hold another lake's entries (a lake copied or moved with its metastore, two
+        lakes sharing one); or lack a table made since, whose registration a killed command
+        never finished, or another machine made (an S3 lake). Call before the metastore's
+        first use."""
+        if not self.catalog.embedded:
             return
-        self.register_tables()
-        self.catalog.mark_kept()
+        tables = self.tables()
+        missing = self.catalog.unregistered(tables)
+        if not missing:
+            return
+        # first what stays true if this is cut short, then what is true once it is done
+        self.catalog.mark_kept([name for name in tables if name not in missing])
+        for name in missing:
+            self.catalog.register(name)
+        self.catalog.mark_kept(tables)
 
     def check_root(self) -> None:
         if not self.storage.exists(self.root):
