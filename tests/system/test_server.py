@@ -223,6 +223,24 @@ def test_a_command_in_process_registers_every_table_its_metastore_lacks(built, t
     assert asked.stdout == built[1]
 
 
+def test_a_table_made_behind_a_servers_back_is_registered_by_the_next_client(built, tmp_path):
+    """A table whose registration never followed its making (a command stopped in between)
+    while the lake's server runs: the next command through it registers it."""
+    root = tmp_path / "lake"
+    runs = Path("delta") / "system" / "runs"
+    shutil.copytree(built[0], root, ignore=shutil.ignore_patterns("_metastore"))
+    shutil.rmtree(root / runs)
+    start_server(root)
+    try:
+        shutil.copytree(built[0] / runs, root / runs)
+        asked = _cli(
+            "query", "SELECT count(*) AS n FROM runs", "--lake-root", str(root), "--profile", "test"
+        )
+    finally:
+        server.stop(str(root))
+    assert re.search(r"│\s+1\s+│", asked.stdout), asked.stdout
+
+
 def test_status_names_the_running_server(served_root, served):
     shown = CliRunner().invoke(app, ["server", "status", "--lake-root", str(served_root)])
     assert shown.exit_code == 0, shown.output

@@ -191,8 +191,9 @@ def open_lake(
     lake = Lake(spark, root, settings.catalog.database)
     if must_exist:
         lake.check_root()
-    if not remote:
-        lake.adopt_metastore()  # before anything boots it
+    # in-process: before anything boots the metastore; through the lake's own server: a
+    # table whose registration a stopped command never sent (see `Catalog.embedded`)
+    lake.adopt_metastore()
     return lake
 
 
