@@ -144,7 +144,8 @@ def copy_lake(source: Path, target: Path, spark, settings) -> Lake:
     they would be had it been built there (the session's one catalog names one lake's)."""
     shutil.copytree(source, target)
     lake = Lake(spark, str(target), settings.catalog.database)
-    lake.register_tables()
+    for name in lake.tables():
+        lake.catalog.register(name)  # an entry pointing at another lake is pointed here
     return lake
 
 

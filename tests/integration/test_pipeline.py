@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pyspark.sql import DataFrame
 
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Dataset, ProcessedFile, RunRecord
@@ -82,12 +83,17 @@ def test_tables_are_registered_in_the_catalog(rules, sample_runs):
         assert run.catalog_rows[name] == rows[name]
 
 
+def _bookmark(spark) -> DataFrame:
+    """One bookmark row, to write to `processed_files`."""
+    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
+    return local_frame(spark, rows, spark_schema(ProcessedFile))
+
+
 def test_adding_to_a_registered_table_does_not_ask_the_metastore(lake, monkeypatch):
     """A commit registers the table it creates (or writes whole); one that adds to a table
     does not, while the metastore it was registered in is kept: booting the metastore cost a
     small run about a second. Without it, every commit registers again."""
-    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
-    bookmark = local_frame(lake.spark, rows, spark_schema(ProcessedFile))
+    bookmark = _bookmark(lake.spark)
     lake.append(bookmark, "processed_files")
     lake.catalog.registered()
     assert lake.spark.catalog.tableExists("stedi.processed_files")
@@ -108,8 +114,7 @@ def test_a_table_written_whole_elsewhere_is_registered_there(
 ):
     """The catalog names one lake's table: a lake that writes it whole moves the name to its
     own, and one written whole again where the name points keeps it."""
-    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
-    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    bookmark = _bookmark(spark)
     for root in [tmp_path / folder / "a", tmp_path / folder / "b"] * 2:
         root.mkdir(parents=True, exist_ok=True)
         lake = Lake(spark, str(root), test_settings.catalog.database)
@@ -126,8 +131,7 @@ def test_a_table_written_whole_elsewhere_is_registered_there(
 def test_a_table_a_first_append_makes_takes_its_name_from_another_lake(spark, lake, tmp_path):
     """A table made by adding rows (the bookkeeping tables are) is registered where it is
     made, even while the name points at another lake's table."""
-    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
-    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    bookmark = _bookmark(spark)
     other = Lake(spark, str(tmp_path / "other"), lake.catalog.database)
     (tmp_path / "other").mkdir()
     for each in (other, lake):
@@ -142,8 +146,7 @@ def test_opening_a_lake_registers_a_table_made_since_its_tables_were(spark, lake
     """A table made where no registration followed (a command killed right after making it,
     another machine writing the same S3 lake) is registered when a command next opens the
     lake, though the others need not be."""
-    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
-    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    bookmark = _bookmark(spark)
     lake.append(bookmark, "processed_files")
     lake.catalog.registered()
     lake.adopt_metastore()  # as a command opening the lake now would
@@ -157,8 +160,7 @@ def test_opening_a_lake_registers_a_table_made_since_its_tables_were(spark, lake
 def test_a_table_whose_registered_lake_was_deleted_is_registered_again(spark, lake, tmp_path):
     """The catalog's name points at a lake deleted since (a shared or external metastore
     outlives it): the next lake to write the table whole takes the name."""
-    rows = [{"path": "landing/x/1.json", "dataset": "x", "stage": "trusted", "run_id": "r"}]
-    bookmark = local_frame(spark, rows, spark_schema(ProcessedFile))
+    bookmark = _bookmark(spark)
     gone = Lake(spark, str(tmp_path / "gone"), lake.catalog.database)
     (tmp_path / "gone").mkdir()
     gone.overwrite(bookmark, "processed_files", rules=None)

@@ -41,10 +41,13 @@ CLI = str(Path(sys.executable).parent / "stedi-lake")
 FIRST, SECOND = BATCHES["readings-first"][:2], BATCHES["readings-first"][2:]
 
 
-def stedi_run(root: Path, *, killed_after: int | None = None) -> subprocess.CompletedProcess:
-    """`stedi-lake run` on `root`, in a process of its own; `killed_after=N`: one that kills
-    itself right after its N-th commit (see tests/killed_cli.py)."""
-    args = ["run", "--profile", "test", "--lake-root", str(root)]
+def stedi_run(
+    root: Path, *, killed_after: int | None = None, command: tuple[str, ...] = ("run",)
+) -> subprocess.CompletedProcess:
+    """`stedi-lake run` (or another `command`) on `root`, in a process of its own;
+    `killed_after=N`: one that kills itself right after its N-th commit (see
+    tests/killed_cli.py)."""
+    args = [*command, "--profile", "test", "--lake-root", str(root)]
     if killed_after is not None:
         command = [sys.executable, "-m", "tests.killed_cli", str(killed_after), *args]
     else:
@@ -169,14 +172,7 @@ def test_a_table_whose_registration_a_kill_cut_short_is_found_by_name(
     again = stedi_run(root)
     assert again.returncode == 0, again.stderr[-2000:]
     sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in killed.tables())
-    asked = subprocess.run(
-        [CLI, "query", sql, "--profile", "test", "--lake-root", str(root)],
-        cwd=ROOT,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    asked = stedi_run(root, command=("query", sql))
     assert asked.returncode == 0, asked.stderr[-2000:]
 
 

@@ -111,12 +111,6 @@ class Lake:
         """The names of the tables the lake holds."""
         return [name for name in CATALOGUE if self.exists(name)]
 
-    def register_tables(self) -> None:
-        """Register every table the lake holds in the catalog, here (an entry that points at
-        another lake is pointed here)."""
-        for name in self.tables():
-            self.catalog.register(name)
-
     def adopt_metastore(self) -> None:
         """Register every table the session's embedded metastore may lack for this lake
         (`Catalog.unregistered`). It may be new (its folder deleted, or a half made one
