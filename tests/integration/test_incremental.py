@@ -4,6 +4,7 @@ withdraw or grant consent are re-evaluated on the next run, without reprocessing
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -301,6 +302,33 @@ def test_consent_moved_re_evaluates_the_persons_readings(move, changed_lake):
     trusted = lake.read("accelerometer_trusted").filter(f"user = '{email}'").collect()
     times = reading_times(lake, email)
     assert sorted(r["timestamp"] for r in trusted) == [t for t in times if t >= consent[move]]
+
+
+def test_a_withdrawal_dated_in_the_future_withdraws_and_a_grant_so_dated_waits(privacy_lake):
+    """A record dated more than a day after the run reads it comes from a clock in the future.
+    Granting consent, it would outrank a real withdrawal until that day: quarantined. A
+    withdrawal is a withdrawal whenever it is dated: kept, and the person is out."""
+    lake = privacy_lake
+    withdrawing, granting = curated_people(lake)[0], unconsenting_person(lake)
+    ahead = int(time.time() * 1000) + 2 * 86_400_000
+    consent = reading_times(lake, granting["email"])[0]
+    folder = Path(lake.root) / "landing/customer/changes"
+    folder.mkdir(parents=True)
+    for name, person, given in (("withdrawal", withdrawing, None), ("grant", granting, consent)):
+        record = person | {"lastUpdateDate": ahead, "shareWithResearchAsOfDate": given}
+        (folder / f"{name}.json").write_text(json.dumps(record) + "\n")
+    run(lake, Rules.PRIVACY)
+    gone = person_rows(lake, withdrawing["email"], withdrawing["serialNumber"])
+    assert gone == dict.fromkeys(gone, 0)
+    assert person_rows(lake, granting["email"], granting["serialNumber"]) == dict.fromkeys(gone, 0)
+    reasons = lake.read("customer_quarantine").filter("source_file LIKE '%/changes/%'").collect()
+    assert [(r.source_file, r.reason) for r in reasons] == [
+        (
+            "landing/customer/changes/grant.json",
+            "'lastUpdateDate' must not be more than a day after it was read where consent is "
+            f"given, got '{ahead}'",
+        )
+    ]
 
 
 def test_only_the_changed_peoples_rows_are_reprocessed(changed_lake):

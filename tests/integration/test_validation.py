@@ -9,7 +9,8 @@ from stedi_lakehouse.contracts.landing import (
     CustomerRecord,
     StepTrainerReading,
 )
-from stedi_lakehouse.transforms.validation import accepted, quarantined, validate
+from stedi_lakehouse.contracts.spark import Check
+from stedi_lakehouse.transforms.validation import RECORD, accepted, quarantined, validate
 from tests.helpers import FIELDS, HOSTILE
 
 GOOD = '{"user":"a@test.com","timestamp":1655564444103,"x":1.0,"y":-1,"z":-1.5}'
@@ -227,18 +228,20 @@ def test_the_quarantine_holds_valid_utf8(spark):
     assert [tuple(r) for r in kept.collect()] == [(True, "\ufffd\ufffd{")]
 
 
-def test_a_customer_record_from_a_clock_in_the_future_is_quarantined(spark):
-    """A record dated after the run's limit (a day after it is read) would win the
-    latest-record rule until that day came."""
+def test_a_run_check_quarantines_what_it_finds_and_may_read_other_fields(spark):
+    """A rule of the run beside the contract's: here a record dated after a limit, where it
+    gives consent (as the trusted stage applies to customer records)."""
     base = (
         '{"email":"a@test.com","serialNumber":"s1","registrationDate":1655564444103,'
-        '"lastUpdateDate":%d}'
+        '"lastUpdateDate":%d,"shareWithResearchAsOfDate":%s}'
     )
-    limit = 1700000000000
-    lines = _lines(spark, base % limit, base % (limit + 1))
-    validated = validate(lines, contract=CustomerRecord, not_after={"lastUpdateDate": limit})
+    limit, consent = 1700000000000, "1655564444103"
+    withdraws = F.col(RECORD)["shareWithResearchAsOfDate"].isNull()
+    late = Check(lambda c: (c <= F.lit(limit)) | withdraws, "must not be late")
+    given, late_grant, late_withdrawal = (limit, consent), (limit + 1, consent), (limit + 1, "null")
+    lines = _lines(spark, base % given, base % late_grant, base % late_withdrawal)
+    validated = validate(lines, contract=CustomerRecord, run_checks={"lastUpdateDate": late})
     assert {r["raw_line"]: r["reason"] for r in quarantined(validated).collect()} == {
-        base % (limit + 1): "'lastUpdateDate' must not be more than a day after it was read, "
-        f"got '{limit + 1}'"
+        base % late_grant: f"'lastUpdateDate' must not be late, got '{limit + 1}'"
     }
-    assert accepted(validated, contract=CustomerRecord).count() == 1
+    assert accepted(validated, contract=CustomerRecord).count() == 2

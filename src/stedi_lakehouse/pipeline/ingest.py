@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from stedi_lakehouse.contracts.spark import (
+    Check,
     composed_sql,
     identifier,
     identifier_sql,
@@ -34,6 +35,7 @@ from stedi_lakehouse.pipeline.quality import quarantine_counts
 from stedi_lakehouse.pipeline.results import DatasetCounts, StageReport
 from stedi_lakehouse.pipeline.scope import WHOLE, Scope
 from stedi_lakehouse.transforms import validation as val
+from stedi_lakehouse.transforms.trusted import CONSENT_MS
 
 if TYPE_CHECKING:
     from stedi_lakehouse.pipeline.context import Stages
@@ -99,7 +101,7 @@ def read_batch(stages: Stages, dataset: Dataset, files: list[str]) -> Batch | No
     unreadable = lake.landing.unreadable(files)
     lines = lake.landing.read(dataset, [f for f in files if f not in unreadable])
     checked = val.validate(
-        lines, contract=RECORD_CONTRACTS[dataset], not_after=_not_after(stages, dataset)
+        lines, contract=RECORD_CONTRACTS[dataset], run_checks=_not_after(stages, dataset)
     )
     validated = val.without_good_lines(checked).persist(StorageLevel.MEMORY_AND_DISK)
     counted = (0, 0)
@@ -208,12 +210,21 @@ def devices_of_the_erased(stages: Stages, batches: list[Batch]) -> None:
         stages.suppressions_changed()
 
 
-def _not_after(stages: Stages, dataset: Dataset) -> dict[str, int]:
-    """A customer record dated more than a day after this run reads it comes from a clock
-    in the future: accepted, it would win the latest-record rule until that day came."""
+def _not_after(stages: Stages, dataset: Dataset) -> dict[str, Check]:
+    """A customer record granting consent dated more than a day after this run reads it comes
+    from a clock in the future: accepted, it would outrank a real withdrawal until that day
+    came. A withdrawal is kept however it is dated: it can only share less."""
     if dataset is not Dataset.CUSTOMER:
         return {}
-    return {LATEST_RECORD_FIELD: int(stages.started_at.timestamp() * 1000) + DAY_MS}
+    limit = F.lit(int(stages.started_at.timestamp() * 1000) + DAY_MS)
+    withdraws = F.col(val.RECORD)[CONSENT_MS].isNull()
+    # the reason does not name the limit: it moves with the clock, the reason must not
+    return {
+        LATEST_RECORD_FIELD: Check(
+            lambda c: (c <= limit) | withdraws,
+            "must not be more than a day after it was read where consent is given",
+        )
+    }
 
 
 def _unreadable_rows(stages: Stages, unreadable: dict[str, str]) -> DataFrame:

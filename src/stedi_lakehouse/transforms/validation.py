@@ -201,14 +201,14 @@ def reason_column(rules: list[FieldRule]) -> Column:
 
 
 def validate(
-    lines: DataFrame, *, contract: type[BaseModel], not_after: dict[str, int] | None = None
+    lines: DataFrame, *, contract: type[BaseModel], run_checks: dict[str, Check] | None = None
 ) -> DataFrame:
     """(value, source_file) -> (value, source_file, _record, reason); reason null = valid.
-    `not_after`: field -> the latest value it may take in this run (a time the record cannot
-    have been made after, whatever its contract allows)."""
+    `run_checks`: field -> a rule of this run beside the contract's (a time the record cannot
+    have been made after); its `holds` may read the record's other fields in `RECORD`."""
     rules = [
-        replace(rule, checks=(*rule.checks, _not_after(limit)))
-        if (limit := (not_after or {}).get(rule.name)) is not None
+        replace(rule, checks=(*rule.checks, check))
+        if (check := (run_checks or {}).get(rule.name)) is not None
         else rule
         for rule in field_rules(contract)
     ]
@@ -219,11 +219,6 @@ def validate(
         .withColumn(REASON, reason_column(rules))
         .drop(NAMES)
     )
-
-
-def _not_after(limit: int) -> Check:
-    # the reason does not name the limit: it moves with the clock, the reason must not
-    return Check(lambda c: c <= F.lit(limit), "must not be more than a day after it was read")
 
 
 def without_good_lines(validated: DataFrame) -> DataFrame:
