@@ -1040,19 +1040,30 @@ def test_query_runs_reads(sql, sample_lake):
     assert result.exit_code == 0, result.output
 
 
-def test_data_scientists_database_holds_the_curated_tables_only(sample_lake):
-    root, _ = sample_lake
+def data_scientists_tables(root: Path) -> set[str]:
     result = cli(root, "query", "--database", "stedi_curated", "SHOW TABLES")
     assert result.exit_code == 0, result.output
-    shown = {
-        name
-        for name in (
-            "customer_curated",
-            "machine_learning_curated",
-            "customer_trusted",
-            "accelerometer_landing",
-            "runs",
-        )
-        if name in result.output
-    }
-    assert shown == {"customer_curated", "machine_learning_curated"}
+    names = ("customer_curated", "machine_learning_curated", "customer_trusted", "runs")
+    return {name for name in names if name in result.output}
+
+
+def test_data_scientists_database_holds_the_curated_tables_naming_nobody(sample_lake):
+    """customer_curated is curated but holds e-mails, names and phones: not for them."""
+    root, _ = sample_lake
+    assert data_scientists_tables(root) == {"machine_learning_curated"}
+
+
+def test_under_the_udacity_rules_the_data_scientists_database_is_empty(sample_runs):
+    """The udacity training table carries the e-mail and the device's serial."""
+    assert data_scientists_tables(sample_runs(Rules.UDACITY).root) == set()
+
+
+def test_a_table_naming_people_registered_for_data_scientists_before_is_taken_out(
+    sample_lake_copy, spark
+):
+    """A lake registered when every curated table went to the data scientists' database."""
+    lake = sample_lake_copy
+    where = lake.table_path("customer_curated")
+    spark.sql(f"CREATE TABLE stedi_curated.customer_curated USING DELTA LOCATION '{where}'")
+    lake.catalog.mark_kept([])  # what a metastore filled otherwise says: nothing of today's
+    assert data_scientists_tables(Path(lake.root)) == {"machine_learning_curated"}

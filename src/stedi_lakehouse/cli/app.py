@@ -428,7 +428,7 @@ def query(
         typer.Option(
             "--database",
             help="The catalog database to run in (default: the lake's, `stedi`; data "
-            "scientists' is `stedi_curated`, the curated tables only).",
+            "scientists' is `stedi_curated`, the curated tables that name nobody).",
         ),
     ] = None,
     profile: Profile = None,

@@ -1,9 +1,11 @@
 """The catalog: each table registered by name (an external table at its location), in the
-lake's database, and the curated ones in the database data scientists are granted too."""
+lake's database, and the curated ones without a direct identifier in the database data
+scientists are granted too."""
 
 import contextlib
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -17,13 +19,17 @@ from stedi_lakehouse.lake.session import METASTORE_URL
 
 LOCATION_LINE = "Location: "  # in the information SHOW TABLE EXTENDED gives
 # Beside an embedded metastore's Derby folder: the lake root its entries were last registered
-# for, and the tables registered then, one line each (`Catalog.mark_kept`).
-KEPT_FOR = "registered-lake"
+# for, and the tables registered then, one line each (`Catalog.mark_kept`). Its name changes
+# with what registering does, so that entries made otherwise are all made again once.
+KEPT_FOR = "registered-lake-2"
 
 
 class Catalog:
-    def __init__(self, spark: SparkSession, root: str, database: str):
+    def __init__(
+        self, spark: SparkSession, root: str, database: str, shared: Callable[[str], bool]
+    ):
         self.spark, self.root, self.database = spark, root, database
+        self._shared = shared  # whether a table may be in `curated_database`
         # Registration talks to the metastore (slow on first use): it runs beside the next
         # table's work. `registered()` waits for it and raises what failed.
         self._registrations: list[Future] = []
@@ -31,7 +37,8 @@ class Catalog:
 
     @property
     def curated_database(self) -> str:
-        """The database holding only the curated tables (what data scientists are granted)."""
+        """The database holding only the curated tables without a direct identifier (what
+        data scientists are granted)."""
         return f"{self.database}_curated"
 
     def register_soon(self, name: str, *, check_location: bool) -> None:
@@ -90,14 +97,18 @@ class Catalog:
         return derby_folder(self.spark.conf.get(METASTORE_URL, None), self.root, is_remote())
 
     def register(self, name: str, *, check_location: bool = True) -> None:
-        """Point `database.name` at the table's location (external table; idempotent), and a
-        curated table's `curated_database.name` too. A registered table's location is read (a
+        """Point `database.name` at the table's location (external table; idempotent), and
+        `curated_database.name` too if the table is `shared`; a curated table that is not
+        (its rows name people) has no entry there. A registered table's location is read (a
         Delta snapshot) only if `check_location`."""
-        databases = [self.database]
-        if CATALOGUE[Table(name)].zone == Zone.CURATED:
-            databases.append(self.curated_database)
-        for database in databases:
-            self._register_in(database, name, check_location=check_location)
+        self._register_in(self.database, name, check_location=check_location)
+        if CATALOGUE[Table(name)].zone != Zone.CURATED:
+            return
+        if self._shared(name):
+            self._register_in(self.curated_database, name, check_location=check_location)
+        else:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self.curated_database}")
+            self.spark.sql(f"DROP TABLE IF EXISTS {self.curated_database}.{name}")
 
     def _register_in(self, database: str, name: str, *, check_location: bool) -> None:
         path, qualified = table_path(self.root, name), f"{database}.{name}"

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import is_remote
 
+from stedi_lakehouse.contracts.expectations import IDENTIFIERS
 from stedi_lakehouse.contracts.spark import spark_schema
 from stedi_lakehouse.contracts.tables import CATALOGUE, Table, TableSpec, Zone
 from stedi_lakehouse.errors import LakeError, RulesMismatchError
@@ -99,7 +100,7 @@ class Lake:
         self.after_commit = after_commit
         self.storage = Storage(self.root)
         self.log = DeltaLog(self.storage)
-        self.catalog = Catalog(spark, self.root, database)
+        self.catalog = Catalog(spark, self.root, database, self.shared)
         self.landing = Landing(self)
         self._commits = 0
         self._metadata: dict[str, str | None] = {}  # table -> its latest user metadata
@@ -280,6 +281,13 @@ class Lake:
         rows = self.spark.read.format("delta").load(path).count()
         version = int(self.log.last_commit(path)["version"])
         return TableStatus(spec.name, str(spec.zone), rows, version, path)
+
+    def shared(self, name: str) -> bool:
+        """Whether table `name` may be granted to data scientists: curated, with no direct
+        identifier column under the rules it was written with."""
+        spec = CATALOGUE[Table(name)]
+        contract = spec.contract_for(self.table_rules(name))
+        return spec.zone == Zone.CURATED and not IDENTIFIERS & set(contract.model_fields)
 
     def table_rules(self, name: str) -> Rules | None:
         """The rules preset of the latest commit that states one (maintenance commits such as
