@@ -114,3 +114,36 @@ def test_land_copies_under_a_name_runs_leave_then_renames(tmp_path, monkeypatch)
     assert final.read_text() == '{"a":1}\n'
     assert [skipped_because(name) for name in copied_to] == [BEING_WRITTEN]
     assert sorted(p.name for p in final.parent.iterdir()) == ["new file.json"]
+
+
+def test_a_link_in_landing_is_named_and_never_read(spark, test_settings, tmp_path):
+    """A link may lead anywhere the lake's user can read (a key, credentials): its lines would
+    be kept, quarantined ones whole. The landing folder itself may be a link."""
+    from stedi_lakehouse.lake.layout import LINKED
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a record: key material\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "more.json").write_text((SAMPLE / "accelerometer/accelerometer-1.json").read_text())
+    stored = tmp_path / "stored-customers"
+    stored.mkdir()
+    lake = new_lake(spark, test_settings, tmp_path / "lake")
+    root = Path(lake.root)
+    deliver(root, [f for f in FILES if not f.startswith("customer/")])
+    (root / "landing/customer").rmdir()
+    (root / "landing/customer").symlink_to(stored)
+    deliver(root, [f for f in FILES if f.startswith("customer/")])
+    (root / "landing/customer/key.json").symlink_to(secret)
+    (root / "landing/accelerometer/linked").symlink_to(outside)
+    report = run(lake)
+    assert report.skipped == {
+        "landing/accelerometer/linked/more.json": LINKED,
+        "landing/customer/key.json": LINKED,
+    }
+    quarantined = [r.raw_line for r in lake.read("customer_quarantine").collect()]
+    assert quarantined and not any("key material" in line for line in quarantined)
+    fresh = new_lake(spark, test_settings, tmp_path / "fresh")
+    deliver(Path(fresh.root), FILES)
+    run(fresh)
+    assert snapshot(lake) == snapshot(fresh)

@@ -490,6 +490,37 @@ def test_forget_searches_the_landing_files_runs_do_not_read(
     assert again.read_bytes().decode("utf-16") == json.dumps(lines[1]) + "\n"
 
 
+def test_forget_leaves_what_a_link_in_landing_leads_to_and_names_the_link(
+    sample_lake, spark, test_settings, tmp_path
+):
+    """Runs never read a link in landing, and a rewrite would replace the link, not erase the
+    file it leads to (outside the lake): the erasure stops, naming each link that leads to a
+    line of theirs, until it is removed."""
+    source, person = sample_lake
+    lake = copy_lake(source, tmp_path / "lake", spark, test_settings)
+    root, email = Path(lake.root), person["email"]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    theirs = outside / "theirs.json"
+    line = json.dumps({"user": email, "timestamp": 1655564444103, "x": 1, "y": 2, "z": 3})
+    theirs.write_text(line + "\n")
+    (outside / "nobodys.json").write_text("{}\n")
+    folder = root / "landing" / "accelerometer"
+    links = [folder / "theirs.json", folder / "linked"]
+    links[0].symlink_to(theirs)
+    links[1].symlink_to(outside)
+    with pytest.raises(LakeError, match=r"symbolic links") as stopped:
+        forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    named = str(stopped.value)
+    assert "landing/accelerometer/theirs.json" in named
+    assert "landing/accelerometer/linked/theirs.json" in named and "nobodys" not in named
+    assert links[0].is_symlink() and theirs.read_text() == line + "\n"
+    for link in links:
+        link.unlink()
+    forget(lake, email, pseudonym_key=KEY, progress=lambda _: None)
+    assert files_naming(root, email) == []
+
+
 def wrapped_addresses(email: str) -> list[str]:
     """Their address as no valid record spells it, yet anyone reads as theirs."""
     full_width = chr(ord(email[0]) + 0xFEE0) + email[1:]  # `ａ` for `a`

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from stedi_lakehouse import __version__
 from stedi_lakehouse.cli import app
 from stedi_lakehouse.contracts.tables import CATALOGUE
-from stedi_lakehouse.lake.layout import NAMES_A_PERSON, NOT_LANDING
+from stedi_lakehouse.lake.layout import LINKED, NAMES_A_PERSON, NOT_LANDING
 from tests.helpers import ROOT, SAMPLE, SHARED_METASTORE, land_sample
 
 pytestmark = pytest.mark.system  # processes of their own (CLI runs, JVMs, servers)
@@ -213,11 +213,17 @@ def test_land_names_every_file_it_leaves(tmp_path):
     for name in ("customer/a.json", "customer/kim@test.com.json", "customer/notes.txt"):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text("{}\n")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/b.json").write_text("{}\n")
+    (source / "customer/key.json").symlink_to(tmp_path / "elsewhere/b.json")
+    (source / "customer/more").symlink_to(tmp_path / "elsewhere")
     result = invoke("land", str(source), "--lake-root", str(tmp_path / "lake"))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[lines.index(f"not landed: 2 file(s) of {source}:") + 1 :] == [
+    assert lines[lines.index(f"not landed: 4 file(s) of {source}:") + 1 :] == [
+        "  customer/key.json: " + LINKED,
         "  customer/kim@test.com.json: " + NAMES_A_PERSON,
+        "  customer/more: " + LINKED,
         "  customer/notes.txt: " + NOT_LANDING,
     ]
     assert [p.name for p in (tmp_path / "lake" / "landing" / "customer").iterdir()] == ["a.json"]

@@ -57,7 +57,7 @@ from stedi_lakehouse.keys import (
     fingerprint_record,
     keyed_hash,
 )
-from stedi_lakehouse.lake.layout import NAMES_A_PERSON, addresses_in
+from stedi_lakehouse.lake.layout import LINKED, NAMES_A_PERSON, addresses_in
 from stedi_lakehouse.lake.maintenance import purge_history
 from stedi_lakehouse.lake.tables import Lake, distinct_values, local_frame, records_frame
 from stedi_lakehouse.parallel import together
@@ -145,13 +145,15 @@ def _named_after(lake: Lake, dataset: Dataset, email: str, key: bytes) -> dict[s
     return moved
 
 
-def _not_searched_yet(lake: Lake, dataset: Dataset) -> list[str]:
+def _not_searched_yet(lake: Lake, dataset: Dataset) -> tuple[list[str], set[str]]:
     """The files under landing/<dataset>/ that `_candidate_files` does not read: those runs
-    leave (other suffixes, being written, named after someone) and those not UTF-8 text."""
+    leave (other suffixes, being written, named after someone, links) and those not UTF-8
+    text; and which of them are links (what they lead to is not the lake's to rewrite)."""
     if not lake.landing.exists(dataset):
-        return []
+        return [], set()
     files, left = lake.landing.listing(dataset)
-    return sorted([*lake.landing.unreadable(list(files)), *left])
+    linked = {name for name, why in left.items() if why == LINKED}
+    return sorted([*lake.landing.unreadable(list(files)), *left]), linked
 
 
 def _candidate_files(lake: Lake, dataset: Dataset, subject: Subject) -> list[str]:
@@ -407,6 +409,7 @@ def forget(
 
     progress("rewriting landing files")  # 3. raw lines (and names)
     not_text: list[str] = []
+    outside: list[str] = []  # links to files spelling them: a rewrite would not reach those
     for dataset in Dataset:
         for relative in _landing_files_naming(lake, dataset, subject):
             lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
@@ -416,10 +419,11 @@ def forget(
             lake.landing.move_unread(relative, moved_to, keep=lambda line: not subject.names(line))
             report.landing_files_rewritten += 1
             save()
-        for relative in _not_searched_yet(lake, dataset):
-            if not lake.landing.is_text(relative):
+        unsearched, linked = _not_searched_yet(lake, dataset)
+        for relative in unsearched:
+            if relative in linked or not lake.landing.is_text(relative):
                 if lake.landing.mentions(relative, subject.emails | subject.serials):
-                    not_text.append(relative)
+                    (outside if relative in linked else not_text).append(relative)
             elif any(subject.names(line) for line in lake.landing.lines(relative)):
                 lake.landing.rewrite(relative, keep=lambda line: not subject.names(line))
                 report.landing_files_rewritten += 1
@@ -439,11 +443,20 @@ def forget(
             purge_history(lake, table)
             report.tables_purged.append(table)
 
-    if not_text:  # the journal stays: runs wait, and `forget` again finishes
+    if not_text or outside:  # the journal stays: runs wait, and `forget` again finishes
+        said = [
+            f"{len(found)} landing file(s) {what} spell the address or a device of theirs: "
+            + ", ".join(found)
+            for found, what in (
+                (not_text, "that are not text"),
+                (outside, "that are symbolic links to files outside the lake"),
+            )
+            if found
+        ]
         raise LakeError(
-            f"the erasure is not finished: {len(not_text)} landing file(s) that are not text "
-            f"spell the address or a device of theirs: {', '.join(not_text)}; delete or "
-            "replace them, then run the same `stedi-lake forget --email ...` again"
+            f"the erasure is not finished: {'; '.join(said)}; delete or replace them (a link: "
+            "erase what it leads to there), then run the same `stedi-lake forget --email ...` "
+            "again"
         )
     _record(lake, entry.started_at, report)  # 6.
     progress("finishing")

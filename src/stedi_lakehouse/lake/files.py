@@ -28,6 +28,7 @@ class FileInfo:
     size: int
     modified_ms: int
     etag: str | None = None  # an S3 object's (a digest of its content); none for local files
+    linked: bool = False  # reached through a symbolic link below the folder listed (local)
 
 
 # -- local folders: Arrow's file system ---------------------------------------------------------
@@ -152,9 +153,10 @@ def is_folder(path: str) -> bool:
     return bool(_s3_files(path, recursive=True, limit=1))
 
 
-def files_under(folder: str, *, recursive: bool = True) -> list[FileInfo]:
+def files_under(folder: str, *, recursive: bool = True, links: bool = False) -> list[FileInfo]:
     """The files under `folder` (none if it does not exist), each named in the folder's form,
-    sorted by path."""
+    sorted by path; with `links`, each local one marked if a symbolic link below the folder
+    leads to it."""
     if not is_local_path(folder):
         return sorted(_s3_files(folder, recursive=recursive), key=lambda info: info.path)
     from pyarrow import fs
@@ -165,16 +167,17 @@ def files_under(folder: str, *, recursive: bool = True) -> list[FileInfo]:
         infos = store.get_file_info(selector)
     except OSError as exc:
         raise _reached(folder, exc) from None
-    base = folder.rstrip("/")
+    base, real = folder.rstrip("/"), os.path.realpath(where)
     return sorted(
         (
             FileInfo(
-                f"{base}/{info.path[len(where) :].lstrip('/')}",
+                f"{base}/{relative}",
                 int(info.size or 0),
                 int((info.mtime_ns or 0) // 1_000_000),
+                linked=links and os.path.realpath(info.path) != os.path.join(real, relative),
             )
             for info in infos
-            if info.type == fs.FileType.File
+            if info.type == fs.FileType.File and (relative := info.path[len(where) :].lstrip("/"))
         ),
         key=lambda info: info.path,
     )

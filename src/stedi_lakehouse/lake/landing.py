@@ -19,6 +19,7 @@ from stedi_lakehouse.contracts.tables import Dataset, ProcessedFile, Table
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import (
     GLOB_CHARACTERS,
+    LINKED,
     SNIFFED_BYTES,
     Listed,
     landing_dir,
@@ -96,7 +97,9 @@ class Landing:
             raise LakeError(f"landing for '{dataset}' must be a folder: {folder} is a file")
         files, skipped = {}, {}
         for name, listed in self.storage.listed(folder):
-            if why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
+            if listed.linked:
+                skipped[name] = LINKED
+            elif why := skipped_because(name.removeprefix(f"landing/{dataset}/")):
                 skipped[name] = why
             else:
                 files[name] = listed

@@ -37,6 +37,9 @@ def local_path(lake_root: str) -> Path:
 LANDING_SUFFIXES = (".json", ".json.gz")
 NOT_LANDING = "not *.json or *.json.gz"
 BEING_WRITTEN = "a hidden or temporary name (a file being written)"
+# A link may point anywhere the lake's user can read (a key, credentials): its target's lines
+# would be kept, quarantined ones whole. Only files stored under the folder are read.
+LINKED = "a symbolic link, or inside a linked folder: only files stored here are read"
 # A name is every row's lineage (`source_file`) and a bookmark: no erasure reaches it, so no
 # name read may hold an address (as the contracts take one: something@something).
 _ADDRESS = re.compile(r"[^/@\s]+@[^/@\s]+")
@@ -84,6 +87,7 @@ class Listed:
 
     version: str
     modified_ms: int
+    linked: bool = False  # reached through a symbolic link (see `LINKED`)
 
 
 def looks_binary(head: bytes) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from stedi_lakehouse.contracts.tables import Dataset
 from stedi_lakehouse.errors import LakeError
 from stedi_lakehouse.lake.layout import (
+    LINKED,
     LOCK_FILE,
     SERVER_DIR,
     WRITER_LOCK,
@@ -209,9 +210,13 @@ def files_to_land(source: Path) -> tuple[dict[Dataset, list[Path]], dict[str, st
     skipped: dict[str, str] = {}
     for d in (d for d in Dataset if (source / d).is_dir()):
         found[d] = []
-        for file in sorted(f for f in (source / d).rglob("*") if f.is_file()):
+        for file in sorted((source / d).rglob("*")):  # not into linked folders
             name = file.relative_to(source / d).as_posix()
-            if why := skipped_because(name):
+            if file.is_symlink():
+                skipped[f"{d}/{name}"] = LINKED
+            elif not file.is_file():
+                continue
+            elif why := skipped_because(name):
                 skipped[f"{d}/{name}"] = why
             else:
                 found[d].append(file)

@@ -51,10 +51,10 @@ class Storage:
     def listed(self, folder: str) -> Iterator[tuple[str, Listed]]:
         """The files under `folder` (absolute) and its sub-folders: each one's path under the
         root and what it holds."""
-        for info in python_files.files_under(folder):
+        for info in python_files.files_under(folder, links=True):
             name = info.path.removeprefix(f"{self.root}/")
             if not CHECKSUM_FILE.fullmatch(name.rsplit("/", 1)[-1]):  # Hadoop's local checksums
-                yield name, Listed(_version(info), info.modified_ms)
+                yield name, Listed(_version(info), info.modified_ms, info.linked)
 
     def paths_under(self, relative: str) -> list[str]:
         """Every file under folder `<lake root>/<relative>` and its sub-folders, local
