@@ -52,6 +52,7 @@ WHITE_SPACE = (
 _NOT_IN_ADDRESS = f'@{WHITE_SPACE}\\p{{Cc}}\\p{{Cf}}:;,<>()\\[\\]"\\\\\\x{{FF00}}-\\x{{FFEF}}'
 _LABEL = f"[^{_NOT_IN_ADDRESS}.%/]+"
 EMAIL_PATTERN = f"^[^{_NOT_IN_ADDRESS}]+@{_LABEL}(\\.{_LABEL})*$"
+EMAIL_MAX = 254  # characters
 INVISIBLE = r"[\p{Cc}\p{Cf}]"
 BLANK = " \t\r\n"
 BATCH_ROWS = 1_000_000
@@ -150,7 +151,7 @@ def _field_sql(name: str, kind: str, required: bool) -> tuple[str, str, str]:
         text = f"json_extract_string({value}, '$')"
         ok = f"({json_kind} = 'VARCHAR' OR {finite})"
         if kind == "email":
-            ok = f"({ok} AND regexp_full_match({text}, {_literal(EMAIL_PATTERN)}))"
+            ok = f"({ok} AND {_email_holds(text)})"
         if kind == "serial":
             ok = f"({ok} AND {_serial_holds(text)})"
         elif required:
@@ -182,6 +183,12 @@ def _field_sql(name: str, kind: str, required: bool) -> tuple[str, str, str]:
 
 def _stripped(text: str) -> str:
     return f"trim({text}, {_literal(WHITE_SPACE)})"
+
+
+def _email_holds(text: str) -> str:
+    """An address matches the pattern and has at most `EMAIL_MAX` characters."""
+    matches = f"regexp_full_match({text}, {_literal(EMAIL_PATTERN)})"
+    return f"({matches} AND length({text}) <= {EMAIL_MAX})"
 
 
 def _serial_holds(text: str) -> str:
@@ -273,7 +280,7 @@ def _fast_sql(dataset: str, lines: str) -> str:
             text = f"trim(p[{part + 1}], {_literal(_AROUND)})"
             values[name], part = f"TRY_CAST({text} AS {SQL_TYPES[kind]})", part + 2
     checks = {
-        "email": lambda v: f"regexp_full_match({v}, {_literal(EMAIL_PATTERN)})",
+        "email": _email_holds,
         "serial": _serial_holds,
         "epoch": lambda v: f"coalesce({v} >= {EPOCH_MIN_MS} AND {v} < {EPOCH_END_MS}, false)",
         "number": lambda v: f"coalesce(isfinite({v}), false)",

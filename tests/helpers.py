@@ -314,6 +314,10 @@ HOSTILE = {
         b'{"user":"a@test.com",' + FIELDS + b',"w":' + b"[" * 5000 + b"]" * 5000 + b"}",
         "not a JSON object",
     ),
+    "an address of 255 characters": (
+        b'{"user":"' + b"a" * 246 + b'@test.com",' + FIELDS + b"}",
+        "'user' must have at most 254 characters, got '" + "a" * 40 + "'",
+    ),
     "a number of 5,000 digits": (
         b'{"user":"a@test.com","timestamp":' + b"9" * 5000 + b',"x":1,"y":1,"z":1}',
         "not a JSON object",

@@ -76,6 +76,7 @@ EMAIL = re.compile(
     rf"[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}.%/]+(?:\.[^{_NOT_IN_ADDRESS}.%/]+)*"
 )
 INVISIBLE = {"Cc", "Cf"}  # control and format characters, refused in an address
+EMAIL_MAX = 254  # characters
 BLANK = " \t\r\n"
 
 
@@ -127,7 +128,8 @@ def _string(value: Any) -> str:
 
 def _email(value: Any) -> str:
     text = _string(value)
-    if not EMAIL.fullmatch(text) or any(unicodedata.category(c) in INVISIBLE for c in text):
+    invisible = any(unicodedata.category(c) in INVISIBLE for c in text)
+    if not EMAIL.fullmatch(text) or invisible or len(text) > EMAIL_MAX:
         raise Invalid(f"not an email: {text!r}")
     return unicodedata.normalize("NFC", text.lower())  # one person's in any case or form
 

@@ -129,6 +129,8 @@ def _check(meta: Any) -> Check | None:
             return Check(lambda c: c != F.lit(""), "must not be empty")
         case at.MinLen(min_length=n):
             return Check(lambda c: F.length(c) >= n, f"must have at least {n} characters")
+        case at.MaxLen(max_length=n):
+            return Check(lambda c: F.length(c) <= n, f"must have at most {n} characters")
     if getattr(meta, "allow_inf_nan", True) is False:
         return Check(
             lambda c: ~F.isnan(c) & (F.abs(c) != F.lit(float("inf"))), "must be a finite number"

@@ -56,9 +56,16 @@ Serial = Annotated[
 it or spelt with combining marks, so kept stripped, in lower case and composed (two claims of
 one device spelt differently make it ambiguous all the same). Nothing invisible in it."""
 
+# The longest address mail can carry (RFC 5321's 256-octet path, less its angle brackets).
+EMAIL_MAX = 254
+
 Email = Annotated[
-    str, Field(min_length=1, pattern=EMAIL_PATTERN), StringConstraints(to_lower=True), Composed
+    str,
+    Field(min_length=1, max_length=EMAIL_MAX, pattern=EMAIL_PATTERN),
+    StringConstraints(to_lower=True),
+    Composed,
 ]
-"""An e-mail address: something@somewhere, no spaces, nothing invisible. Kept in lower case
+"""An e-mail address: something@somewhere, no spaces, nothing invisible, at most `EMAIL_MAX`
+characters. Kept in lower case
 and composed: an address names one person in any letter case and whether a letter's accent is
 a mark of its own or not, and every join, ranking and erasure compares addresses."""
