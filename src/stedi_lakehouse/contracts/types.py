@@ -66,6 +66,6 @@ Email = Annotated[
     Composed,
 ]
 """An e-mail address: something@somewhere, no spaces, nothing invisible, at most `EMAIL_MAX`
-characters. Kept in lower case
-and composed: an address names one person in any letter case and whether a letter's accent is
-a mark of its own or not, and every join, ranking and erasure compares addresses."""
+characters. Kept in lower case and composed: an address names one person in any letter case
+and whether a letter's accent is a mark of its own or not, and every join, ranking and erasure
+compares addresses."""

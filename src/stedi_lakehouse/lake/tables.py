@@ -286,8 +286,9 @@ class Lake:
         """Whether table `name` may be granted to data scientists: curated, with no direct
         identifier column under the rules it was written with."""
         spec = CATALOGUE[Table(name)]
-        contract = spec.contract_for(self.table_rules(name))
-        return spec.zone == Zone.CURATED and not IDENTIFIERS & set(contract.model_fields)
+        if spec.zone != Zone.CURATED:
+            return False
+        return not IDENTIFIERS & set(spec.contract_for(self.table_rules(name)).model_fields)
 
     def table_rules(self, name: str) -> Rules | None:
         """The rules preset of the latest commit that states one (maintenance commits such as
